@@ -1,0 +1,173 @@
+"""Benchmark: stimulus generation at target bitrates on Kodak (foundation issue).
+
+Prints two things, both measured in this one run:
+
+1. Accuracy: for 24 Kodak images × the classical codecs × targets 0.1/0.25/0.5/1.0 bpp,
+   the share of stimuli within ±3 % of the target (goal ≥ 95 %); the rest are checked to
+   sit at the codec's nearest step (the next step up overshoots the target by > 3 %, or
+   the dial's lowest-rate end is already above it).
+2. Speed: wall time of PerceptLab's full pipeline (jobs, rate control, storage, database)
+   for JPEG and WebP against CompressAI's own bench codecs
+   (``compressai.utils.bench.codecs.JPEG/WebP``) encoding and decoding the same images over
+   the quality grid CompressAI's ``run-benchmarks.sh`` uses to draw a rate curve
+   (5, 10, …, 95), both with the same number of worker processes. Ratio = ours / theirs
+   (goal ≤ 1.0).
+
+    .venv/bin/python bench/generation.py [--images ../shared/datasets/kodak] [--limit N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from multiprocessing import get_context
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CLASSICAL = ["jpeg", "jpeg444", "webp", "jpeg2000", "avif", "heic", "jxl"]
+TARGETS = [0.1, 0.25, 0.5, 1.0]
+COMPRESSAI_QUALITIES = list(range(5, 100, 5))
+
+
+def setup_django(workdir: Path) -> None:
+    sys.path.insert(0, str(ROOT))
+    os.environ["DJANGO_SETTINGS_MODULE"] = "perceptlab.settings"
+    os.environ["DATABASE_URL"] = f"sqlite:///{workdir / 'bench.sqlite3'}"
+    os.environ["PERCEPTLAB_MEDIA_ROOT"] = str(workdir / "media")
+    os.environ["PERCEPTLAB_TASKS"] = "immediate"
+    import django
+
+    django.setup()
+
+
+def _worker(job_ids: list[int]) -> None:
+    from django.db import connection
+
+    from perceptlab.codecs.generation import run_job
+
+    connection.close()  # never share the parent's connection
+    for job_id in job_ids:
+        run_job(job_id)
+
+
+def run_pipeline(job_ids: list[int], workers: int) -> float:
+    """Every worker walks the whole list from its own start; the atomic claim splits the work."""
+    from django.db import connection
+
+    connection.close()
+    started = time.perf_counter()
+    with get_context("fork").Pool(workers) as pool:
+        offsets = [i * len(job_ids) // workers for i in range(workers)]
+        pool.map(_worker, [job_ids[o:] + job_ids[:o] for o in offsets])
+    return time.perf_counter() - started
+
+
+def _compressai_one(task: tuple[str, str, int]) -> float:
+    from compressai.utils.bench.codecs import JPEG, WebP
+
+    codec_name, path, quality = task
+    codec = {"jpeg": JPEG, "webp": WebP}[codec_name](argparse.Namespace())
+    out, _ = codec._run_impl(path, quality)
+    return float(out["bpp"])
+
+
+def run_compressai(paths: list[Path], codecs: list[str], workers: int) -> float:
+    tasks = [(c, str(p), q) for c in codecs for p in paths for q in COMPRESSAI_QUALITIES]
+    started = time.perf_counter()
+    with get_context("fork").Pool(workers) as pool:
+        pool.map(_compressai_one, tasks, chunksize=8)
+    return time.perf_counter() - started
+
+
+def plan(paths: list[Path], codecs: list[str]) -> list[int]:
+    from perceptlab.codecs.generation import JobRequest, plan_jobs
+    from perceptlab.codecs.intake import import_file
+    from perceptlab.codecs.models import ImageSet
+
+    image_set, _ = ImageSet.objects.get_or_create(name="kodak-bench")
+    for path in paths:
+        import_file(image_set=image_set, path=path)
+    requests = [JobRequest(codec=c, target_bpp=t) for c in codecs for t in TARGETS]
+    return [job.pk for job in plan_jobs(sources=image_set.images.all(), requests=requests)]
+
+
+def at_nearest_step(reconstruction: object) -> bool:
+    """A miss is acceptable only if no step of the dial gets closer within the rule."""
+    from perceptlab.codecs.ratecontrol import TOLERANCE, encode_at_bpp
+    from perceptlab.codecs.registry import get_codec
+    from perceptlab.lib.images import decode_png
+
+    r = reconstruction
+    image = decode_png(r.source.png.read())  # type: ignore[attr-defined]
+    again = encode_at_bpp(get_codec(r.codec), image, r.target_bpp)  # type: ignore[attr-defined]
+    codec = get_codec(r.codec)  # type: ignore[attr-defined]
+    dial = codec.dial
+    assert dial is not None
+    if not again.within_tolerance:
+        return True  # the lowest-rate end of the dial already overshoots
+    value = float(again.params[dial.name])
+    step = 1.0 if dial.integer else 0.01 * (dial.high - dial.low)
+    up = value + step if dial.increasing else value - step
+    if not dial.low <= up <= dial.high:
+        return True
+    params = {**again.params, dial.name: int(up) if dial.integer else up}
+    bpp = 8 * len(codec.encode(image, params)) / (image.shape[0] * image.shape[1])
+    return bpp > r.target_bpp * (1 + TOLERANCE)  # type: ignore[attr-defined]
+
+
+def report_accuracy(codecs: list[str]) -> tuple[int, int]:
+    from perceptlab.codecs.models import Reconstruction
+
+    total = within = 0
+    print(f"{'codec':10} {'within ±3%':>11} {'misses at nearest step':>24}")
+    for codec in codecs:
+        rows = list(Reconstruction.objects.filter(codec=codec).select_related("source"))
+        hits = [r for r in rows if abs(r.achieved_bpp / r.target_bpp - 1) <= 0.03]
+        misses = [r for r in rows if r not in hits]
+        nearest = sum(at_nearest_step(r) for r in misses)
+        total, within = total + len(rows), within + len(hits)
+        print(f"{codec:10} {len(hits):5}/{len(rows):<5} {nearest:>12}/{len(misses)}"
+              + "".join(f"  [{r.source.name} {r.target_bpp}: {r.achieved_bpp:.4f}]"
+                        for r in misses[:3]))
+    return within, total
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--images", type=Path, default=ROOT.parent / "shared/datasets/kodak")
+    parser.add_argument("--limit", type=int, default=24, help="number of images")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--codecs", default=",".join(CLASSICAL))
+    args = parser.parse_args()
+    paths = sorted(args.images.glob("*.png"))[: args.limit]
+    if not paths:
+        sys.exit(f"no PNG images in {args.images}")
+    codecs = args.codecs.split(",")
+    with tempfile.TemporaryDirectory(prefix="perceptlab-bench-") as tmp:
+        setup_django(Path(tmp))
+        from django.core.management import call_command
+
+        call_command("migrate", verbosity=0)
+        speed_codecs = [c for c in ("jpeg", "webp") if c in codecs]
+        speed_jobs = plan(paths, speed_codecs)
+        ours = run_pipeline(speed_jobs, args.workers)
+        theirs = run_compressai(paths, speed_codecs, args.workers)
+        rest = [c for c in codecs if c not in speed_codecs]
+        started = time.perf_counter()
+        run_pipeline(plan(paths, rest), args.workers)
+        rest_seconds = time.perf_counter() - started
+        within, total = report_accuracy(codecs)
+        print(f"\naccuracy: {within}/{total} = {within / total:.1%} within ±3 % of target "
+              f"(goal ≥ 95 %)")
+        print(f"speed ({', '.join(speed_codecs)}; {len(paths)} images × {len(TARGETS)} targets, "
+              f"{args.workers} workers): PerceptLab {ours:.2f} s vs CompressAI bench "
+              f"{len(COMPRESSAI_QUALITIES)}-point sweep {theirs:.2f} s → ratio "
+              f"{ours / theirs:.2f} (goal ≤ 1.0)")
+        print(f"other codecs ({', '.join(rest)}): {rest_seconds:.1f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,13 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class CodecsConfig(AppConfig):
+    name = "perceptlab.codecs"
+    label = "codecs"
+    verbose_name = "Images, codecs and reconstructions"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from perceptlab.codecs import checks  # noqa: F401  (registers the system checks)

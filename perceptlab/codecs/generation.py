@@ -1,0 +1,246 @@
+"""Generation jobs: plan, claim, run — idempotent, resumable and safe to kill.
+
+One job makes one reconstruction. A job is claimed with a conditional UPDATE (only a
+pending job, or a running one whose lease expired because its worker died, can be
+taken), so two workers never run the same job at once. Files are stored and verified
+before the row that points at them is created, and the reconstruction row and the job's
+DONE state are written in one transaction: a reconstruction row exists only for a
+complete, hash-verified pair of files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from hashlib import sha256
+
+import numpy as np
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count, F, Q
+from django.utils import timezone
+
+from perceptlab.codecs.base import Codec, CodecError, bits_per_pixel
+from perceptlab.codecs.files import read_bytes, sha256_hex, store_verified
+from perceptlab.codecs.models import GenerationJob, Reconstruction, SourceImage
+from perceptlab.codecs.ratecontrol import RateResult, encode_at_bpp, encode_at_bytes
+from perceptlab.codecs.registry import get_codec
+from perceptlab.lib.images import decode_png, encode_png
+
+State = GenerationJob.State
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def job_key(
+    *,
+    source: SourceImage,
+    codec: str,
+    target_bpp: float | None = None,
+    fixed_params: Mapping[str, object] | None = None,
+    base_params: Mapping[str, object] | None = None,
+    match: Reconstruction | None = None,
+) -> str:
+    """Hash of what a job makes: asking for the same thing twice finds the same job."""
+    request = {
+        "source": source.pixels_sha256,
+        "set": source.image_set_id,
+        "codec": codec,
+        "target_bpp": None if target_bpp is None else round(float(target_bpp), 6),
+        "fixed_params": dict(fixed_params) if fixed_params is not None else None,
+        "base_params": dict(base_params or {}),
+        "match": match.pk if match is not None else None,
+    }
+    return sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    codec: str
+    target_bpp: float | None = None
+    fixed_params: Mapping[str, object] | None = None
+    base_params: Mapping[str, object] | None = None
+
+
+def plan_jobs(
+    *, sources: Iterable[SourceImage], requests: Sequence[JobRequest]
+) -> list[GenerationJob]:
+    """Create (or find) one job per source × request; failed jobs are reset to pending.
+
+    Parameters are validated up front, so a typo fails here with the valid names listed
+    instead of in every job.
+    """
+    for request in requests:
+        codec = get_codec(request.codec)
+        if request.fixed_params is not None:
+            codec.validate_params(request.fixed_params)
+        else:
+            codec.validate_params(request.base_params or {})
+    jobs = []
+    for source in sources:
+        for request in requests:
+            jobs.append(_get_or_create_job(source, request))
+    return jobs
+
+
+def _get_or_create_job(source: SourceImage, request: JobRequest) -> GenerationJob:
+    fixed = dict(request.fixed_params) if request.fixed_params is not None else None
+    base = dict(request.base_params or {})
+    key = job_key(
+        source=source,
+        codec=request.codec,
+        target_bpp=request.target_bpp,
+        fixed_params=fixed,
+        base_params=base,
+    )
+    job, _ = GenerationJob.objects.get_or_create(
+        key=key,
+        defaults={
+            "source": source,
+            "codec": request.codec,
+            "target_bpp": request.target_bpp,
+            "fixed_params": fixed,
+            "base_params": base,
+        },
+    )
+    if job.state == State.FAILED:
+        GenerationJob.objects.filter(pk=job.pk, state=State.FAILED).update(
+            state=State.PENDING, error=""
+        )
+        job.refresh_from_db()
+    return job
+
+
+def plan_match(*, reconstruction: Reconstruction, codec: str) -> GenerationJob:
+    """A job encoding the same image with ``codec`` at ``reconstruction``'s size."""
+    get_codec(codec)
+    key = job_key(source=reconstruction.source, codec=codec, match=reconstruction)
+    job, _ = GenerationJob.objects.get_or_create(
+        key=key, defaults={"source": reconstruction.source, "codec": codec, "match": reconstruction}
+    )
+    return job
+
+
+def claim(job_id: int, *, worker: str) -> bool:
+    """Atomically take a job; False when another worker has it or it is finished."""
+    now = timezone.now()
+    takeable = Q(state=State.PENDING) | Q(state=State.RUNNING, lease_until__lt=now)
+    lease = now + timedelta(seconds=settings.GENERATION_LEASE_SECONDS)
+    taken = GenerationJob.objects.filter(takeable, pk=job_id).update(
+        state=State.RUNNING,
+        worker=worker,
+        lease_until=lease,
+        started=now,
+        attempts=F("attempts") + 1,
+    )
+    return taken == 1
+
+
+def run_job(job_id: int, *, worker: str | None = None) -> Reconstruction | None:
+    """Claim and run one job; returns its reconstruction, or None if it was not ours to run.
+
+    Codec failures are recorded on the job (state FAILED, message in ``error``) and not
+    raised, so one bad (image, codec) pair never stops a batch.
+    """
+    worker = worker or worker_name()
+    if not claim(job_id, worker=worker):
+        job = GenerationJob.objects.get(pk=job_id)
+        return job.reconstruction if job.state == State.DONE else None
+    job = GenerationJob.objects.select_related("source", "match").get(pk=job_id)
+    try:
+        return _make_reconstruction(job, worker=worker)
+    except CodecError as exc:
+        _fail(job, worker=worker, message=str(exc))
+        return None
+    except Exception as exc:
+        _fail(job, worker=worker, message=f"{type(exc).__name__}: {exc}")
+        raise
+
+
+def _fail(job: GenerationJob, *, worker: str, message: str) -> None:
+    GenerationJob.objects.filter(pk=job.pk, state=State.RUNNING, worker=worker).update(
+        state=State.FAILED, error=message[:4000], finished=timezone.now()
+    )
+
+
+def _encode(job: GenerationJob, codec: Codec, image: np.ndarray) -> tuple[RateResult, dict]:
+    if job.target_bpp is not None:
+        result = encode_at_bpp(codec, image, job.target_bpp, base_params=job.base_params)
+        return result, result.as_record()
+    if job.match is not None:
+        result = encode_at_bytes(codec, image, job.match.num_bytes, base_params=job.base_params)
+        return result, {**result.as_record(), "mode": "match", "match": job.match.pk}
+    params = codec.validate_params(job.fixed_params or {})
+    started = time.perf_counter()
+    bitstream = codec.encode(image, params)
+    seconds = time.perf_counter() - started
+    height, width = image.shape[:2]
+    bpp = bits_per_pixel(len(bitstream), height, width)
+    result = RateResult(params, bitstream, bpp, bpp, seconds, True, 1)
+    return result, {"mode": "fixed"}
+
+
+def _make_reconstruction(job: GenerationJob, *, worker: str) -> Reconstruction | None:
+    codec = get_codec(job.codec)
+    codec.require_available()
+    source = job.source
+    png = read_bytes(source.png.name)
+    if sha256_hex(png) != source.png_sha256:
+        raise CodecError(job.codec, f"source file of {source} does not match its SHA-256")
+    image = decode_png(png)
+    result, record = _encode(job, codec, image)
+    started = time.perf_counter()
+    decoded = codec.decode(result.bitstream)
+    decode_seconds = time.perf_counter() - started
+    if decoded.shape != image.shape:
+        raise CodecError(job.codec, f"decoded shape {decoded.shape} != source {image.shape}")
+    bitstream_name, bitstream_sha = store_verified(
+        result.bitstream, folder="bitstreams", extension=codec.file_extension
+    )
+    png_name, png_sha = store_verified(encode_png(decoded), folder="reconstructions", extension="png")
+    with transaction.atomic():
+        still_ours = GenerationJob.objects.select_for_update().filter(
+            pk=job.pk, state=State.RUNNING, worker=worker
+        )
+        if not still_ours.exists():
+            return None  # our lease expired and another worker took over
+        reconstruction = Reconstruction.objects.create(
+            source=source,
+            codec=job.codec,
+            codec_version=codec.version(),
+            params=result.params,
+            target_bpp=job.target_bpp if job.match is None else result.target_bpp,
+            achieved_bpp=result.bpp,
+            num_bytes=len(result.bitstream),
+            width=image.shape[1],
+            height=image.shape[0],
+            bitstream=bitstream_name,
+            bitstream_sha256=bitstream_sha,
+            png=png_name,
+            png_sha256=png_sha,
+            encode_seconds=result.encode_seconds,
+            decode_seconds=decode_seconds,
+            rate_control=record,
+        )
+        still_ours.update(
+            state=State.DONE, reconstruction=reconstruction, finished=timezone.now(), error=""
+        )
+    return reconstruction
+
+
+def progress(jobs: Iterable[GenerationJob] | None = None) -> dict[str, int]:
+    """Job counts by state (all jobs, or the given ones)."""
+    queryset = GenerationJob.objects.all()
+    if jobs is not None:
+        queryset = queryset.filter(pk__in=[job.pk for job in jobs])
+    counts = {state.value: 0 for state in State}
+    for row in queryset.values("state").annotate(n=Count("id")):
+        counts[row["state"]] = row["n"]
+    return counts

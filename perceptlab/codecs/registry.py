@@ -1,0 +1,93 @@
+"""The codec registry: one entry per stable slug, classes imported on first use.
+
+Web requests list codecs from here without importing any codec module (and so without
+torch); :func:`get_codec` imports the class the first time it is asked for.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from functools import cache
+
+from perceptlab.codecs.base import Codec, CodecError
+
+
+@dataclass(frozen=True)
+class CodecEntry:
+    slug: str
+    label: str
+    family: str  # "classical", "external" or "neural"
+    target: str  # "package.module:ClassName"
+    description: str
+
+
+class UnknownCodec(CodecError, KeyError):
+    def __init__(self, slug: str) -> None:
+        super().__init__(slug, f"unknown codec; registered: {', '.join(REGISTRY)}")
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+REGISTRY: dict[str, CodecEntry] = {}
+
+
+def register(entry: CodecEntry) -> None:
+    if entry.slug in REGISTRY:
+        raise ValueError(f"codec slug {entry.slug!r} is registered twice")
+    REGISTRY[entry.slug] = entry
+
+
+_C = "perceptlab.codecs.classical"
+_X = "perceptlab.codecs.external"
+for _entry in (
+    CodecEntry("jpeg", "JPEG 4:2:0", "classical", f"{_C}:JpegCodec",
+               "libjpeg-turbo through Pillow, 4:2:0 chroma, optimised Huffman tables"),
+    CodecEntry("jpeg444", "JPEG 4:4:4", "classical", f"{_C}:Jpeg444Codec",
+               "libjpeg-turbo through Pillow, no chroma subsampling"),
+    CodecEntry("webp", "WebP", "classical", f"{_C}:WebpCodec",
+               "libwebp (lossy, method 6) through Pillow"),
+    CodecEntry("jpeg2000", "JPEG 2000", "classical", f"{_C}:Jpeg2000Codec",
+               "OpenJPEG through Pillow, 9/7 wavelet with the multi-component transform"),
+    CodecEntry("avif", "AVIF", "classical", f"{_C}:AvifCodec",
+               "libavif (aom encoder, dav1d decoder) built into Pillow, 4:4:4"),
+    CodecEntry("heic", "HEIC", "classical", f"{_C}:HeicCodec",
+               "libheif (x265 encoder, libde265 decoder) through pillow-heif, 4:4:4"),
+    CodecEntry("jxl", "JPEG XL", "classical", f"{_C}:JxlCodec",
+               "libjxl through pillow-jxl-plugin"),
+    CodecEntry("bpg", "BPG", "external", f"{_X}:BpgCodec",
+               "bpgenc/bpgdec (libbpg, x265), 4:4:4 YCbCr 8-bit"),
+    CodecEntry("vvc", "VVC (VVenC)", "external", f"{_X}:VvcCodec",
+               "Fraunhofer vvencapp/vvdecapp, BT.709 full-range 4:2:0 10-bit"),
+):
+    register(_entry)
+
+
+@cache
+def get_codec(slug: str) -> Codec:
+    """The codec instance for ``slug`` (imported on first use)."""
+    try:
+        entry = REGISTRY[slug]
+    except KeyError:
+        raise UnknownCodec(slug) from None
+    module_name, _, class_name = entry.target.partition(":")
+    codec_class = getattr(importlib.import_module(module_name), class_name)
+    codec = codec_class()
+    if codec.slug != slug:
+        raise ValueError(f"{entry.target} declares slug {codec.slug!r}, registered as {slug!r}")
+    return codec
+
+
+def parse_slugs(text: str) -> list[str]:
+    """``"jpeg, webp"`` → ``["jpeg", "webp"]``; raises :class:`UnknownCodec` on a bad slug."""
+    slugs = [s.strip() for s in text.split(",") if s.strip()]
+    for slug in slugs:
+        if slug not in REGISTRY:
+            raise UnknownCodec(slug)
+    return slugs
+
+
+def codec_choices() -> list[tuple[str, str]]:
+    """(slug, label) pairs for forms and the admin, in registry order."""
+    return [(entry.slug, entry.label) for entry in REGISTRY.values()]

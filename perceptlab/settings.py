@@ -1,0 +1,143 @@
+"""PerceptLab settings, read from the environment (see README "Configuration").
+
+Every value has an embedded default (SQLite in WAL mode, local files under ``var/``,
+one worker); nothing here needs editing to run the demo.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from perceptlab.lib.env import (
+    database_from_url,
+    envbool,
+    envint,
+    envlist,
+    envpath,
+    envstr,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = envpath("PERCEPTLAB_VAR_DIR", BASE_DIR / "var")
+
+DEBUG = envbool("DJANGO_DEBUG", False)
+SECRET_KEY = envstr("DJANGO_SECRET_KEY", "insecure-dev-key-set-DJANGO_SECRET_KEY-in-production")
+ALLOWED_HOSTS = envlist("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = envlist("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_tasks",
+    "django_tasks_db",
+    "perceptlab.codecs",
+    "perceptlab.studies",
+    "perceptlab.evaluation",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "perceptlab.urls"
+WSGI_APPLICATION = "perceptlab.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+if not envstr("DATABASE_URL", ""):
+    VAR_DIR.mkdir(parents=True, exist_ok=True)  # home of the embedded SQLite database
+DATABASES = {
+    "default": database_from_url(
+        envstr("DATABASE_URL", f"sqlite:///{VAR_DIR / 'perceptlab.sqlite3'}"),
+        base_dir=BASE_DIR,
+    )
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Files: always through the storage API (STORAGES), so django-storages/S3 is a settings change.
+MEDIA_ROOT = envpath("PERCEPTLAB_MEDIA_ROOT", VAR_DIR / "media")
+MEDIA_URL = "/media/"
+STATIC_URL = "/static/"
+STATIC_ROOT = VAR_DIR / "static"
+STORAGES = {
+    "default": {
+        "BACKEND": envstr(
+            "PERCEPTLAB_STORAGE_BACKEND", "django.core.files.storage.FileSystemStorage"
+        ),
+    },
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+
+# Background jobs: django-tasks (the API Django 6 ships) with the database backend;
+# `manage.py db_worker` runs them. PERCEPTLAB_TASKS=immediate runs them inline.
+_TASK_BACKENDS = {
+    "database": "django_tasks_db.DatabaseBackend",
+    "immediate": "django_tasks.backends.immediate.ImmediateBackend",
+    "dummy": "django_tasks.backends.dummy.DummyBackend",
+}
+TASKS_BACKEND_NAME = envstr("PERCEPTLAB_TASKS", "database")
+TASKS = {
+    "default": {
+        # An unknown name fails in the system check codecs.E010, not with a KeyError here.
+        "BACKEND": _TASK_BACKENDS.get(TASKS_BACKEND_NAME, TASKS_BACKEND_NAME),
+    }
+}
+# Seconds a running generation job may go without a heartbeat before another worker may
+# take it over (a worker killed mid-job leaves its lease to expire).
+GENERATION_LEASE_SECONDS = envint("PERCEPTLAB_LEASE_SECONDS", 600, min_value=10)
+# Worker processes the demo/run script starts.
+WORKER_PROCESSES = envint("PERCEPTLAB_WORKERS", 1, min_value=1, max_value=64)
+
+# Image intake limits.
+IMAGE_MAX_PIXELS = envint("PERCEPTLAB_IMAGE_MAX_PIXELS", 50_000_000, min_value=1)
+IMAGE_MAX_SIDE = envint("PERCEPTLAB_IMAGE_MAX_SIDE", 16_384, min_value=16)
+IMAGE_MIN_SIDE = envint("PERCEPTLAB_IMAGE_MIN_SIDE", 16, min_value=1)
+IMAGE_MAX_BYTES = envint("PERCEPTLAB_IMAGE_MAX_BYTES", 200 * 1024 * 1024, min_value=1024)
+
+# External codec binaries: a name looked up on PATH, or an absolute path.
+CODEC_BINARIES = {
+    "bpgenc": envstr("BPGENC", "bpgenc"),
+    "bpgdec": envstr("BPGDEC", "bpgdec"),
+    "vvencapp": envstr("VVENCAPP", "vvencapp"),
+    "vvdecapp": envstr("VVDECAPP", "vvdecapp"),
+}
+# Seconds an external encoder/decoder may run before it is killed.
+CODEC_TIMEOUT_SECONDS = envint("PERCEPTLAB_CODEC_TIMEOUT", 600, min_value=1)
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": envstr("PERCEPTLAB_LOG_LEVEL", "INFO")},
+}

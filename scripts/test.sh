@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Run the whole test suite (installs first if needed). Extra arguments go to pytest.
+# DATABASE_URL=postgres://postgres@127.0.0.1:5432/test runs it on PostgreSQL.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+exec .venv/bin/python -m pytest "$@"
