@@ -25,7 +25,9 @@ def codec_choices_with_availability() -> list[tuple[str, str]]:
     for slug, entry in REGISTRY.items():
         try:
             state = get_codec(slug).availability()
-            label = entry.label if state.available else f"{entry.label} — unavailable: {state.reason}"
+            label = (
+                entry.label if state.available else f"{entry.label} — unavailable: {state.reason}"
+            )
         except (ImportError, CodecError) as exc:
             label = f"{entry.label} — unavailable: {exc}"
         choices.append((slug, label))
@@ -59,7 +61,9 @@ class ImageSetForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["generate_codecs"].choices = codec_choices_with_availability()
+        field = self.fields["generate_codecs"]
+        assert isinstance(field, forms.MultipleChoiceField)
+        field.choices = codec_choices_with_availability()
 
     def clean_generate_bpps(self) -> list[float]:
         text = self.cleaned_data["generate_bpps"]
@@ -86,7 +90,7 @@ class SourceImageInline(admin.TabularInline):
     model = SourceImage
     extra = 0
     can_delete = True
-    fields = ["name", "width", "height", "source_format", "conversion_notes", "png_sha256"]
+    fields = ("name", "width", "height", "source_format", "conversion_notes", "png_sha256")
     readonly_fields = fields
 
 
@@ -96,7 +100,12 @@ def progress_bar(done: int, total: int, failed: int = 0) -> str:
     percent = 100 * done // total
     return format_html(
         '<progress value="{}" max="{}"></progress> {}/{} ({}%){}',
-        done, total, done, total, percent, f", {failed} failed" if failed else "",
+        done,
+        total,
+        done,
+        total,
+        percent,
+        f", {failed} failed" if failed else "",
     )
 
 
@@ -111,11 +120,17 @@ class ImageSetAdmin(admin.ModelAdmin):
     ]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[ImageSet]:
-        return super().get_queryset(request).annotate(
-            n_images=Count("images", distinct=True),
-            n_jobs=Count("images__jobs", distinct=True),
-            n_done=Count("images__jobs", filter=Q(images__jobs__state="done"), distinct=True),
-            n_failed=Count("images__jobs", filter=Q(images__jobs__state="failed"), distinct=True),
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                n_images=Count("images", distinct=True),
+                n_jobs=Count("images__jobs", distinct=True),
+                n_done=Count("images__jobs", filter=Q(images__jobs__state="done"), distinct=True),
+                n_failed=Count(
+                    "images__jobs", filter=Q(images__jobs__state="failed"), distinct=True
+                ),
+            )
         )
 
     @admin.display(description="images", ordering="n_images")
@@ -136,8 +151,13 @@ class ImageSetAdmin(admin.ModelAdmin):
                 self.message_user(request, f"not imported: {exc}", messages.WARNING)
             else:
                 notes = "; ".join(image.conversion_notes)
-                self.message_user(request, f"imported {image.name}" + (f" ({notes})" if notes else ""))
-        codecs, bpps = form.cleaned_data.get("generate_codecs"), form.cleaned_data.get("generate_bpps")
+                self.message_user(
+                    request, f"imported {image.name}" + (f" ({notes})" if notes else "")
+                )
+        codecs, bpps = (
+            form.cleaned_data.get("generate_codecs"),
+            form.cleaned_data.get("generate_bpps"),
+        )
         if codecs and bpps:
             requests = [JobRequest(codec=c, target_bpp=b) for c in codecs for b in bpps]
             jobs = plan_jobs(sources=image_set.images.all(), requests=requests)
@@ -147,8 +167,17 @@ class ImageSetAdmin(admin.ModelAdmin):
 
 @admin.register(GenerationJob)
 class GenerationJobAdmin(admin.ModelAdmin):
-    list_display = ["id", "source", "codec", "describe_target", "state", "attempts", "worker",
-                    "finished", "short_error"]
+    list_display = [
+        "id",
+        "source",
+        "codec",
+        "describe_target",
+        "state",
+        "attempts",
+        "worker",
+        "finished",
+        "short_error",
+    ]
     list_filter = ["state", "codec", "source__image_set"]
     search_fields = ["source__name", "codec", "error"]
     readonly_fields = [f.name for f in GenerationJob._meta.fields]
@@ -172,8 +201,17 @@ class GenerationJobAdmin(admin.ModelAdmin):
 
 @admin.register(Reconstruction)
 class ReconstructionAdmin(admin.ModelAdmin):
-    list_display = ["id", "source", "codec", "target_bpp", "achieved_bpp", "num_bytes",
-                    "encode_seconds", "decode_seconds", "created"]
+    list_display = [
+        "id",
+        "source",
+        "codec",
+        "target_bpp",
+        "achieved_bpp",
+        "num_bytes",
+        "encode_seconds",
+        "decode_seconds",
+        "created",
+    ]
     list_filter = ["codec", "source__image_set"]
     search_fields = ["source__name", "codec", "bitstream_sha256", "png_sha256"]
     readonly_fields = [f.name for f in Reconstruction._meta.fields]

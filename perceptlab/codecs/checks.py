@@ -27,17 +27,21 @@ def check_codec_binaries(app_configs: Any = None, **kwargs: Any) -> list[CheckMe
         env = ENV_NAMES.get(key, key.upper())
         explicit = os.sep in value
         if explicit and not (Path(value).is_file() and os.access(value, os.X_OK)):
-            messages.append(Error(
-                f"binary {key!r} not found or not executable at {value}",
-                hint=f"set {env} to the path of {key}, or unset it to search PATH",
-                id="codecs.E001",
-            ))
+            messages.append(
+                Error(
+                    f"binary {key!r} not found or not executable at {value}",
+                    hint=f"set {env} to the path of {key}, or unset it to search PATH",
+                    id="codecs.E001",
+                )
+            )
         elif not explicit and shutil.which(value) is None:
-            messages.append(Info(
-                f"binary {value!r} not found on PATH; its codec is unavailable",
-                hint=f"install it or set {env}=/path/to/{key}",
-                id="codecs.I001",
-            ))
+            messages.append(
+                Info(
+                    f"binary {value!r} not found on PATH; its codec is unavailable",
+                    hint=f"install it or set {env}=/path/to/{key}",
+                    id="codecs.I001",
+                )
+            )
     return messages
 
 
@@ -46,11 +50,13 @@ def check_task_backend(app_configs: Any = None, **kwargs: Any) -> list[CheckMess
     name = settings.TASKS_BACKEND_NAME
     if name in TASK_BACKENDS or "." in name:
         return []
-    return [Error(
-        f"PERCEPTLAB_TASKS={name!r} is not a task backend",
-        hint=f"use one of {sorted(TASK_BACKENDS)} or a dotted backend path",
-        id="codecs.E010",
-    )]
+    return [
+        Error(
+            f"PERCEPTLAB_TASKS={name!r} is not a task backend",
+            hint=f"use one of {sorted(TASK_BACKENDS)} or a dotted backend path",
+            id="codecs.E010",
+        )
+    ]
 
 
 @register(Tags.files)
@@ -66,8 +72,10 @@ def check_media_root(app_configs: Any = None, **kwargs: Any) -> list[CheckMessag
         writable = False
     if writable:
         return []
-    return [Error(
-        f"media root {root} cannot be created or written",
-        hint="set PERCEPTLAB_MEDIA_ROOT to a writable directory",
-        id="codecs.E020",
-    )]
+    return [
+        Error(
+            f"media root {root} cannot be created or written",
+            hint="set PERCEPTLAB_MEDIA_ROOT to a writable directory",
+            id="codecs.E020",
+        )
+    ]

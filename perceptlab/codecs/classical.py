@@ -65,9 +65,10 @@ def ijg_quant_tables(quality: float) -> list[list[int]]:
     """Quantisation tables for a (possibly fractional) IJG quality in [1, 100].
 
     libjpeg's ``jpeg_quality_scaling``: scale = 5000/q for q < 50, else 200 − 2q
-    (percent, integer division at integer q); entry = ⌊(base·scale + 50)/100⌋ clamped to [1, 255] (baseline). At integer
-    qualities the tables equal libjpeg's own, so the bitstreams are byte-identical to
-    ``quality=q``; fractional qualities give rate control a continuous dial.
+    (percent, integer division at integer q); entry = ⌊(base·scale + 50)/100⌋ clamped to
+    [1, 255] (baseline). At integer qualities the tables equal libjpeg's own, so the
+    bitstreams are byte-identical to ``quality=q``; fractional qualities give rate control
+    a continuous dial.
     """
     if float(quality).is_integer():  # libjpeg's own integer arithmetic
         scale = float(5000 // int(quality) if quality < 50 else 200 - 2 * int(quality))
@@ -85,8 +86,9 @@ class JpegCodec(PillowCodec):
     file_extension = "jpg"
     subsampling: ClassVar[int] = 2  # Pillow: 0 = 4:4:4, 2 = 4:2:0
     params = (
-        Param("quality", float, 75.0, "IJG quality 1–100 (fractional values allowed)",
-              low=1, high=100),
+        Param(
+            "quality", float, 75.0, "IJG quality 1–100 (fractional values allowed)", low=1, high=100
+        ),
         Param("optimize", bool, True, "optimised Huffman tables (smaller, same pixels)"),
         Param("progressive", bool, False, "progressive scan"),
     )
@@ -167,8 +169,9 @@ class AvifCodec(PillowCodec):
     params = (
         Param("quality", int, 60, "libavif quality 0–100", low=0, high=100),
         Param("speed", int, 6, "encoder speed 0 (slowest) – 10", low=0, high=10),
-        Param("subsampling", str, "4:4:4", "chroma subsampling",
-              choices=("4:4:4", "4:2:2", "4:2:0")),
+        Param(
+            "subsampling", str, "4:4:4", "chroma subsampling", choices=("4:4:4", "4:2:2", "4:2:0")
+        ),
     )
     dial = Dial("quality", 0, 100, integer=True, increasing=True)
 
@@ -229,8 +232,14 @@ class JxlCodec(PillowCodec):
     file_extension = "jxl"
     params = (
         # 100 would mean distance 0, which libjxl only accepts in lossless mode.
-        Param("quality", float, 75.0, "libjxl quality 0–99 (maps to Butteraugli distance)",
-              low=0, high=99),
+        Param(
+            "quality",
+            float,
+            75.0,
+            "libjxl quality 0–99 (maps to Butteraugli distance)",
+            low=0,
+            high=99,
+        ),
         Param("effort", int, 7, "encoder effort 1–9", low=1, high=9),
     )
     dial = Dial("quality", 0, 99, integer=False, increasing=True)
@@ -241,7 +250,9 @@ class JxlCodec(PillowCodec):
     def version(self) -> str:
         from importlib.metadata import version
 
-        return f"libjxl via pillow-jxl-plugin {version('pillow-jxl-plugin')}; Pillow {PIL.__version__}"
+        return (
+            f"libjxl via pillow-jxl-plugin {version('pillow-jxl-plugin')}; Pillow {PIL.__version__}"
+        )
 
     def _save_options(self, params: Params) -> dict[str, Any]:
         return {

@@ -191,7 +191,7 @@ def _make_reconstruction(job: GenerationJob, *, worker: str) -> Reconstruction |
     codec = get_codec(job.codec)
     codec.require_available()
     source = job.source
-    png = read_bytes(source.png.name)
+    png = read_bytes(str(source.png.name))
     if sha256_hex(png) != source.png_sha256:
         raise CodecError(job.codec, f"source file of {source} does not match its SHA-256")
     image = decode_png(png)
@@ -204,7 +204,9 @@ def _make_reconstruction(job: GenerationJob, *, worker: str) -> Reconstruction |
     bitstream_name, bitstream_sha = store_verified(
         result.bitstream, folder="bitstreams", extension=codec.file_extension
     )
-    png_name, png_sha = store_verified(encode_png(decoded), folder="reconstructions", extension="png")
+    png_name, png_sha = store_verified(
+        encode_png(decoded), folder="reconstructions", extension="png"
+    )
     with transaction.atomic():
         still_ours = GenerationJob.objects.select_for_update().filter(
             pk=job.pk, state=State.RUNNING, worker=worker

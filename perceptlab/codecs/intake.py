@@ -12,8 +12,23 @@ from perceptlab.codecs.files import store_verified
 from perceptlab.codecs.models import ImageSet, SourceImage
 from perceptlab.lib.images import ImageRejected, Limits, encode_png, load_image, pixels_sha256
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".ppm", ".pgm",
-                  ".gif", ".heic", ".heif", ".avif", ".jxl", ".jp2"}
+IMAGE_SUFFIXES = {
+    ".png",
+    ".jpg",
+    ".jpeg",
+    ".tif",
+    ".tiff",
+    ".bmp",
+    ".webp",
+    ".ppm",
+    ".pgm",
+    ".gif",
+    ".heic",
+    ".heif",
+    ".avif",
+    ".jxl",
+    ".jp2",
+}
 
 
 class DuplicateImage(Exception):

@@ -12,7 +12,6 @@ from django.db.models import Q
 from django.utils import timezone
 
 
-
 class ImageSet(models.Model):
     name = models.SlugField(max_length=100, unique=True)
     description = models.TextField(blank=True)

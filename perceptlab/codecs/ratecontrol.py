@@ -43,6 +43,8 @@ class RateResult:
     encode_seconds: float
     within_tolerance: bool
     attempts: int
+    tried: tuple[tuple[float, float], ...] = ()
+    """Every (dial value, bpp) encoded on the way, so the choice can be audited."""
 
     def as_record(self) -> dict[str, object]:
         """What is stored with the reconstruction to explain how it was chosen."""
@@ -52,6 +54,7 @@ class RateResult:
             "tolerance": TOLERANCE,
             "within_tolerance": self.within_tolerance,
             "attempts": self.attempts,
+            "tried": [list(pair) for pair in self.tried],
         }
 
 
@@ -67,7 +70,7 @@ class _Search:
         dial = self.codec.dial
         assert dial is not None
         params = dict(self.base_params)
-        params[dial.name] = int(round(value)) if dial.integer else float(value)
+        params[dial.name] = round(value) if dial.integer else float(value)
         return params
 
     def bpp_at(self, value: float) -> float:
@@ -119,6 +122,7 @@ def encode_at_bpp(
         encode_seconds=chosen.encode_seconds,
         within_tolerance=within,
         attempts=len(search.tried),
+        tried=tuple(sorted((a.value, a.bpp) for a in search.tried.values())),
     )
 
 
@@ -160,7 +164,7 @@ def _bisect_continuous(search: _Search, low: float, high: float) -> None:
     assert dial is not None
     hint = search.codec.bracket(search.target)
     if hint is not None:
-        a, b = (hint if dial.increasing else hint[::-1])
+        a, b = hint if dial.increasing else hint[::-1]
         if not search.fits(a) or search.fits(b):
             a, b = low, high  # the hint does not bracket the target: search everything
         low, high = a, b

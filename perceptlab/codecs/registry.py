@@ -42,24 +42,59 @@ def register(entry: CodecEntry) -> None:
 _C = "perceptlab.codecs.classical"
 _X = "perceptlab.codecs.external"
 for _entry in (
-    CodecEntry("jpeg", "JPEG 4:2:0", "classical", f"{_C}:JpegCodec",
-               "libjpeg-turbo through Pillow, 4:2:0 chroma, optimised Huffman tables"),
-    CodecEntry("jpeg444", "JPEG 4:4:4", "classical", f"{_C}:Jpeg444Codec",
-               "libjpeg-turbo through Pillow, no chroma subsampling"),
-    CodecEntry("webp", "WebP", "classical", f"{_C}:WebpCodec",
-               "libwebp (lossy, method 6) through Pillow"),
-    CodecEntry("jpeg2000", "JPEG 2000", "classical", f"{_C}:Jpeg2000Codec",
-               "OpenJPEG through Pillow, 9/7 wavelet with the multi-component transform"),
-    CodecEntry("avif", "AVIF", "classical", f"{_C}:AvifCodec",
-               "libavif (aom encoder, dav1d decoder) built into Pillow, 4:4:4"),
-    CodecEntry("heic", "HEIC", "classical", f"{_C}:HeicCodec",
-               "libheif (x265 encoder, libde265 decoder) through pillow-heif, 4:4:4"),
-    CodecEntry("jxl", "JPEG XL", "classical", f"{_C}:JxlCodec",
-               "libjxl through pillow-jxl-plugin"),
-    CodecEntry("bpg", "BPG", "external", f"{_X}:BpgCodec",
-               "bpgenc/bpgdec (libbpg, x265), 4:4:4 YCbCr 8-bit"),
-    CodecEntry("vvc", "VVC (VVenC)", "external", f"{_X}:VvcCodec",
-               "Fraunhofer vvencapp/vvdecapp, BT.709 full-range 4:2:0 10-bit"),
+    CodecEntry(
+        "jpeg",
+        "JPEG 4:2:0",
+        "classical",
+        f"{_C}:JpegCodec",
+        "libjpeg-turbo through Pillow, 4:2:0 chroma, optimised Huffman tables",
+    ),
+    CodecEntry(
+        "jpeg444",
+        "JPEG 4:4:4",
+        "classical",
+        f"{_C}:Jpeg444Codec",
+        "libjpeg-turbo through Pillow, no chroma subsampling",
+    ),
+    CodecEntry(
+        "webp", "WebP", "classical", f"{_C}:WebpCodec", "libwebp (lossy, method 6) through Pillow"
+    ),
+    CodecEntry(
+        "jpeg2000",
+        "JPEG 2000",
+        "classical",
+        f"{_C}:Jpeg2000Codec",
+        "OpenJPEG through Pillow, 9/7 wavelet with the multi-component transform",
+    ),
+    CodecEntry(
+        "avif",
+        "AVIF",
+        "classical",
+        f"{_C}:AvifCodec",
+        "libavif (aom encoder, dav1d decoder) built into Pillow, 4:4:4",
+    ),
+    CodecEntry(
+        "heic",
+        "HEIC",
+        "classical",
+        f"{_C}:HeicCodec",
+        "libheif (x265 encoder, libde265 decoder) through pillow-heif, 4:4:4",
+    ),
+    CodecEntry("jxl", "JPEG XL", "classical", f"{_C}:JxlCodec", "libjxl through pillow-jxl-plugin"),
+    CodecEntry(
+        "bpg",
+        "BPG",
+        "external",
+        f"{_X}:BpgCodec",
+        "bpgenc/bpgdec (libbpg, x265), 4:4:4 YCbCr 8-bit",
+    ),
+    CodecEntry(
+        "vvc",
+        "VVC (VVenC)",
+        "external",
+        f"{_X}:VvcCodec",
+        "Fraunhofer vvencapp/vvdecapp, BT.709 full-range 4:2:0 10-bit",
+    ),
 ):
     register(_entry)
 

@@ -6,16 +6,20 @@ first failure:
 
 1. the size in bytes, then an empty file;
 2. that Pillow can identify the file at all;
-3. the dimensions read from the header, before any pixel is decoded (zero size, shortest side,
-   longest side, pixel count), so a 50,000x50,000 "decompression bomb" costs nothing;
+3. the pixel count and dimensions read from the header, before any pixel is decoded, so a
+   50,000x50,000 "decompression bomb" costs nothing. The pixel count is Pillow's own check,
+   pinned to ``Limits.max_pixels`` for the call: it also guards what Pillow meets while
+   parsing (a GIF frame that grows the canvas), where a check of ours would come too late;
 4. a single frame: animated or multi-page files are refused (MPO files from phone cameras are
    the exception: their first picture is the photo, the rest are previews or a second view);
 5. a complete decode: a truncated or corrupt file is refused, never padded with grey.
 
 It then applies the EXIF orientation and converts to 8-bit RGB, recording each conversion as a
 plain-language note. Greyscale, 1-bit, palette, CMYK (without colour management) and YCbCr
-are converted; 16-bit samples are scaled 0..65535 -> 0..255 with rounding (v / 257); 32-bit
-integer samples are read as 16-bit and must lie in 0..65535; float samples must lie in 0..1.
+are converted; 16-bit greyscale samples are scaled 0..65535 -> 0..255 with rounding (v / 257),
+32-bit integer samples are read as 16-bit and must lie in 0..65535, float samples must lie in
+0..1. 16-bit colour (RGB/RGBA PNG and TIFF) Pillow itself reduces to the high byte while
+decoding; the note says so.
 An alpha channel (or a palette or colour-key transparency) is dropped when every pixel is fully
 opaque and refused otherwise: the platform evaluates RGB codecs and will not guess a
 background. ICC profiles are not applied; the note names the profile that was ignored.
@@ -61,8 +65,9 @@ _ORIENTATIONS = {
 # the high byte (16-bit RGB/RGBA/LA PNGs, 16-bit RGB TIFFs). "RGB;16" without B/L/N is 5-6-5.
 _HIGH_BYTE_RAWMODE = re.compile(r"(LA|RGB|RGBA|RGBX|CMYK);16[BLN]")
 
-# Pillow keeps LOAD_TRUNCATED_IMAGES and MAX_IMAGE_PIXELS as module globals; load_image pins
-# them for the length of one call, so concurrent calls take turns.
+# Pillow keeps LOAD_TRUNCATED_IMAGES and MAX_IMAGE_PIXELS as module globals, and the bomb warning
+# is made an error through the (process-wide) warnings filters; load_image pins all three for the
+# length of one call, so concurrent calls take turns instead of restoring each other's values.
 _PILLOW_SETTINGS = threading.Lock()
 
 
@@ -124,12 +129,9 @@ def load_image(data: bytes, *, name: str, limits: Limits) -> LoadedImage:
     including every error Pillow raises on malformed data.
     """
     _check_byte_size(data, name=name, limits=limits)
-    with _strict_pillow(), _rejecting_pillow_errors(name=name):
+    with _strict_pillow(limits), _rejecting_pillow_errors(name=name, limits=limits):
         with Image.open(io.BytesIO(data)) as im:
             _check_dimensions(im.size, name=name, limits=limits)
-            # From here Pillow's own bomb check guards what the header did not show (GIF frames
-            # that grow the canvas, TIFF tiles), at our limit; its warnings are errors here.
-            Image.MAX_IMAGE_PIXELS = limits.max_pixels
             frame_notes = _check_single_frame(im, name=name)
             decoder_notes = _pillow_reduction_notes(im)  # must read the tiles before load()
             im.load()
@@ -198,9 +200,7 @@ def _check_dimensions(size: tuple[int, int], *, name: str, limits: Limits) -> No
         raise ImageRejected(name, f"is {shape}; each side must be at least {limits.min_side}")
     if max(width, height) > limits.max_side:
         raise ImageRejected(name, f"is {shape}; no side may be longer than {limits.max_side}")
-    if width * height > limits.max_pixels:
-        reason = f"is {shape} = {width * height:,} pixels, over the limit of {limits.max_pixels:,}"
-        raise ImageRejected(name, reason)
+    # No pixel count here: Pillow's check, pinned to limits.max_pixels, ran in Image.open.
 
 
 def _check_single_frame(im: ImageFile.ImageFile, *, name: str) -> list[str]:
@@ -230,12 +230,13 @@ def _pillow_reduction_notes(im: ImageFile.ImageFile) -> list[str]:
 
 
 @contextmanager
-def _strict_pillow() -> Iterator[None]:
-    """Refuse truncated files and let our header check speak first, restoring both after."""
+def _strict_pillow(limits: Limits) -> Iterator[None]:
+    """Refuse truncated files and more pixels than ``limits`` allow; restore Pillow after."""
     with _PILLOW_SETTINGS, warnings.catch_warnings():
+        # Pillow warns above MAX_IMAGE_PIXELS and raises only above twice that.
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         saved = Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES
-        Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES = None, False
+        Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES = limits.max_pixels, False
         try:
             yield
         finally:
@@ -243,7 +244,7 @@ def _strict_pillow() -> Iterator[None]:
 
 
 @contextmanager
-def _rejecting_pillow_errors(*, name: str) -> Iterator[None]:
+def _rejecting_pillow_errors(*, name: str, limits: Limits) -> Iterator[None]:
     """Turn whatever Pillow raises on malformed input into an ImageRejected."""
     try:
         yield
@@ -252,7 +253,8 @@ def _rejecting_pillow_errors(*, name: str) -> Iterator[None]:
     except UnidentifiedImageError as exc:
         raise ImageRejected(name, "not an image (Pillow cannot identify it)") from exc
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageRejected(name, f"too many pixels to decode safely ({exc})") from exc
+        reason = f"has more than {limits.max_pixels:,} pixels, the limit; refused before decoding"
+        raise ImageRejected(name, reason) from exc
     except (OSError, ValueError, SyntaxError, EOFError, struct.error) as exc:
         raise ImageRejected(name, f"truncated or corrupt ({exc})") from exc
 

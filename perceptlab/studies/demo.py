@@ -11,8 +11,7 @@ from perceptlab.codecs.models import GenerationJob, ImageSet
 from perceptlab.codecs.registry import get_codec
 
 # Photographs shipped inside scikit-image's wheel (usable offline).
-SKIMAGE_PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "motorcycle_left.png",
-                  "rocket.jpg")
+SKIMAGE_PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "motorcycle_left.png", "rocket.jpg")
 DEMO_CODECS = ("jpeg", "webp", "jpeg2000", "avif", "jxl", "heic", "bpg", "vvc")
 DEMO_BPPS = (0.25, 0.5, 1.0)
 
@@ -33,7 +32,9 @@ class DemoPlan:
     rejected: list[str]
 
 
-def build_demo(*, set_name: str, images: list[Path], bpps: tuple[float, ...] = DEMO_BPPS) -> DemoPlan:
+def build_demo(
+    *, set_name: str, images: list[Path], bpps: tuple[float, ...] = DEMO_BPPS
+) -> DemoPlan:
     """Import the images and plan one job per (image, available codec, target)."""
     image_set, _ = ImageSet.objects.get_or_create(
         name=set_name, defaults={"description": "PerceptLab demo image set"}

@@ -59,20 +59,52 @@ def test_codecs_json_lists_every_codec_with_version_and_availability(settings) -
 
 def test_generate_json_prints_one_stimulus_per_line(image_dir: Path) -> None:
     run("import_images", str(image_dir), "--set", "k")
-    out, _ = run("generate", "--set", "k", "--codecs", "jpeg,jxl", "--bpp", "0.5,1",
-                 "--images", "kodim23.png", "--json")
+    out, _ = run(
+        "generate",
+        "--set",
+        "k",
+        "--codecs",
+        "jpeg,jxl",
+        "--bpp",
+        "0.5,1",
+        "--images",
+        "kodim23.png",
+        "--json",
+    )
     rows = [json.loads(line) for line in out.splitlines()]
     assert len(rows) == 4
-    expected = {"image", "codec", "codec_version", "params", "target_bpp", "achieved_bpp",
-                "bytes", "width", "height", "bitstream_sha256", "png_sha256", "encode_s",
-                "decode_s"}
+    expected = {
+        "image",
+        "codec",
+        "codec_version",
+        "params",
+        "target_bpp",
+        "achieved_bpp",
+        "bytes",
+        "width",
+        "height",
+        "bitstream_sha256",
+        "png_sha256",
+        "encode_s",
+        "decode_s",
+    }
     for row in rows:
         assert expected <= set(row)
         assert row["image"] == "kodim23.png" and (row["width"], row["height"]) == (768, 512)
         assert abs(row["achieved_bpp"] / row["target_bpp"] - 1) <= 0.03
         assert row["achieved_bpp"] == 8 * row["bytes"] / (768 * 512)
-    again, _ = run("generate", "--set", "k", "--codecs", "jpeg,jxl", "--bpp", "0.5,1",
-                   "--images", "kodim23.png", "--json")
+    again, _ = run(
+        "generate",
+        "--set",
+        "k",
+        "--codecs",
+        "jpeg,jxl",
+        "--bpp",
+        "0.5,1",
+        "--images",
+        "kodim23.png",
+        "--json",
+    )
     assert again == out and Reconstruction.objects.count() == 4
 
 
@@ -84,15 +116,18 @@ def test_generate_with_fixed_params_uses_the_codecs_names(image_dir: Path) -> No
     assert all(r["target_bpp"] is None for r in rows)
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--codecs", "jpeg,nope", "--bpp", "0.5"], "unknown codec"),
-    (["--codecs", "jpeg", "--bpp", "fast"], "expected comma-separated numbers"),
-    (["--codecs", "jpeg", "--bpp", "-1"], "positive"),
-    (["--codecs", "jpeg", "--params", "qp=3"], r"unknown parameter\(s\) \['qp'\]"),
-    (["--codecs", "jpeg", "--params", "quality"], "is not key=value"),
-    (["--codecs", "jpeg"], "give --bpp targets or fixed --params"),
-    (["--codecs", "jpeg", "--bpp", "0.5", "--images", "x.png"], "not in set 'k': x.png"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--codecs", "jpeg,nope", "--bpp", "0.5"], "unknown codec"),
+        (["--codecs", "jpeg", "--bpp", "fast"], "expected comma-separated numbers"),
+        (["--codecs", "jpeg", "--bpp", "-1"], "positive"),
+        (["--codecs", "jpeg", "--params", "qp=3"], r"unknown parameter\(s\) \['qp'\]"),
+        (["--codecs", "jpeg", "--params", "quality"], "is not key=value"),
+        (["--codecs", "jpeg"], "give --bpp targets or fixed --params"),
+        (["--codecs", "jpeg", "--bpp", "0.5", "--images", "x.png"], "not in set 'k': x.png"),
+    ],
+)
 def test_generate_explains_bad_arguments(image_dir: Path, args: list[str], message: str) -> None:
     run("import_images", str(image_dir), "--set", "k")
     with pytest.raises(CommandError, match=message):

@@ -109,8 +109,10 @@ def test_a_partial_file_left_by_a_killed_worker_is_replaced(tmp_path: Path) -> N
 
 def test_fixed_parameters_skip_rate_control() -> None:
     image_set = make_set("kodim23")
-    [job] = plan_jobs(sources=image_set.images.all(),
-                      requests=[JobRequest("jpeg", fixed_params={"quality": "50"})])
+    [job] = plan_jobs(
+        sources=image_set.images.all(),
+        requests=[JobRequest("jpeg", fixed_params={"quality": "50"})],
+    )
     reconstruction = run_job(job.pk)
     assert reconstruction is not None
     assert reconstruction.params["quality"] == 50.0 and reconstruction.target_bpp is None
@@ -139,11 +141,15 @@ def test_enqueued_jobs_run_through_django_tasks() -> None:
 @pytest.mark.django_db(transaction=True)
 def test_two_workers_never_run_the_same_job_twice() -> None:
     if connection.vendor != "postgresql":
-        pytest.skip("row-level concurrency is checked in the PostgreSQL pass of .ci/run "
-                    "(DATABASE_URL=postgres://...)")
+        pytest.skip(
+            "row-level concurrency is checked in the PostgreSQL pass of .ci/run "
+            "(DATABASE_URL=postgres://...)"
+        )
     image_set = make_set("kodim23", "kodim05")
-    jobs = plan_jobs(sources=image_set.images.all(),
-                     requests=[JobRequest("jpeg", b) for b in (0.25, 0.5, 1.0, 1.5)])
+    jobs = plan_jobs(
+        sources=image_set.images.all(),
+        requests=[JobRequest("jpeg", b) for b in (0.25, 0.5, 1.0, 1.5)],
+    )
     done: dict[str, list[int]] = {"a": [], "b": []}
     barrier = threading.Barrier(2)
 
@@ -174,8 +180,9 @@ def test_progress_counts_jobs_by_state() -> None:
     from perceptlab.codecs.generation import progress
 
     image_set = make_set("kodim23")
-    jobs = plan_jobs(sources=image_set.images.all(), requests=[JobRequest("jpeg", 0.5),
-                                                               JobRequest("jpeg", 1.0)])
+    jobs = plan_jobs(
+        sources=image_set.images.all(), requests=[JobRequest("jpeg", 0.5), JobRequest("jpeg", 1.0)]
+    )
     run_job(jobs[0].pk)
     assert progress(jobs) == {"pending": 1, "running": 0, "done": 1, "failed": 0}
     assert np.isclose(Reconstruction.objects.get().achieved_bpp, 0.5, rtol=0.03)

@@ -34,7 +34,7 @@ IMAGE = np.zeros((10, 10, 3), np.uint8)  # 100 pixels: bpp = 8 * bytes / 100
 
 
 def geometric_sizes(ratio: float = 0.85) -> dict[int, int]:
-    return {qp: max(1, int(round(2000 * ratio**qp))) for qp in range(52)}
+    return {qp: max(1, round(2000 * ratio**qp)) for qp in range(52)}
 
 
 def test_it_picks_the_step_closest_to_the_target_without_exceeding_three_percent() -> None:
@@ -42,7 +42,9 @@ def test_it_picks_the_step_closest_to_the_target_without_exceeding_three_percent
     codec = StepCodec(sizes)
     target = 8 * 300 / 100  # between steps
     result = encode_at_bpp(codec, IMAGE, target)
-    allowed = {qp: 8 * s / 100 for qp, s in sizes.items() if 8 * s / 100 <= target * (1 + TOLERANCE)}
+    allowed = {
+        qp: 8 * s / 100 for qp, s in sizes.items() if 8 * s / 100 <= target * (1 + TOLERANCE)
+    }
     best_qp = min(allowed, key=lambda qp: abs(allowed[qp] - target))
     assert result.params["qp"] == best_qp
     assert result.bpp == allowed[best_qp]
@@ -75,8 +77,10 @@ def test_base_params_are_held_while_the_dial_turns(kodim23: np.ndarray) -> None:
     assert result.params["speed"] == 8
 
 
-@pytest.mark.parametrize(("slug", "target"), [("jpeg", 0.5), ("webp", 0.25), ("jpeg2000", 0.1),
-                                               ("jxl", 1.0), ("avif", 0.25)])
+@pytest.mark.parametrize(
+    ("slug", "target"),
+    [("jpeg", 0.5), ("webp", 0.25), ("jpeg2000", 0.1), ("jxl", 1.0), ("avif", 0.25)],
+)
 def test_real_codecs_land_within_three_percent_on_kodak(
     slug: str, target: float, kodim01: np.ndarray
 ) -> None:

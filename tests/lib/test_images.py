@@ -112,18 +112,29 @@ def test_it_rejects_a_decompression_bomb_from_its_header_quickly() -> None:
     started = time.perf_counter()
     reason = rejection(bomb)
     assert time.perf_counter() - started < 1.0
-    assert "50000x50000" in reason and "no side may be longer than 16384" in reason
+    assert reason == "has more than 50,000,000 pixels, the limit; refused before decoding"
 
 
-def test_it_rejects_an_image_over_the_pixel_limit_from_its_header() -> None:
-    reason = rejection(png_claiming_size(10_000, 6_000))
-    assert reason == "is 10000x6000 pixels = 60,000,000 pixels, over the limit of 50,000,000"
+def test_it_applies_the_pixel_limit_it_is_given_not_pillows_default() -> None:
+    # 60 M pixels: under Pillow's default bomb limit (89 M), over ours.
+    assert "more than 50,000,000 pixels" in rejection(png_claiming_size(10_000, 6_000))
+    tiny = Limits(max_pixels=1000, max_side=100, min_side=16, max_bytes=2**20)
+    assert load(save(Image.new("RGB", (40, 25)), "PNG"), tiny).notes == ()
+    assert "more than 1,000 pixels" in rejection(save(Image.new("RGB", (40, 26)), "PNG"), tiny)
 
 
-def test_it_rejects_a_bomb_even_when_pillows_own_limit_would_stop_it_first() -> None:
-    # 16384 x 16384 passes the side limit; Pillow's default bomb check would raise first.
-    reason = rejection(png_claiming_size(16_384, 16_384))
-    assert "268,435,456 pixels, over the limit of 50,000,000" in reason
+def test_it_rejects_a_gif_whose_frame_grows_the_canvas_before_allocating_it() -> None:
+    data = bytearray(save(Image.new("RGB", (32, 32), "red"), "GIF", disposal=2))
+    descriptor = data.index(b"," + struct.pack("<HHHH", 0, 0, 32, 32))
+    data[descriptor + 5 : descriptor + 9] = struct.pack("<HH", 60_000, 60_000)
+    started = time.perf_counter()
+    assert "more than 50,000,000 pixels" in rejection(bytes(data))
+    assert time.perf_counter() - started < 1.0
+
+
+def test_it_rejects_an_image_with_a_side_over_the_maximum() -> None:
+    reason = rejection(png_claiming_size(20_000, 100))
+    assert reason == "is 20000x100 pixels; no side may be longer than 16384"
 
 
 def test_it_rejects_an_image_with_a_side_under_the_minimum() -> None:
@@ -176,7 +187,9 @@ def test_it_rejects_rgba_with_real_transparency_saying_how_much() -> None:
     rgba = np.dstack([noise(32, 32), np.full((32, 32), 255, np.uint8)])
     rgba[:16, :16, 3] = 0  # a quarter of the pixels
     reason = rejection(save(Image.fromarray(rgba), "PNG"))
-    assert reason == "has transparency (25 % of pixels not opaque); flatten it onto a background first"
+    assert (
+        reason == "has transparency (25 % of pixels not opaque); flatten it onto a background first"
+    )
 
 
 def test_it_rejects_a_palette_image_with_a_transparent_entry_in_use() -> None:

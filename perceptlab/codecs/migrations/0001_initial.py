@@ -6,118 +6,239 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='ImageSet',
+            name="ImageSet",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.SlugField(max_length=100, unique=True)),
-                ('description', models.TextField(blank=True)),
-                ('created', models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.SlugField(max_length=100, unique=True)),
+                ("description", models.TextField(blank=True)),
+                ("created", models.DateTimeField(default=django.utils.timezone.now)),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='SourceImage',
+            name="SourceImage",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(help_text='file name it was imported from', max_length=255)),
-                ('png', models.FileField(max_length=255, upload_to='sources/')),
-                ('png_sha256', models.CharField(max_length=64)),
-                ('pixels_sha256', models.CharField(help_text='hash of the decoded pixels: finds duplicates by content', max_length=64)),
-                ('width', models.PositiveIntegerField()),
-                ('height', models.PositiveIntegerField()),
-                ('source_format', models.CharField(max_length=32)),
-                ('source_mode', models.CharField(max_length=16)),
-                ('conversion_notes', models.JSONField(blank=True, default=list)),
-                ('created', models.DateTimeField(default=django.utils.timezone.now)),
-                ('image_set', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='images', to='codecs.imageset')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "name",
+                    models.CharField(help_text="file name it was imported from", max_length=255),
+                ),
+                ("png", models.FileField(max_length=255, upload_to="sources/")),
+                ("png_sha256", models.CharField(max_length=64)),
+                (
+                    "pixels_sha256",
+                    models.CharField(
+                        help_text="hash of the decoded pixels: finds duplicates by content",
+                        max_length=64,
+                    ),
+                ),
+                ("width", models.PositiveIntegerField()),
+                ("height", models.PositiveIntegerField()),
+                ("source_format", models.CharField(max_length=32)),
+                ("source_mode", models.CharField(max_length=16)),
+                ("conversion_notes", models.JSONField(blank=True, default=list)),
+                ("created", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "image_set",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="images",
+                        to="codecs.imageset",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['image_set', 'name'],
+                "ordering": ["image_set", "name"],
             },
         ),
         migrations.CreateModel(
-            name='Reconstruction',
+            name="Reconstruction",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('codec', models.CharField(help_text='registry slug', max_length=50)),
-                ('codec_version', models.CharField(max_length=200)),
-                ('params', models.JSONField(help_text='exact parameters the bitstream was encoded with')),
-                ('target_bpp', models.FloatField(blank=True, null=True)),
-                ('achieved_bpp', models.FloatField(help_text='8 · bytes / (H · W) of the bitstream')),
-                ('num_bytes', models.PositiveIntegerField()),
-                ('width', models.PositiveIntegerField()),
-                ('height', models.PositiveIntegerField()),
-                ('bitstream', models.FileField(max_length=255, upload_to='bitstreams/')),
-                ('bitstream_sha256', models.CharField(max_length=64)),
-                ('png', models.FileField(max_length=255, upload_to='reconstructions/')),
-                ('png_sha256', models.CharField(max_length=64)),
-                ('encode_seconds', models.FloatField()),
-                ('decode_seconds', models.FloatField()),
-                ('rate_control', models.JSONField(blank=True, default=dict)),
-                ('created', models.DateTimeField(default=django.utils.timezone.now)),
-                ('source', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='reconstructions', to='codecs.sourceimage')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("codec", models.CharField(help_text="registry slug", max_length=50)),
+                ("codec_version", models.CharField(max_length=200)),
+                (
+                    "params",
+                    models.JSONField(help_text="exact parameters the bitstream was encoded with"),
+                ),
+                ("target_bpp", models.FloatField(blank=True, null=True)),
+                (
+                    "achieved_bpp",
+                    models.FloatField(help_text="8 · bytes / (H · W) of the bitstream"),
+                ),
+                ("num_bytes", models.PositiveIntegerField()),
+                ("width", models.PositiveIntegerField()),
+                ("height", models.PositiveIntegerField()),
+                ("bitstream", models.FileField(max_length=255, upload_to="bitstreams/")),
+                ("bitstream_sha256", models.CharField(max_length=64)),
+                ("png", models.FileField(max_length=255, upload_to="reconstructions/")),
+                ("png_sha256", models.CharField(max_length=64)),
+                ("encode_seconds", models.FloatField()),
+                ("decode_seconds", models.FloatField()),
+                ("rate_control", models.JSONField(blank=True, default=dict)),
+                ("created", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "source",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="reconstructions",
+                        to="codecs.sourceimage",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['source', 'codec', 'achieved_bpp'],
+                "ordering": ["source", "codec", "achieved_bpp"],
             },
         ),
         migrations.CreateModel(
-            name='GenerationJob',
+            name="GenerationJob",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('key', models.CharField(max_length=64, unique=True)),
-                ('codec', models.CharField(help_text='registry slug', max_length=50)),
-                ('target_bpp', models.FloatField(blank=True, null=True)),
-                ('fixed_params', models.JSONField(blank=True, null=True)),
-                ('base_params', models.JSONField(blank=True, default=dict, help_text='parameters held fixed while rate control runs')),
-                ('state', models.CharField(choices=[('pending', 'Pending'), ('running', 'Running'), ('done', 'Done'), ('failed', 'Failed')], default='pending', max_length=10)),
-                ('attempts', models.PositiveIntegerField(default=0)),
-                ('worker', models.CharField(blank=True, max_length=200)),
-                ('lease_until', models.DateTimeField(blank=True, null=True)),
-                ('error', models.TextField(blank=True)),
-                ('created', models.DateTimeField(default=django.utils.timezone.now)),
-                ('started', models.DateTimeField(blank=True, null=True)),
-                ('finished', models.DateTimeField(blank=True, null=True)),
-                ('match', models.ForeignKey(blank=True, help_text="rate-matched: encode at this reconstruction's size", null=True, on_delete=django.db.models.deletion.CASCADE, related_name='matched_by', to='codecs.reconstruction')),
-                ('reconstruction', models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='job', to='codecs.reconstruction')),
-                ('source', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='jobs', to='codecs.sourceimage')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("key", models.CharField(max_length=64, unique=True)),
+                ("codec", models.CharField(help_text="registry slug", max_length=50)),
+                ("target_bpp", models.FloatField(blank=True, null=True)),
+                ("fixed_params", models.JSONField(blank=True, null=True)),
+                (
+                    "base_params",
+                    models.JSONField(
+                        blank=True,
+                        default=dict,
+                        help_text="parameters held fixed while rate control runs",
+                    ),
+                ),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("running", "Running"),
+                            ("done", "Done"),
+                            ("failed", "Failed"),
+                        ],
+                        default="pending",
+                        max_length=10,
+                    ),
+                ),
+                ("attempts", models.PositiveIntegerField(default=0)),
+                ("worker", models.CharField(blank=True, max_length=200)),
+                ("lease_until", models.DateTimeField(blank=True, null=True)),
+                ("error", models.TextField(blank=True)),
+                ("created", models.DateTimeField(default=django.utils.timezone.now)),
+                ("started", models.DateTimeField(blank=True, null=True)),
+                ("finished", models.DateTimeField(blank=True, null=True)),
+                (
+                    "match",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="rate-matched: encode at this reconstruction's size",
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="matched_by",
+                        to="codecs.reconstruction",
+                    ),
+                ),
+                (
+                    "reconstruction",
+                    models.OneToOneField(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="job",
+                        to="codecs.reconstruction",
+                    ),
+                ),
+                (
+                    "source",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="jobs",
+                        to="codecs.sourceimage",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['id'],
+                "ordering": ["id"],
             },
         ),
         migrations.AddConstraint(
-            model_name='sourceimage',
-            constraint=models.UniqueConstraint(fields=('image_set', 'pixels_sha256'), name='unique_image_content_per_set'),
+            model_name="sourceimage",
+            constraint=models.UniqueConstraint(
+                fields=("image_set", "pixels_sha256"), name="unique_image_content_per_set"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='sourceimage',
-            constraint=models.UniqueConstraint(fields=('image_set', 'name'), name='unique_image_name_per_set'),
+            model_name="sourceimage",
+            constraint=models.UniqueConstraint(
+                fields=("image_set", "name"), name="unique_image_name_per_set"
+            ),
         ),
         migrations.AddIndex(
-            model_name='reconstruction',
-            index=models.Index(fields=['codec', 'target_bpp'], name='codecs_reco_codec_bc4437_idx'),
+            model_name="reconstruction",
+            index=models.Index(fields=["codec", "target_bpp"], name="codecs_reco_codec_bc4437_idx"),
         ),
         migrations.AddIndex(
-            model_name='generationjob',
-            index=models.Index(fields=['state'], name='codecs_gene_state_60cbe1_idx'),
+            model_name="generationjob",
+            index=models.Index(fields=["state"], name="codecs_gene_state_60cbe1_idx"),
         ),
         migrations.AddConstraint(
-            model_name='generationjob',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('fixed_params__isnull', True), ('match__isnull', True), ('target_bpp__isnull', False)), models.Q(('fixed_params__isnull', False), ('match__isnull', True), ('target_bpp__isnull', True)), models.Q(('fixed_params__isnull', True), ('match__isnull', False), ('target_bpp__isnull', True)), _connector='OR'), name='job_has_exactly_one_target'),
+            model_name="generationjob",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(
+                        ("fixed_params__isnull", True),
+                        ("match__isnull", True),
+                        ("target_bpp__isnull", False),
+                    ),
+                    models.Q(
+                        ("fixed_params__isnull", False),
+                        ("match__isnull", True),
+                        ("target_bpp__isnull", True),
+                    ),
+                    models.Q(
+                        ("fixed_params__isnull", True),
+                        ("match__isnull", False),
+                        ("target_bpp__isnull", True),
+                    ),
+                    _connector="OR",
+                ),
+                name="job_has_exactly_one_target",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='generationjob',
-            constraint=models.CheckConstraint(condition=models.Q(('target_bpp__isnull', True), ('target_bpp__gt', 0), _connector='OR'), name='job_target_bpp_positive'),
+            model_name="generationjob",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("target_bpp__isnull", True), ("target_bpp__gt", 0), _connector="OR"
+                ),
+                name="job_target_bpp_positive",
+            ),
         ),
     ]

@@ -16,8 +16,14 @@ def describe(slug: str) -> dict[str, Any]:
     try:
         codec = get_codec(slug)
     except (ImportError, CodecError) as exc:
-        return {**row, "version": "unavailable", "available": False,
-                "reason": f"cannot load: {exc}", "params": {}, "rate_dial": None}
+        return {
+            **row,
+            "version": "unavailable",
+            "available": False,
+            "reason": f"cannot load: {exc}",
+            "params": {},
+            "rate_dial": None,
+        }
     state = codec.availability()
     return {
         **row,
@@ -30,7 +36,9 @@ def describe(slug: str) -> dict[str, Any]:
 
 
 class Command(BaseCommand):
-    help = "List every registered codec, its version and whether it is available here (and why not)."
+    help = (
+        "List every registered codec, its version and whether it is available here (and why not)."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--json", action="store_true", help="one JSON object per line")

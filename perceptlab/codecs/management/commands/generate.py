@@ -63,13 +63,20 @@ class Command(BaseCommand):
         parser.add_argument("--set", dest="set_name", required=True, help="image set name")
         parser.add_argument("--codecs", required=True, help="comma-separated slugs, e.g. jpeg,webp")
         parser.add_argument("--bpp", default="", help="target bpps, e.g. 0.1,0.25")
-        parser.add_argument("--params", default="", help="fixed parameters key=value,... "
-                            "(instead of rate control), e.g. quality=50")
+        parser.add_argument(
+            "--params",
+            default="",
+            help="fixed parameters key=value,... (instead of rate control), e.g. quality=50",
+        )
         parser.add_argument("--images", default="", help="only these file names (a.png,b.png)")
-        parser.add_argument("--enqueue", action="store_true",
-                            help="enqueue the jobs for the worker instead of running them here")
-        parser.add_argument("--json", action="store_true",
-                            help="print one JSON object per stimulus")
+        parser.add_argument(
+            "--enqueue",
+            action="store_true",
+            help="enqueue the jobs for the worker instead of running them here",
+        )
+        parser.add_argument(
+            "--json", action="store_true", help="print one JSON object per stimulus"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         jobs = self._plan(options)
@@ -77,8 +84,13 @@ class Command(BaseCommand):
             count = enqueue_jobs(jobs)
             self.stdout.write(f"enqueued {count} job(s); {len(jobs) - count} already done")
             return
-        bar = tqdm(jobs, desc="generate", unit="stimulus", disable=options["json"] or None,
-                   file=self.stderr)
+        bar = tqdm(
+            jobs,
+            desc="generate",
+            unit="stimulus",
+            disable=options["json"] or None,
+            file=self.stderr,
+        )
         for job in bar:
             if job.state != GenerationJob.State.DONE:
                 run_job(job.pk)
@@ -117,7 +129,9 @@ class Command(BaseCommand):
         for slug in slugs:
             if not get_codec(slug).supports_rate_control:
                 raise CommandError(f"{slug} has no rate dial; use --params")
-        return [JobRequest(codec=s, target_bpp=t) for s in slugs for t in parse_bpps(options["bpp"])]
+        return [
+            JobRequest(codec=s, target_bpp=t) for s in slugs for t in parse_bpps(options["bpp"])
+        ]
 
     def _report(self, jobs: list[GenerationJob], *, as_json: bool) -> None:
         failed = 0

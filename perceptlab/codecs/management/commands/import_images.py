@@ -21,8 +21,9 @@ class Command(BaseCommand):
         parser.add_argument("--set", dest="set_name", required=True, help="image set name")
         parser.add_argument("--description", default="", help="description of a new set")
 
-    def handle(self, *args: Any, directory: Path, set_name: str, description: str,
-               **options: Any) -> None:
+    def handle(
+        self, *args: Any, directory: Path, set_name: str, description: str, **options: Any
+    ) -> None:
         if not directory.is_dir():
             raise CommandError(f"{directory} is not a directory")
         image_set, _ = ImageSet.objects.get_or_create(

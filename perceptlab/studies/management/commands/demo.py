@@ -22,11 +22,14 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--images", type=Path, help="folder of images instead of the built-in photos")
+        parser.add_argument(
+            "--images", type=Path, help="folder of images instead of the built-in photos"
+        )
         parser.add_argument("--set", dest="set_name", default="demo", help="image set name")
         parser.add_argument("--bpp", default=",".join(map(str, DEMO_BPPS)), help="target bpps")
-        parser.add_argument("--enqueue", action="store_true",
-                            help="leave the encoding to the worker (db_worker)")
+        parser.add_argument(
+            "--enqueue", action="store_true", help="leave the encoding to the worker (db_worker)"
+        )
         parser.add_argument("--admin-user", default="admin", help="staff account to create")
 
     def handle(self, *args: Any, **options: Any) -> None:
