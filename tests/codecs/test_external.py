@@ -19,7 +19,7 @@ from perceptlab.lib.ycbcr import from_i420, pad_to_even, to_i420_10bit
 if TYPE_CHECKING:
     from pytest_django.fixtures import Settings
 
-KODAK = Path("/work/shared/datasets/kodak")
+KODAK = Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "kodak"
 KEYS = ("bpgenc", "bpgdec", "vvencapp", "vvdecapp")
 
 # Fakes that accept the real command lines, record their argv next to themselves

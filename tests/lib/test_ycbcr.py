@@ -14,7 +14,7 @@ from perceptlab.lib.ycbcr import (
     ycbcr709_to_rgb,
 )
 
-KODAK = Path("/work/shared/datasets/kodak")
+KODAK = Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "kodak"
 
 # PSNR-RGB of RGB → 10-bit 4:2:0 → RGB alone (no coding), measured with this module on the
 # four images (research note: 41.2-51.3 dB, mean 47.0 over all 24; kodim24 is the worst).
