@@ -77,6 +77,8 @@ def _compressai_one(task: tuple[str, str, int]) -> float:
 
 
 def run_compressai(paths: list[Path], codecs: list[str], workers: int) -> float:
+    import compressai.utils.bench.codecs  # noqa: F401  (imported before the fork, not timed)
+
     tasks = [(c, str(p), q) for c in codecs for p in paths for q in COMPRESSAI_QUALITIES]
     started = time.perf_counter()
     with get_context("fork").Pool(workers) as pool:
@@ -102,7 +104,7 @@ def at_nearest_step(reconstruction: Any) -> bool:
     Either the dial's lowest-rate end already overshoots (flagged ``within_tolerance``
     False), the chosen value is the dial's highest-rate end, or the record holds an
     encode just past the chosen value (the adjacent integer step, or within 2^-20 of
-    the dial's range) that overshoots the target by more than 3 %.
+    the dial's range, past any plateau of equal sizes) that overshoots by more than 3 %.
     """
     from perceptlab.codecs.ratecontrol import TOLERANCE
     from perceptlab.codecs.registry import get_codec
@@ -119,16 +121,26 @@ def at_nearest_step(reconstruction: Any) -> bool:
     if dial.log_scale:
         gap = chosen * (math.exp(math.log(dial.high / dial.low) * 2**-20) - 1)
     limit = reconstruction.target_bpp * (1 + TOLERANCE)
-    return any(
-        bpp > limit and 0 < (value - chosen if dial.increasing else chosen - value) <= gap * 1.01
+    sign = 1 if dial.increasing else -1
+    beyond = sorted(
+        (sign * (value - chosen), bpp)
         for value, bpp in record["tried"]
+        if sign * (value - chosen) > 0
     )
+    previous = 0.0
+    for distance, bpp in beyond:  # walk past a plateau of equal sizes to the next size
+        if distance - previous > gap * 1.01:
+            return False  # an untried dial value lies between: it might have been closer
+        if bpp != reconstruction.achieved_bpp:
+            return bool(bpp > limit)
+        previous = distance
+    return False
 
 
-def report_accuracy(codecs: list[str]) -> tuple[int, int]:
+def report_accuracy(codecs: list[str]) -> tuple[int, int, int]:
     from perceptlab.codecs.models import Reconstruction
 
-    total = within = 0
+    total = within = explained = 0
     print(f"{'codec':10} {'within ±3%':>11} {'misses at nearest step':>24}")
     for codec in codecs:
         rows = list(Reconstruction.objects.filter(codec=codec).select_related("source"))
@@ -136,13 +148,14 @@ def report_accuracy(codecs: list[str]) -> tuple[int, int]:
         misses = [r for r in rows if r not in hits]
         nearest = sum(at_nearest_step(r) for r in misses)
         total, within = total + len(rows), within + len(hits)
+        explained += len(hits) + nearest
         print(
             f"{codec:10} {len(hits):5}/{len(rows):<5} {nearest:>12}/{len(misses)}"
             + "".join(
                 f"  [{r.source.name} {r.target_bpp}: {r.achieved_bpp:.4f}]" for r in misses[:3]
             )
         )
-    return within, total
+    return within, explained, total
 
 
 def main() -> None:
@@ -169,10 +182,11 @@ def main() -> None:
         started = time.perf_counter()
         run_pipeline(plan(paths, rest), args.workers)
         rest_seconds = time.perf_counter() - started
-        within, total = report_accuracy(codecs)
+        within, explained, total = report_accuracy(codecs)
         print(
             f"\naccuracy: {within}/{total} = {within / total:.1%} within ±3 % of target "
-            f"(goal ≥ 95 %)"
+            f"(goal ≥ 95 %); within ±3 % or at the codec's nearest step: "
+            f"{explained}/{total} = {explained / total:.1%}"
         )
         print(
             f"speed ({', '.join(speed_codecs)}; {len(paths)} images × {len(TARGETS)} targets, "

@@ -117,7 +117,8 @@ class WebpCodec(PillowCodec):
     file_extension = "webp"
     params = (
         Param("quality", float, 75.0, "libwebp quality 0–100", low=0, high=100),
-        Param("method", int, 6, "effort 0 (fast) – 6 (best)", low=0, high=6),
+        # libwebp's (and Pillow's) default effort, as in CompressAI's benchmarks.
+        Param("method", int, 4, "effort 0 (fast) – 6 (best)", low=0, high=6),
     )
     dial = Dial("quality", 0, 100, integer=False, increasing=True)
 

@@ -9,19 +9,17 @@ writes it again. Because only the storage API is used, S3-compatible object stor
 
 from __future__ import annotations
 
-import hashlib
-
 from django.core.files.base import ContentFile
 from django.core.files.storage import Storage, default_storage
+
+from perceptlab.lib.images import sha256_hex
+
+__all__ = ["StoredFileCorrupt", "content_name", "read_bytes", "sha256_hex", "store_verified"]
 
 
 class StoredFileCorrupt(Exception):
     def __init__(self, name: str, expected: str, found: str) -> None:
         super().__init__(f"{name}: stored SHA-256 {found} does not match {expected}")
-
-
-def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def content_name(folder: str, sha256: str, extension: str) -> str:

@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import lru_cache
 from hashlib import sha256
 
 import numpy as np
@@ -164,6 +165,17 @@ def run_job(job_id: int, *, worker: str | None = None) -> Reconstruction | None:
         raise
 
 
+@lru_cache(maxsize=8)
+def _source_pixels(name: str, png_sha256: str) -> np.ndarray:
+    """Decoded, hash-checked source pixels; a worker reuses them across its jobs."""
+    png = read_bytes(name)
+    if sha256_hex(png) != png_sha256:
+        raise CodecError("source", f"{name} does not match its SHA-256 {png_sha256}")
+    pixels = decode_png(png)
+    pixels.setflags(write=False)
+    return pixels
+
+
 def _fail(job: GenerationJob, *, worker: str, message: str) -> None:
     GenerationJob.objects.filter(pk=job.pk, state=State.RUNNING, worker=worker).update(
         state=State.FAILED, error=message[:4000], finished=timezone.now()
@@ -191,10 +203,7 @@ def _make_reconstruction(job: GenerationJob, *, worker: str) -> Reconstruction |
     codec = get_codec(job.codec)
     codec.require_available()
     source = job.source
-    png = read_bytes(str(source.png.name))
-    if sha256_hex(png) != source.png_sha256:
-        raise CodecError(job.codec, f"source file of {source} does not match its SHA-256")
-    image = decode_png(png)
+    image = _source_pixels(str(source.png.name), source.png_sha256)
     result, record = _encode(job, codec, image)
     started = time.perf_counter()
     decoded = codec.decode(result.bitstream)

@@ -56,9 +56,7 @@ for _entry in (
         f"{_C}:Jpeg444Codec",
         "libjpeg-turbo through Pillow, no chroma subsampling",
     ),
-    CodecEntry(
-        "webp", "WebP", "classical", f"{_C}:WebpCodec", "libwebp (lossy, method 6) through Pillow"
-    ),
+    CodecEntry("webp", "WebP", "classical", f"{_C}:WebpCodec", "libwebp (lossy) through Pillow"),
     CodecEntry(
         "jpeg2000",
         "JPEG 2000",
