@@ -89,3 +89,24 @@ def test_the_codec_list_in_the_admin_shows_unavailable_codecs_with_their_reason(
 def test_the_admin_requires_a_staff_login(client: Client) -> None:
     response = client.get("/admin/codecs/reconstruction/")
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+def test_reconstructions_and_jobs_are_listed_for_staff(staff: Client) -> None:
+    staff.post(
+        "/admin/codecs/imageset/add/",
+        {
+            "name": "lists",
+            "upload": [upload("kodim23.png", kodak_path("kodim23").read_bytes())],
+            "generate_codecs": ["jxl"],
+            "generate_bpps": "0.5",
+            "images-TOTAL_FORMS": "0",
+            "images-INITIAL_FORMS": "0",
+        },
+    )
+    reconstruction = Reconstruction.objects.get()
+    listing = staff.get("/admin/codecs/reconstruction/")
+    assert listing.status_code == 200 and "kodim23.png" in listing.content.decode()
+    detail = staff.get(f"/admin/codecs/reconstruction/{reconstruction.pk}/change/")
+    assert reconstruction.bitstream_sha256 in detail.content.decode()
+    jobs = staff.get("/admin/codecs/generationjob/?state=done").content.decode()
+    assert "jxl" in jobs and "0.5 bpp" in jobs
