@@ -11,7 +11,7 @@ from django.http import HttpRequest
 from django.utils.html import format_html
 
 from perceptlab.codecs.base import CodecError
-from perceptlab.codecs.generation import JobRequest, plan_jobs
+from perceptlab.codecs.generation import JobRequest, parse_bpps, plan_jobs
 from perceptlab.codecs.intake import DuplicateImage, import_image
 from perceptlab.codecs.models import GenerationJob, ImageSet, Reconstruction, SourceImage
 from perceptlab.codecs.registry import REGISTRY, get_codec
@@ -68,12 +68,9 @@ class ImageSetForm(forms.ModelForm):
     def clean_generate_bpps(self) -> list[float]:
         text = self.cleaned_data["generate_bpps"]
         try:
-            values = [float(v) for v in text.split(",") if v.strip()]
-        except ValueError:
-            raise forms.ValidationError("expected comma-separated numbers, e.g. 0.1,0.25") from None
-        if any(not v > 0 for v in values):
-            raise forms.ValidationError("every target bpp must be positive")
-        return values
+            return parse_bpps(text) if text.strip() else []
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from None
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}

@@ -16,7 +16,6 @@ from typing import Any
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Info, Tags, register
 
-ENV_NAMES = {"bpgenc": "BPGENC", "bpgdec": "BPGDEC", "vvencapp": "VVENCAPP", "vvdecapp": "VVDECAPP"}
 TASK_BACKENDS = {"database", "immediate", "dummy"}
 
 
@@ -24,7 +23,7 @@ TASK_BACKENDS = {"database", "immediate", "dummy"}
 def check_codec_binaries(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     messages: list[CheckMessage] = []
     for key, value in settings.CODEC_BINARIES.items():
-        env = ENV_NAMES.get(key, key.upper())
+        env = key.upper()  # BPGENC, BPGDEC, VVENCAPP, VVDECAPP
         explicit = os.sep in value
         if explicit and not (Path(value).is_file() and os.access(value, os.X_OK)):
             messages.append(

@@ -14,8 +14,6 @@ from django.core.files.storage import Storage, default_storage
 
 from perceptlab.lib.images import sha256_hex
 
-__all__ = ["StoredFileCorrupt", "content_name", "read_bytes", "sha256_hex", "store_verified"]
-
 
 class StoredFileCorrupt(Exception):
     def __init__(self, name: str, expected: str, found: str) -> None:

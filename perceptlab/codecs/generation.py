@@ -27,11 +27,11 @@ from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from perceptlab.codecs.base import Codec, CodecError, bits_per_pixel
-from perceptlab.codecs.files import read_bytes, sha256_hex, store_verified
+from perceptlab.codecs.files import read_bytes, store_verified
 from perceptlab.codecs.models import GenerationJob, Reconstruction, SourceImage
 from perceptlab.codecs.ratecontrol import RateResult, encode_at_bpp, encode_at_bytes
 from perceptlab.codecs.registry import get_codec
-from perceptlab.lib.images import decode_png, encode_png
+from perceptlab.lib.images import decode_png, encode_png, sha256_hex
 
 State = GenerationJob.State
 
@@ -60,6 +60,17 @@ def job_key(
         "match": match.pk if match is not None else None,
     }
     return sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()
+
+
+def parse_bpps(text: str) -> list[float]:
+    """``"0.1, 0.25"`` → ``[0.1, 0.25]``; raises ValueError naming the bad input."""
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(f"{text!r}: expected comma-separated numbers, e.g. 0.1,0.25") from None
+    if not values or any(not (v > 0 and v < float("inf")) for v in values):
+        raise ValueError(f"{text!r}: every target bpp must be a positive number")
+    return values
 
 
 @dataclass(frozen=True)

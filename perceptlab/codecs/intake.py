@@ -100,8 +100,8 @@ def import_directory(*, image_set: ImageSet, directory: Path) -> list[ImportOutc
 
 
 def import_file(*, image_set: ImageSet, path: Path) -> ImportOutcome:
-    if SourceImage.objects.filter(image_set=image_set, name=path.name).exists():
-        existing = SourceImage.objects.get(image_set=image_set, name=path.name)
+    existing = SourceImage.objects.filter(image_set=image_set, name=path.name).first()
+    if existing is not None:
         return ImportOutcome(path.name, existing, "already imported", duplicate=True)
     try:
         image = import_image(image_set=image_set, name=path.name, data=path.read_bytes())

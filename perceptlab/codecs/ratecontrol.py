@@ -2,10 +2,11 @@
 
 The rule (the foundation issue): among the bitstreams tried, keep the one closest to the
 target whose bpp does not exceed it by more than ``tolerance`` (3 %). The dial is searched
-by bisection, assuming bpp is monotone in it (quality up → bytes up; QP up → bytes down);
-every encode is real, so a non-monotone step costs accuracy, never correctness. When even
-the dial's lowest-rate end overshoots, the lowest-rate bitstream is kept and flagged
-``within_tolerance=False`` ("the codec's nearest step").
+by safeguarded interpolation on log bpp (see :func:`_narrow`), assuming bpp is monotone in
+it (quality up → bytes up; QP up → bytes down); every encode is real, so a non-monotone
+step costs accuracy, never correctness. When even the dial's lowest-rate end overshoots,
+the lowest-rate bitstream is kept and flagged ``within_tolerance=False`` ("the codec's
+nearest step").
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ import numpy as np
 from perceptlab.codecs.base import Codec, CodecError, Params, bits_per_pixel
 
 TOLERANCE = 0.03
-CONTINUOUS_STEPS = 24
-"""Bisection steps on a continuous dial (2^-24 of its range: far below one byte)."""
+SEARCH_STEPS = 24
+"""Most probes of one search (bisection alone would narrow a dial to 2^-24 of its range)."""
 GOOD_ENOUGH = 0.005
 """A continuous search stops early once within ±0.5 % of the target (and not over)."""
 
@@ -136,9 +137,9 @@ def encode_at_bpp(
     # Orient the dial so that larger u always means more bits.
     low, high = (dial.low, dial.high) if dial.increasing else (dial.high, dial.low)
     if dial.integer:
-        _bisect_integer(search, int(low), int(high))
+        _search_integer(search, int(low), int(high))
     else:
-        _bisect_continuous(search, low, high)
+        _search_continuous(search, low, high)
     chosen, within = search.best()
     return RateResult(
         params=search.params_for(chosen.value),
@@ -166,7 +167,7 @@ def encode_at_bytes(
     )
 
 
-def _bisect_integer(search: _Search, low: int, high: int) -> None:
+def _search_integer(search: _Search, low: int, high: int) -> None:
     """Largest fitting step on an integer dial (``low`` = fewest bits), then its neighbour."""
     step = 1 if high >= low else -1
     if not search.fits(low) or search.fits(high):
@@ -176,7 +177,7 @@ def _bisect_integer(search: _Search, low: int, high: int) -> None:
         search.bpp_at(round(good) - step)  # the step below may be closer to the target
 
 
-def _bisect_continuous(search: _Search, low: float, high: float) -> None:
+def _search_continuous(search: _Search, low: float, high: float) -> None:
     dial = search.codec.dial
     assert dial is not None
     hint = search.codec.bracket(search.target)
@@ -199,7 +200,7 @@ def _narrow(search: _Search, good: float, bad: float, *, integer: bool, log_scal
     """
     warp, unwarp = (math.log, math.exp) if log_scale else (float, float)
     last_side = 0
-    for _ in range(CONTINUOUS_STEPS):
+    for _ in range(SEARCH_STEPS):
         if integer and abs(bad - good) <= 1:
             break
         value = _probe(search, good, bad, bisect=last_side in (-2, 2), warp=warp, unwarp=unwarp)

@@ -57,20 +57,15 @@ def test_codecs_json_lists_every_codec_with_version_and_availability(settings) -
     assert "UNAVAILABLE" in text and "jpeg2000" in text
 
 
+GENERATE_JSON = (
+    *("generate", "--set", "k", "--codecs", "jpeg,jxl", "--bpp", "0.5,1"),
+    *("--images", "kodim23.png", "--json"),
+)
+
+
 def test_generate_json_prints_one_stimulus_per_line(image_dir: Path) -> None:
     run("import_images", str(image_dir), "--set", "k")
-    out, _ = run(
-        "generate",
-        "--set",
-        "k",
-        "--codecs",
-        "jpeg,jxl",
-        "--bpp",
-        "0.5,1",
-        "--images",
-        "kodim23.png",
-        "--json",
-    )
+    out, _ = run(*GENERATE_JSON)
     rows = [json.loads(line) for line in out.splitlines()]
     assert len(rows) == 4
     expected = {
@@ -93,18 +88,7 @@ def test_generate_json_prints_one_stimulus_per_line(image_dir: Path) -> None:
         assert row["image"] == "kodim23.png" and (row["width"], row["height"]) == (768, 512)
         assert abs(row["achieved_bpp"] / row["target_bpp"] - 1) <= 0.03
         assert row["achieved_bpp"] == 8 * row["bytes"] / (768 * 512)
-    again, _ = run(
-        "generate",
-        "--set",
-        "k",
-        "--codecs",
-        "jpeg,jxl",
-        "--bpp",
-        "0.5,1",
-        "--images",
-        "kodim23.png",
-        "--json",
-    )
+    again, _ = run(*GENERATE_JSON)
     assert again == out and Reconstruction.objects.count() == 4
 
 

@@ -11,12 +11,12 @@ from django.core.files.storage import default_storage
 from django.db import connection
 from django.utils import timezone
 
-from perceptlab.codecs.files import content_name, read_bytes, sha256_hex, store_verified
+from perceptlab.codecs.files import content_name, read_bytes, store_verified
 from perceptlab.codecs.generation import JobRequest, claim, plan_jobs, plan_match, run_job
 from perceptlab.codecs.intake import import_file
 from perceptlab.codecs.models import GenerationJob, ImageSet, Reconstruction, SourceImage
 from perceptlab.codecs.tasks import enqueue_jobs
-from perceptlab.lib.images import decode_png
+from perceptlab.lib.images import decode_png, sha256_hex
 
 pytestmark = pytest.mark.django_db
 

@@ -7,20 +7,10 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
 from perceptlab.codecs.base import CodecError
-from perceptlab.codecs.generation import JobRequest, plan_jobs, run_job
+from perceptlab.codecs.generation import JobRequest, parse_bpps, plan_jobs, run_job
 from perceptlab.codecs.models import GenerationJob, ImageSet, Reconstruction
 from perceptlab.codecs.registry import get_codec, parse_slugs
 from perceptlab.codecs.tasks import enqueue_jobs
-
-
-def parse_bpps(text: str) -> list[float]:
-    try:
-        values = [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise CommandError(f"--bpp {text!r}: expected comma-separated numbers") from None
-    if not values or any(not v > 0 for v in values):
-        raise CommandError(f"--bpp {text!r}: every target must be a positive number")
-    return values
 
 
 def parse_params(text: str) -> dict[str, str]:
@@ -129,9 +119,11 @@ class Command(BaseCommand):
         for slug in slugs:
             if not get_codec(slug).supports_rate_control:
                 raise CommandError(f"{slug} has no rate dial; use --params")
-        return [
-            JobRequest(codec=s, target_bpp=t) for s in slugs for t in parse_bpps(options["bpp"])
-        ]
+        try:
+            targets = parse_bpps(options["bpp"])
+        except ValueError as exc:
+            raise CommandError(f"--bpp {exc}") from None
+        return [JobRequest(codec=s, target_bpp=t) for s in slugs for t in targets]
 
     def _report(self, jobs: list[GenerationJob], *, as_json: bool) -> None:
         failed = 0

@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
-from perceptlab.codecs.generation import progress, run_job
+from perceptlab.codecs.generation import parse_bpps, progress, run_job
 from perceptlab.codecs.intake import IMAGE_SUFFIXES
 from perceptlab.codecs.tasks import enqueue_jobs
 from perceptlab.studies.demo import DEMO_BPPS, build_demo, skimage_photo_paths
@@ -35,9 +35,9 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         images = self._images(options["images"])
         try:
-            bpps = tuple(float(v) for v in options["bpp"].split(",") if v.strip())
-        except ValueError:
-            raise CommandError(f"--bpp {options['bpp']!r}: expected numbers") from None
+            bpps = tuple(parse_bpps(options["bpp"]))
+        except ValueError as exc:
+            raise CommandError(f"--bpp {exc}") from None
         plan = build_demo(set_name=options["set_name"], images=images, bpps=bpps)
         for reason in plan.rejected:
             self.stderr.write(f"rejected {reason}")
