@@ -1,0 +1,464 @@
+"""Studies, their stimuli and items, rater sessions, trials and judgments.
+
+A **study** rates the reconstructions of an image set's images (one crop per image, the
+study's crop plan) with one method: ACR (ITU-T P.910/P.913), DCR/DSIS (ITU-R BT.500) or
+2AFC against the original (the HiFiC/CLIC protocol).
+
+A **stimulus** is one image a rater can see (an original or a reconstruction, cropped),
+served under a random token. An **item** is what one judgment is about: one stimulus
+(ACR, DCR) or a pair of stimuli (2AFC); items are the unit of balanced assignment. A
+**session** is one rater's visit, reachable only through its own random code; its
+**trials** are the items it is shown, in order; each trial has at most one **judgment**
+(a database constraint).
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from perceptlab.codecs.models import ImageSet, Reconstruction, SourceImage
+
+
+def new_token() -> str:
+    """An opaque stimulus token: 128 random bits, nothing derived from the stimulus."""
+    return secrets.token_urlsafe(16)
+
+
+class Method(models.TextChoices):
+    ACR = "acr", "ACR / MOS (absolute category rating)"
+    DCR = "dcr", "DCR / DSIS (degradation category rating with reference)"
+    AFC2 = "2afc", "2AFC against the original"
+
+
+class Scale(models.TextChoices):
+    """Rating scales: ITU-T P.910 §6 (5, 9, 11 points) and a continuous 0–100 slider."""
+
+    FIVE = "5", "5 points"
+    NINE = "9", "9 points"
+    ELEVEN = "11", "11 points (0–10)"
+    CONTINUOUS = "continuous", "continuous 0–100"
+
+
+ACR_LABELS = ("Bad", "Poor", "Fair", "Good", "Excellent")  # ITU-T P.910 Table 1
+DCR_LABELS = (  # ITU-R BT.500-15 Annex 1 Table 1 (impairment scale)
+    "Very annoying",
+    "Annoying",
+    "Slightly annoying",
+    "Perceptible, but not annoying",
+    "Imperceptible",
+)
+
+
+class Study(models.Model):
+    class State(models.TextChoices):
+        DRAFT = "draft"
+        LIVE = "live"
+        PAUSED = "paused"
+        CLOSED = "closed"
+
+    class CropMode(models.TextChoices):
+        CENTER = "center", "centre of each image"
+        RANDOM = "random", "random position (seeded)"
+        MANUAL = "manual", "set per image"
+
+    class PairPlan(models.TextChoices):
+        ALL = "all", "all pairs of conditions per image"
+        BAND = "band", "pairs within a bitrate band"
+        BUDGET = "budget", "a random pair budget per image"
+
+    class DcrLayout(models.TextChoices):
+        SIDE_BY_SIDE = "side_by_side", "side by side"
+        SEQUENTIAL = "sequential", "sequential (flip between reference and test)"
+
+    name = models.SlugField(max_length=100, unique=True)
+    title = models.CharField(max_length=200, help_text="shown to raters")
+    invite = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    method = models.CharField(max_length=8, choices=Method.choices, default=Method.AFC2)
+    state = models.CharField(max_length=8, choices=State.choices, default=State.DRAFT)
+
+    image_set = models.ForeignKey(ImageSet, on_delete=models.PROTECT, related_name="studies")
+    codecs = models.JSONField(default=list, help_text="registry slugs")
+    target_bpps = models.JSONField(default=list, help_text="target bits per pixel")
+    crop_width = models.PositiveIntegerField(default=512, validators=[MinValueValidator(16)])
+    crop_height = models.PositiveIntegerField(default=512, validators=[MinValueValidator(16)])
+    crop_mode = models.CharField(max_length=8, choices=CropMode.choices, default=CropMode.CENTER)
+    seed = models.PositiveIntegerField(default=0, help_text="seeds crops and pair budgets")
+
+    scale = models.CharField(max_length=12, choices=Scale.choices, default=Scale.FIVE)
+    hidden_reference = models.BooleanField(
+        default=False, help_text="ACR-HR: also rate the original as a condition"
+    )
+    dcr_layout = models.CharField(
+        max_length=14, choices=DcrLayout.choices, default=DcrLayout.SIDE_BY_SIDE
+    )
+    allow_undecided = models.BooleanField(default=True, help_text="2AFC: offer 'cannot decide'")
+    pair_plan = models.CharField(max_length=8, choices=PairPlan.choices, default=PairPlan.ALL)
+    pair_band = models.FloatField(
+        default=1.5,
+        validators=[MinValueValidator(1.0)],
+        help_text="band plan: pair conditions whose bpp differ by at most this factor",
+    )
+    pair_budget = models.PositiveIntegerField(default=10, help_text="budget plan: pairs per image")
+
+    judgments_per_item = models.PositiveIntegerField(
+        default=5, validators=[MinValueValidator(1)], help_text="judgments wanted per item"
+    )
+    trials_per_session = models.PositiveIntegerField(
+        default=30, validators=[MinValueValidator(1)], help_text="test trials per rater"
+    )
+    practice_trials = models.PositiveIntegerField(default=2)
+    gold_trials = models.PositiveIntegerField(default=2, help_text="gold trials per rater")
+    repeat_trials = models.PositiveIntegerField(
+        default=1, help_text="consistency repeats of earlier trials per rater"
+    )
+    gold_codec = models.CharField(max_length=50, default="jpeg")
+    gold_params = models.JSONField(
+        default=dict, blank=True, help_text='heavily compressed gold, e.g. {"quality": 5}'
+    )
+    gold_pass_fraction = models.FloatField(
+        default=0.75,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="a rater passing fewer of their gold trials is screened out",
+    )
+    gold_min_answered = models.PositiveIntegerField(
+        default=2, help_text="gold trials answered before screening can apply"
+    )
+    min_view_seconds = models.FloatField(default=0.0, help_text="shorter trials are flagged")
+    min_flips = models.PositiveIntegerField(default=0, help_text="2AFC: fewer flips are flagged")
+    session_timeout_minutes = models.PositiveIntegerField(
+        default=60, help_text="unanswered trials of a session idle this long are given back"
+    )
+
+    consent_text = models.TextField(default="", blank=True)
+    instructions_text = models.TextField(default="", blank=True)
+    completion_code = models.CharField(max_length=100, blank=True)
+    completion_url = models.URLField(blank=True, help_text="e.g. Prolific's completion URL")
+    screenout_code = models.CharField(max_length=100, blank=True)
+    screenout_url = models.URLField(blank=True)
+
+    created = models.DateTimeField(default=timezone.now)
+    launched = models.DateTimeField(null=True, blank=True)
+    closed = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+        verbose_name_plural = "studies"
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        from perceptlab.codecs.registry import REGISTRY
+
+        unknown = [slug for slug in self.codecs or [] if slug not in REGISTRY]
+        if unknown:
+            raise ValidationError(
+                {"codecs": f"unknown codec(s) {unknown}; valid: {sorted(REGISTRY)}"}
+            )
+        bpps = self.target_bpps or []
+        if not all(isinstance(b, int | float) and b > 0 for b in bpps):
+            raise ValidationError({"target_bpps": "every target bpp must be a positive number"})
+        if self.gold_trials and self.gold_codec not in REGISTRY:
+            raise ValidationError({"gold_codec": f"unknown codec {self.gold_codec!r}"})
+
+    @property
+    def is_pairwise(self) -> bool:
+        return self.method == Method.AFC2
+
+    @property
+    def accepts_raters(self) -> bool:
+        return self.state == Study.State.LIVE
+
+    def scale_points(self) -> list[tuple[float, str]]:
+        """(value, label) of each category; empty for the continuous scale."""
+        if self.method == Method.AFC2:
+            return []
+        if self.scale == Scale.CONTINUOUS:
+            return []
+        if self.scale == Scale.FIVE:
+            labels = DCR_LABELS if self.method == Method.DCR else ACR_LABELS
+            return [(float(i + 1), label) for i, label in enumerate(labels)]
+        if self.scale == Scale.NINE:
+            return [(float(i), "") for i in range(1, 10)]
+        return [(float(i), "") for i in range(0, 11)]
+
+    def scale_range(self) -> tuple[float, float]:
+        if self.scale == Scale.CONTINUOUS:
+            return 0.0, 100.0
+        points = [value for value, _ in self.scale_points()]
+        return min(points), max(points)
+
+    def gold_expectation(self) -> float:
+        """Lowest score that passes a gold ACR/DCR trial (the original): the top 40 %."""
+        low, high = self.scale_range()
+        return low + 0.6 * (high - low)
+
+    def panes(self) -> int:
+        """How many crops are side by side on a rater's screen."""
+        if self.method == Method.ACR:
+            return 1
+        if self.method == Method.DCR and self.dcr_layout == Study.DcrLayout.SEQUENTIAL:
+            return 1
+        return 2
+
+
+class StudyImage(models.Model):
+    """One image of a study and its crop: every condition of the image shows this crop."""
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="study_images")
+    source = models.ForeignKey(SourceImage, on_delete=models.PROTECT, related_name="+")
+    crop_x = models.PositiveIntegerField(default=0)
+    crop_y = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["study", "source__name"]
+        constraints = [
+            models.UniqueConstraint(fields=["study", "source"], name="unique_study_image"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.study} · {self.source.name}"
+
+    def crop_box(self) -> tuple[int, int, int, int]:
+        """(x, y, width, height), clipped to the image."""
+        width = min(self.study.crop_width, self.source.width)
+        height = min(self.study.crop_height, self.source.height)
+        x = min(self.crop_x, self.source.width - width)
+        y = min(self.crop_y, self.source.height - height)
+        return x, y, width, height
+
+
+class Stimulus(models.Model):
+    """One cropped image a rater can see, served only under its random token."""
+
+    class Role(models.TextChoices):
+        ORIGINAL = "original", "original (reference)"
+        CONDITION = "condition", "reconstruction under test"
+        GOLD = "gold", "heavily compressed gold"
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="stimuli")
+    study_image = models.ForeignKey(StudyImage, on_delete=models.CASCADE, related_name="stimuli")
+    reconstruction = models.ForeignKey(
+        Reconstruction, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    role = models.CharField(max_length=10, choices=Role.choices)
+    token = models.CharField(max_length=32, unique=True, default=new_token, editable=False)
+    png = models.FileField(upload_to="stimuli/", max_length=255, help_text="the crop, no metadata")
+    png_sha256 = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["study", "study_image", "role", "id"]
+        verbose_name_plural = "stimuli"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["study_image", "reconstruction"],
+                condition=Q(reconstruction__isnull=False),
+                name="unique_stimulus_per_reconstruction",
+            ),
+            models.UniqueConstraint(
+                fields=["study_image"],
+                condition=Q(role="original"),
+                name="one_original_per_study_image",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.study_image} · {self.condition_label()}"
+
+    def condition_label(self) -> str:
+        if self.reconstruction is None:
+            return "original"
+        r = self.reconstruction
+        return f"{r.codec} @ {r.achieved_bpp:.3f} bpp"
+
+
+class Item(models.Model):
+    """What one judgment is about: a stimulus (ACR, DCR) or a pair (2AFC).
+
+    ``assigned`` counts trials holding this item (the slots taken); balanced assignment
+    raises it with a conditional UPDATE, so it never passes ``Study.judgments_per_item``.
+    """
+
+    class Kind(models.TextChoices):
+        TEST = "test"
+        GOLD = "gold"
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="items")
+    kind = models.CharField(max_length=4, choices=Kind.choices, default=Kind.TEST)
+    a = models.ForeignKey(Stimulus, on_delete=models.CASCADE, related_name="items_as_a")
+    b = models.ForeignKey(
+        Stimulus, null=True, blank=True, on_delete=models.CASCADE, related_name="items_as_b"
+    )
+    expected = models.CharField(
+        max_length=1, blank=True, help_text="gold 2AFC: the stimulus to pick ('a' or 'b')"
+    )
+    assigned = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["study", "id"]
+        indexes = [models.Index(fields=["study", "kind", "assigned"])]
+        constraints = [
+            models.UniqueConstraint(fields=["study", "kind", "a", "b"], name="unique_item"),
+            models.UniqueConstraint(
+                fields=["study", "kind", "a"],
+                condition=Q(b__isnull=True),
+                name="unique_single_item",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        if self.b_id is None:
+            return f"{self.kind} {self.a}"
+        return f"{self.kind} {self.a} vs {self.b.condition_label() if self.b else '?'}"
+
+
+class Session(models.Model):
+    """One rater's visit; reachable only through ``code``."""
+
+    class State(models.TextChoices):
+        CONSENT = "consent"
+        INSTRUCTIONS = "instructions"
+        RATING = "rating"
+        COMPLETED = "completed"
+        SCREENED_OUT = "screened_out"
+        DECLINED = "declined"
+
+    class Platform(models.TextChoices):
+        DIRECT = "direct"
+        PROLIFIC = "prolific"
+        MTURK = "mturk"
+        PREVIEW = "preview"
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="sessions")
+    code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    state = models.CharField(max_length=14, choices=State.choices, default=State.CONSENT)
+    platform = models.CharField(max_length=10, choices=Platform.choices, default=Platform.DIRECT)
+    participant_id = models.CharField(max_length=200, blank=True)
+    external = models.JSONField(default=dict, blank=True, help_text="platform ids as received")
+    schedule = models.JSONField(default=list, blank=True, help_text="trial kinds, in order")
+    screen = models.JSONField(default=dict, blank=True, help_text="viewport the rater reported")
+    user_agent = models.CharField(max_length=500, blank=True)
+    screened_reason = models.CharField(max_length=300, blank=True)
+    created = models.DateTimeField(default=timezone.now)
+    consented = models.DateTimeField(null=True, blank=True)
+    started = models.DateTimeField(null=True, blank=True)
+    finished = models.DateTimeField(null=True, blank=True)
+    last_seen = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["study", "participant_id"],
+                condition=~Q(participant_id=""),
+                name="one_session_per_participant",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        who = self.participant_id or str(self.code)[:8]
+        return f"{self.study} · {who}"
+
+    @property
+    def is_preview(self) -> bool:
+        return self.platform == Session.Platform.PREVIEW
+
+    def is_finished(self) -> bool:
+        return self.state in (
+            Session.State.COMPLETED,
+            Session.State.SCREENED_OUT,
+            Session.State.DECLINED,
+        )
+
+
+class Trial(models.Model):
+    class Kind(models.TextChoices):
+        PRACTICE = "practice"
+        TEST = "test"
+        GOLD = "gold"
+        REPEAT = "repeat"
+
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="trials")
+    position = models.PositiveIntegerField()
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    item = models.ForeignKey(Item, on_delete=models.PROTECT, related_name="trials")
+    swapped = models.BooleanField(
+        default=False, help_text="2AFC: the item's b is shown as 'A' (randomised)"
+    )
+    holds_slot = models.BooleanField(
+        default=False, help_text="counted in the item's assigned slots"
+    )
+    assigned = models.DateTimeField(default=timezone.now)
+    shown = models.DateTimeField(null=True, blank=True, help_text="first served to the rater")
+
+    class Meta:
+        ordering = ["session", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["session", "position"], name="unique_trial_position"),
+            models.UniqueConstraint(
+                fields=["session", "item"],
+                condition=Q(kind__in=["test", "gold"]),
+                name="no_item_twice_per_session",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.session} #{self.position} ({self.kind})"
+
+    def shown_as(self) -> tuple[Stimulus, Stimulus | None]:
+        """The stimuli labelled 'A' and 'B' on screen (B is None for ACR/DCR)."""
+        if self.item.b is None:
+            return self.item.a, None
+        if self.swapped:
+            return self.item.b, self.item.a
+        return self.item.a, self.item.b
+
+
+class Judgment(models.Model):
+    """One answer to one trial, stored the moment it is given."""
+
+    class Choice(models.TextChoices):
+        A = "a", "A (as shown)"
+        B = "b", "B (as shown)"
+        UNDECIDED = "undecided", "cannot decide"
+
+    trial = models.OneToOneField(Trial, on_delete=models.CASCADE, related_name="judgment")
+    key = models.UUIDField(unique=True, help_text="idempotency key sent by the browser")
+    score = models.FloatField(null=True, blank=True, help_text="ACR/DCR: the scale value")
+    choice = models.CharField(max_length=10, choices=Choice.choices, blank=True)
+    chosen = models.ForeignKey(
+        Stimulus,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="2AFC: the stimulus picked (resolved from what was shown)",
+    )
+    flips = models.PositiveIntegerField(default=0)
+    view_ms = models.PositiveIntegerField(default=0, help_text="time on the trial, browser clock")
+    server_ms = models.PositiveIntegerField(default=0, help_text="served → answered, server clock")
+    flags = models.JSONField(default=list, blank=True, help_text="quality-control flags")
+    gold_passed = models.BooleanField(null=True, blank=True)
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["trial"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(score__isnull=False) & Q(choice=""))
+                | (Q(score__isnull=True) & ~Q(choice="")),
+                name="judgment_is_score_or_choice",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        answer: Any = self.score if self.score is not None else self.choice
+        return f"{self.trial}: {answer}"
