@@ -82,9 +82,13 @@ class JobRequest:
 
 
 def plan_jobs(
-    *, sources: Iterable[SourceImage], requests: Sequence[JobRequest]
+    *,
+    sources: Iterable[SourceImage],
+    requests: Sequence[JobRequest],
+    retry_failed: bool = True,
 ) -> list[GenerationJob]:
-    """Create (or find) one job per source × request; failed jobs are reset to pending.
+    """Create (or find) one job per source × request; failed jobs are reset to pending
+    unless ``retry_failed`` is False.
 
     Parameters are validated up front, so a typo fails here with the valid names listed
     instead of in every job.
@@ -98,11 +102,13 @@ def plan_jobs(
     jobs = []
     for source in sources:
         for request in requests:
-            jobs.append(_get_or_create_job(source, request))
+            jobs.append(_get_or_create_job(source, request, retry_failed=retry_failed))
     return jobs
 
 
-def _get_or_create_job(source: SourceImage, request: JobRequest) -> GenerationJob:
+def _get_or_create_job(
+    source: SourceImage, request: JobRequest, *, retry_failed: bool
+) -> GenerationJob:
     fixed = dict(request.fixed_params) if request.fixed_params is not None else None
     base = dict(request.base_params or {})
     key = job_key(
@@ -122,7 +128,7 @@ def _get_or_create_job(source: SourceImage, request: JobRequest) -> GenerationJo
             "base_params": base,
         },
     )
-    if job.state == State.FAILED:
+    if retry_failed and job.state == State.FAILED:
         GenerationJob.objects.filter(pk=job.pk, state=State.FAILED).update(
             state=State.PENDING, error=""
         )

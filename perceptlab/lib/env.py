@@ -8,6 +8,7 @@ never turns silently into a default.
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -99,6 +100,11 @@ def database_from_url(url: str, *, base_dir: Path) -> dict[str, Any]:
         return {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": str(path),
+            # Tests get a file too (not Django's shared in-memory default), so threads
+            # in tests lock the way the web process and worker do; one per test run.
+            "TEST": {
+                "NAME": str(Path(tempfile.gettempdir()) / f"perceptlab-test-{os.getpid()}.db")
+            },
             "OPTIONS": {
                 "timeout": 30,
                 "transaction_mode": "IMMEDIATE",

@@ -67,6 +67,25 @@ def start_rating(*, session: Session) -> None:
     session.state = Session.State.RATING
     session.started = timezone.now()
     session.save(update_fields=["schedule", "state", "started"])
+    settle(session=session)
+
+
+def settle(*, session: Session) -> bool:
+    """End a rating session that has nothing left to answer; True if it ended.
+
+    A rater who answered something is done (COMPLETED); one who arrived when every item
+    had reached its target gets the screen-out page ("the study is full").
+    """
+    if session.state != Session.State.RATING or upcoming(session=session).current is not None:
+        return False
+    answered = session.trials.filter(judgment__isnull=False).exists()
+    state = Session.State.COMPLETED if answered else Session.State.SCREENED_OUT
+    reason = "" if answered else "study full: every item already has its judgments"
+    Session.objects.filter(pk=session.pk, state=Session.State.RATING).update(
+        state=state, screened_reason=reason, finished=timezone.now()
+    )
+    session.refresh_from_db()
+    return True
 
 
 @dataclass(frozen=True)

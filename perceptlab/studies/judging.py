@@ -27,7 +27,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from perceptlab.studies.assignment import progress, release_unanswered, upcoming
+from perceptlab.studies.assignment import progress, release_unanswered, settle, upcoming
 from perceptlab.studies.models import Item, Judgment, Method, Session, Trial
 
 
@@ -188,11 +188,7 @@ def _after(session: Session, trial: Trial, judgment: Judgment) -> None:
     if trial.kind == Trial.Kind.GOLD and _fails_gold(session):
         screen_out(session=session, reason=_gold_summary(session))
         return
-    if upcoming(session=session).current is None:
-        Session.objects.filter(pk=session.pk, state=Session.State.RATING).update(
-            state=Session.State.COMPLETED, finished=now
-        )
-        session.refresh_from_db()
+    settle(session=session)
 
 
 def _gold_counts(session: Session) -> tuple[int, int]:

@@ -64,18 +64,23 @@ def _requests(study: Study) -> list[JobRequest]:
     return requests
 
 
-def plan_generation(*, study: Study) -> list[GenerationJob]:
-    """The study's generation jobs (created on first call, found afterwards)."""
+def plan_generation(*, study: Study, retry_failed: bool = True) -> list[GenerationJob]:
+    """The study's generation jobs (created on first call, found afterwards); failed
+    jobs are reset to pending unless ``retry_failed`` is False."""
     if not study.codecs or not study.target_bpps:
         raise StudyNotReady(study, "choose at least one codec and one target bpp")
     images = ensure_crop_plan(study=study)
     if not images:
         raise StudyNotReady(study, f"image set {study.image_set.name!r} has no images")
-    return plan_jobs(sources=[si.source for si in images], requests=_requests(study))
+    return plan_jobs(
+        sources=[si.source for si in images],
+        requests=_requests(study),
+        retry_failed=retry_failed,
+    )
 
 
 def generation_progress(*, study: Study) -> dict[str, int]:
-    return progress(plan_generation(study=study))
+    return progress(plan_generation(study=study, retry_failed=False))
 
 
 def _crop_png(study_image: StudyImage, pixels: np.ndarray) -> tuple[str, str]:
@@ -111,7 +116,7 @@ def build_stimuli(*, study: Study) -> BuildReport:
     (image, codec, target) is absent); an image with fewer than two conditions gets no
     2AFC items.
     """
-    jobs = plan_generation(study=study)
+    jobs = plan_generation(study=study, retry_failed=False)
     counts = progress(jobs)
     waiting = counts["pending"] + counts["running"]
     if waiting:

@@ -1,0 +1,106 @@
+"""Small, fast studies for the domain tests: synthetic photos-like images, real codecs."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import numpy as np
+
+from perceptlab.codecs.generation import run_job
+from perceptlab.codecs.intake import import_image
+from perceptlab.codecs.models import ImageSet
+from perceptlab.lib.images import encode_png
+from perceptlab.studies import stimuli
+from perceptlab.studies.assignment import start_rating, upcoming
+from perceptlab.studies.judging import Answer, Recorded, record
+from perceptlab.studies.models import Session, Study, Trial
+
+
+def synthetic_image(seed: int, width: int = 96, height: int = 64) -> np.ndarray:
+    """Smooth gradients plus texture: compressible, but not trivially (codecs need work)."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float64)
+    channels = [
+        128 + 90 * np.sin(x / (7 + 3 * c + seed) + y / (11 + c)) + rng.normal(0, 12, x.shape)
+        for c in range(3)
+    ]
+    return np.clip(np.stack(channels, axis=-1), 0, 255).astype(np.uint8)
+
+
+def synthetic_set(images: int = 2, *, width: int = 96, height: int = 64) -> ImageSet:
+    image_set = ImageSet.objects.create(name=f"set-{uuid.uuid4().hex[:8]}")
+    for index in range(images):
+        data = encode_png(synthetic_image(index, width, height))
+        import_image(image_set=image_set, name=f"img{index}.png", data=data)
+    return image_set
+
+
+def make_study(
+    method: str = "2afc", *, images: int = 2, build: bool = True, **fields: Any
+) -> Study:
+    """A study of ``images`` synthetic images, jpeg and webp at 0.5 and 1.0 bpp, 64×64 crops.
+
+    With ``build`` its jobs are run inline and its stimuli built, and it is live.
+    """
+    defaults: dict[str, Any] = {
+        "name": f"study-{uuid.uuid4().hex[:8]}",
+        "title": "Test study",
+        "method": method,
+        "codecs": ["jpeg", "webp"],
+        "target_bpps": [0.5, 1.0],
+        "gold_params": {"quality": 5},
+        "crop_width": 64,
+        "crop_height": 64,
+        "practice_trials": 0,
+        "gold_trials": 0,
+        "repeat_trials": 0,
+    }
+    defaults.update(fields)
+    study = Study.objects.create(image_set=synthetic_set(images), **defaults)
+    if build:
+        for job in stimuli.plan_generation(study=study):
+            run_job(job.pk)
+        stimuli.build_stimuli(study=study)
+        study.state = Study.State.LIVE
+        study.save()
+    return study
+
+
+def rating_session(study: Study, **fields: Any) -> Session:
+    session = Session.objects.create(study=study, **fields)
+    start_rating(session=session)
+    return session
+
+
+def answer_current(
+    session: Session, *, score: float | None = None, choice: str = "a", **extra: Any
+) -> Recorded | None:
+    """Answer the session's current trial (a valid answer by default); None when done."""
+    trial = upcoming(session=session).current
+    if trial is None:
+        return None
+    if not session.study.is_pairwise and score is None:
+        score = session.study.scale_range()[1]
+    answer = Answer(
+        position=trial.position,
+        key=extra.pop("key", uuid.uuid4()),
+        score=score if not session.study.is_pairwise else None,
+        choice=choice if session.study.is_pairwise else "",
+        flips=extra.pop("flips", 3),
+        view_ms=extra.pop("view_ms", 5000),
+    )
+    recorded = record(session=session, answer=answer)
+    session.refresh_from_db()
+    return recorded
+
+
+def complete(session: Session) -> list[Trial]:
+    """Answer every trial; returns the trials answered, in order."""
+    answered = []
+    while not session.is_finished():
+        recorded = answer_current(session)
+        if recorded is None:
+            break
+        answered.append(recorded.judgment.trial)
+    return answered
