@@ -4,4 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+bash scripts/browser.sh || echo "warning: chromium could not be installed; browser tests will be skipped" >&2
 exec .venv/bin/python -m pytest "$@"

@@ -241,6 +241,7 @@ class Stimulus(models.Model):
 
     class Role(models.TextChoices):
         ORIGINAL = "original", "original (reference)"
+        HIDDEN = "hidden", "original shown as a candidate (hidden reference, gold)"
         CONDITION = "condition", "reconstruction under test"
         GOLD = "gold", "heavily compressed gold"
 
@@ -250,6 +251,8 @@ class Stimulus(models.Model):
         Reconstruction, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     role = models.CharField(max_length=10, choices=Role.choices)
+    # The hidden reference has the same pixels as the original but its own token, so a
+    # gold or hidden-reference trial cannot be told from its URL.
     token = models.CharField(max_length=32, unique=True, default=new_token, editable=False)
     png = models.FileField(upload_to="stimuli/", max_length=255, help_text="the crop, no metadata")
     png_sha256 = models.CharField(max_length=64)
@@ -264,8 +267,8 @@ class Stimulus(models.Model):
                 name="unique_stimulus_per_reconstruction",
             ),
             models.UniqueConstraint(
-                fields=["study_image"],
-                condition=Q(role="original"),
+                fields=["study_image", "role"],
+                condition=Q(role__in=["original", "hidden"]),
                 name="one_original_per_study_image",
             ),
         ]

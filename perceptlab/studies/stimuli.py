@@ -146,7 +146,8 @@ def _is_gold_job(study: Study, job: GenerationJob) -> bool:
 def _build_image(
     study: Study, study_image: StudyImage, jobs: list[GenerationJob], report: BuildReport
 ) -> None:
-    original = _stimulus(study_image, Stimulus.Role.ORIGINAL, None)
+    _stimulus(study_image, Stimulus.Role.ORIGINAL, None)  # the reference raters see
+    hidden = _stimulus(study_image, Stimulus.Role.HIDDEN, None)
     conditions, gold = [], None
     for job in sorted(jobs, key=lambda j: (j.codec, j.target_bpp or 0.0)):
         reconstruction = job.reconstruction
@@ -162,15 +163,15 @@ def _build_image(
         if gold is not None:
             # The original among the candidates, against a heavily compressed version.
             Item.objects.get_or_create(
-                study=study, kind=Item.Kind.GOLD, a=original, b=gold, defaults={"expected": "a"}
+                study=study, kind=Item.Kind.GOLD, a=hidden, b=gold, defaults={"expected": "a"}
             )
         return
-    singles = conditions + ([original] if study.hidden_reference else [])
+    singles = conditions + ([hidden] if study.hidden_reference else [])
     for stimulus in singles:
         Item.objects.get_or_create(study=study, kind=Item.Kind.TEST, a=stimulus, b=None)
     # ACR: the original rated as if a reconstruction (expected high); DCR: the reference
     # against itself (expected "imperceptible").
-    Item.objects.get_or_create(study=study, kind=Item.Kind.GOLD, a=original, b=None)
+    Item.objects.get_or_create(study=study, kind=Item.Kind.GOLD, a=hidden, b=None)
 
 
 def reference_of(stimulus: Stimulus) -> Stimulus:

@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 import pytest
-from conftest import kodak_path
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
+from support import kodak_path
 
 from perceptlab.codecs.models import ImageSet, Reconstruction, SourceImage
 

@@ -4,8 +4,8 @@ import io
 
 import numpy as np
 import pytest
-from conftest import psnr
 from PIL import Image
+from support import psnr
 
 from perceptlab.codecs.base import CodecError, CodecParamError, bits_per_pixel
 from perceptlab.codecs.classical import ijg_quant_tables

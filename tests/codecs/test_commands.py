@@ -6,9 +6,9 @@ from io import StringIO
 from pathlib import Path
 
 import pytest
-from conftest import kodak_path
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from support import kodak_path
 
 from perceptlab.codecs.models import ImageSet, Reconstruction, SourceImage
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import kodak_path
 from django.core.files.storage import default_storage
 from django.db import connection
 from django.utils import timezone
+from support import kodak_path
 
 from perceptlab.codecs.files import content_name, read_bytes, store_verified
 from perceptlab.codecs.generation import JobRequest, claim, plan_jobs, plan_match, run_job

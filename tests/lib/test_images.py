@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
-from conftest import kodak_path
 from PIL import Image, ImageFile
+from support import kodak_path
 
 from perceptlab.lib.images import (
     ImageRejected,

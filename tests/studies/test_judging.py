@@ -47,7 +47,7 @@ def test_a_2afc_choice_is_resolved_to_the_stimulus_that_was_shown() -> None:
     for _ in range(6):
         trial = upcoming(session=session).current
         assert trial is not None
-        shown_a, shown_b = trial.shown_as()
+        _, shown_b = trial.shown_as()
         judgment = record(session=session, answer=_answer(session, choice="b")).judgment
         assert judgment.chosen == shown_b
         expected = trial.item.a if trial.swapped else trial.item.b
@@ -162,7 +162,7 @@ def test_a_2afc_gold_passes_when_the_original_is_picked() -> None:
     session = rating_session(study)
     trial = _to_gold(session)
     original = trial.item.a
-    assert original.role == Stimulus.Role.ORIGINAL
+    assert original.role == Stimulus.Role.HIDDEN
     shown_a, _ = trial.shown_as()
     recorded = answer_current(session, choice="a" if shown_a == original else "b")
     assert recorded is not None and recorded.judgment.gold_passed is True

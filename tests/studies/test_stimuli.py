@@ -99,7 +99,7 @@ def test_all_pairs_gives_every_pair_of_conditions_per_image() -> None:
         assert item.a.study_image_id == item.b.study_image_id  # pairs never mix images
         assert item.a.pk < item.b.pk
     gold = study.items.get(kind=Item.Kind.GOLD, a__study_image__source__name="img0.png")
-    assert gold.a.role == Stimulus.Role.ORIGINAL and gold.b is not None
+    assert gold.a.role == Stimulus.Role.HIDDEN and gold.b is not None
     assert gold.b.role == Stimulus.Role.GOLD and gold.expected == "a"
 
 
@@ -124,7 +124,7 @@ def test_acr_items_are_single_stimuli_and_the_hidden_reference_adds_the_original
     assert plain.items.filter(kind=Item.Kind.TEST).count() == 2 * 4
     assert not plain.items.filter(b__isnull=False).exists()
     hidden = make_study("acr", hidden_reference=True)
-    originals = hidden.items.filter(kind=Item.Kind.TEST, a__role=Stimulus.Role.ORIGINAL)
+    originals = hidden.items.filter(kind=Item.Kind.TEST, a__role=Stimulus.Role.HIDDEN)
     assert originals.count() == 2
     assert hidden.items.filter(kind=Item.Kind.GOLD).count() == 2
 

@@ -1,24 +1,39 @@
 from __future__ import annotations
 
+import os
 import secrets
 from pathlib import Path
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.urls import reverse
 from tqdm import tqdm
 
 from perceptlab.codecs.generation import parse_bpps, progress, run_job
 from perceptlab.codecs.intake import IMAGE_SUFFIXES
+from perceptlab.codecs.registry import UnknownCodec, parse_slugs
 from perceptlab.codecs.tasks import enqueue_jobs
-from perceptlab.studies.demo import DEMO_BPPS, build_demo, skimage_photo_paths
+from perceptlab.studies.demo import (
+    DEMO_BPPS,
+    DEMO_CODECS,
+    build_demo,
+    ensure_demo_studies,
+    launch_demo_studies,
+    plan_demo_studies,
+    skimage_photo_paths,
+    study_codecs,
+)
 
 
 class Command(BaseCommand):
     help = (
         "Build the demo: an image set of real photographs (scikit-image's, or --images DIR, "
         "e.g. ../shared/datasets/kodak) encoded with every available classical codec at "
-        "0.25, 0.5 and 1.0 bpp, and a staff account to look at it in the admin."
+        "0.25, 0.5 and 1.0 bpp; a live study of each method (ACR, DCR, 2AFC) on them; and a "
+        "staff account. Prints each study's rater link and the admin login last. "
+        "Idempotent: run it again to reuse everything (and to launch studies whose stimuli "
+        "were left to the worker with --enqueue)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -28,31 +43,67 @@ class Command(BaseCommand):
         parser.add_argument("--set", dest="set_name", default="demo", help="image set name")
         parser.add_argument("--bpp", default=",".join(map(str, DEMO_BPPS)), help="target bpps")
         parser.add_argument(
-            "--enqueue", action="store_true", help="leave the encoding to the worker (db_worker)"
+            "--codecs",
+            default=",".join(DEMO_CODECS),
+            help="codecs to try (unavailable ones are skipped); the studies use jpeg, webp, "
+            "avif and jxl among them",
+        )
+        parser.add_argument(
+            "--enqueue",
+            action="store_true",
+            help="leave the encoding to the worker (db_worker); the studies stay drafts until "
+            "this command is run again after the worker has finished",
         )
         parser.add_argument("--admin-user", default="admin", help="staff account to create")
+        parser.add_argument(
+            "--base-url",
+            default=os.environ.get("PERCEPTLAB_BASE_URL") or "http://127.0.0.1:8000",
+            help="where the server is reached, for the printed links "
+            "(default: $PERCEPTLAB_BASE_URL or http://127.0.0.1:8000)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         images = self._images(options["images"])
         try:
             bpps = tuple(parse_bpps(options["bpp"]))
-        except ValueError as exc:
-            raise CommandError(f"--bpp {exc}") from None
-        plan = build_demo(set_name=options["set_name"], images=images, bpps=bpps)
+            codecs = parse_slugs(options["codecs"])
+        except (ValueError, UnknownCodec) as exc:
+            raise CommandError(str(exc)) from None
+        plan = build_demo(set_name=options["set_name"], images=images, bpps=bpps, codecs=codecs)
         for reason in plan.rejected:
             self.stderr.write(f"rejected {reason}")
         for slug, reason in plan.skipped_codecs.items():
             self.stdout.write(f"codec {slug} skipped: {reason}")
+        if not plan.codecs:
+            raise CommandError(f"none of the codecs {codecs} is available here")
+        studies = ensure_demo_studies(
+            image_set=plan.image_set, codecs=study_codecs(plan.codecs), bpps=bpps
+        )
+        jobs = {job.pk: job for job in [*plan.jobs, *plan_demo_studies(studies=studies)]}
         if options["enqueue"]:
-            self.stdout.write(f"enqueued {enqueue_jobs(plan.jobs)} job(s) for the worker")
+            self.stdout.write(f"enqueued {enqueue_jobs(list(jobs.values()))} job(s) for the worker")
         else:
-            for job in tqdm(plan.jobs, desc="demo stimuli", unit="stimulus", file=self.stderr):
+            for job in tqdm(jobs.values(), desc="demo stimuli", unit="stimulus", file=self.stderr):
                 run_job(job.pk)
-        counts = progress(plan.jobs)
         self.stdout.write(
             f"demo set {plan.image_set.name!r}: {plan.image_set.images.count()} images, "
-            f"codecs {', '.join(plan.codecs)}; jobs {counts}"
+            f"codecs {', '.join(plan.codecs)}; jobs {progress(list(jobs.values()))}"
         )
+        base = options["base_url"].rstrip("/")
+        links = []
+        for outcome in launch_demo_studies(studies=studies):
+            self.stdout.write(f"study {outcome.study.name}: {outcome.note}")
+            for missing in outcome.missing:
+                self.stdout.write(f"  missing: {missing}")
+            path = reverse("studies:join", args=[outcome.study.invite])
+            links.append(f"rater link ({outcome.study.method}): {base}{path}")
+        if options["enqueue"]:
+            self.stdout.write(
+                "the studies launch once their stimuli exist: when the worker has finished, "
+                "run `manage.py demo` again (or Build and Launch them in the admin)"
+            )
+        self.stdout.write("\n".join(links))
+        self.stdout.write(f"admin: {base}{reverse('admin:index')}")
         self._admin_account(options["admin_user"])
 
     def _images(self, folder: Path | None) -> list[Path]:
@@ -68,7 +119,10 @@ class Command(BaseCommand):
     def _admin_account(self, username: str) -> None:
         User = get_user_model()
         if User.objects.filter(username=username).exists():
-            self.stdout.write(f"admin login: {username} (existing account, password unchanged)")
+            self.stdout.write(
+                f"admin login: {username} (existing account, password unchanged; "
+                f"reset it with `manage.py changepassword {username}`)"
+            )
             return
         password = secrets.token_urlsafe(9)
         User.objects.create_superuser(username=username, email="", password=password)

@@ -1,0 +1,92 @@
+"""Forms of the rater-facing pages: consent, the screen check and one judgment."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+
+from perceptlab.studies.judging import Answer
+from perceptlab.studies.models import Judgment, Study
+
+PANE_GAP_DEVICE_PX = 16  # between side-by-side panes (rater.css/rater.js use the same)
+CONTROLS_CSS_PX = 160  # header, pane labels and answer buttons around the images
+
+
+def needed_device_pixels(study: Study, device_pixel_ratio: float) -> tuple[int, int]:
+    """(width, height) a window needs to show the study's panes at 1:1 device pixels.
+
+    Width: panes × crop width + (panes − 1) × 16 gap; height: crop height + 160 CSS
+    pixels (× devicePixelRatio) for the controls.
+    """
+    panes = study.panes()
+    width = panes * study.crop_width + (panes - 1) * PANE_GAP_DEVICE_PX
+    return width, study.crop_height + round(CONTROLS_CSS_PX * device_pixel_ratio)
+
+
+class ConsentForm(forms.Form):
+    decision = forms.ChoiceField(choices=[("agree", "I agree"), ("decline", "I do not agree")])
+
+    def agreed(self) -> bool:
+        return bool(self.cleaned_data["decision"] == "agree")
+
+
+class ScreenForm(forms.Form):
+    """The viewport the rater's browser reports (filled in by rater.js)."""
+
+    inner_width = forms.IntegerField(min_value=1, max_value=100_000)
+    inner_height = forms.IntegerField(min_value=1, max_value=100_000)
+    device_pixel_ratio = forms.FloatField(min_value=0.1, max_value=16.0)
+
+    def screen(self) -> dict[str, float | int]:
+        data = self.cleaned_data
+        dpr = data["device_pixel_ratio"]
+        return {
+            "inner_width": data["inner_width"],
+            "inner_height": data["inner_height"],
+            "device_pixel_ratio": dpr,
+            "device_width": round(data["inner_width"] * dpr),
+            "device_height": round(data["inner_height"] * dpr),
+        }
+
+    def shortfall(self, study: Study) -> str:
+        """Why the window cannot show the study's crops at 1:1 device pixels ("" if it can)."""
+        screen = self.screen()
+        need_width, need_height = needed_device_pixels(study, screen["device_pixel_ratio"])
+        if screen["device_width"] >= need_width and screen["device_height"] >= need_height:
+            return ""
+        return (
+            f"screen too small: the window has {screen['device_width']}×"
+            f"{screen['device_height']} device pixels, the study needs at least "
+            f"{need_width}×{need_height}"
+        )
+
+
+class JudgeForm(forms.Form):
+    """One answer as the browser sends it; judging.record checks it against the trial."""
+
+    position = forms.IntegerField(min_value=0, max_value=100_000)
+    key = forms.UUIDField()
+    score = forms.FloatField(required=False)
+    choice = forms.ChoiceField(choices=Judgment.Choice.choices, required=False)
+    flips = forms.IntegerField(min_value=0, max_value=10_000, required=False)
+    view_ms = forms.IntegerField(min_value=0, max_value=86_400_000, required=False)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        has_score = data.get("score") is not None
+        has_choice = bool(data.get("choice"))
+        if has_score == has_choice and not self.errors:
+            raise forms.ValidationError("Send either a score or a choice.")
+        return data
+
+    def answer(self) -> Answer:
+        data = self.cleaned_data
+        return Answer(
+            position=data["position"],
+            key=data["key"],
+            score=data["score"],
+            choice=data["choice"] or "",
+            flips=data["flips"] or 0,
+            view_ms=data["view_ms"] or 0,
+        )

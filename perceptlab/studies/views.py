@@ -1,0 +1,456 @@
+"""Rater-facing views: the invitation link, consent, instructions, the trial app and its API.
+
+A rater reaches everything through their session's random ``code``. Nothing served here
+(page, JSON, image URL or header) names a codec, a bitrate, a stimulus role or a trial
+kind; images are served under their stimulus's opaque token, and only to a session that
+holds a trial showing them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import wraps
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, QueryDict
+from django.middleware.csrf import get_token
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
+
+from perceptlab.codecs.files import read_bytes
+from perceptlab.studies.assignment import progress, settle, start_rating, upcoming
+from perceptlab.studies.forms import (
+    PANE_GAP_DEVICE_PX,
+    ConsentForm,
+    JudgeForm,
+    ScreenForm,
+    needed_device_pixels,
+)
+from perceptlab.studies.judging import JudgmentRejected, record
+from perceptlab.studies.models import Method, Scale, Session, Stimulus, Study, Trial
+from perceptlab.studies.stimuli import reference_of
+
+logger = logging.getLogger(__name__)
+
+MTURK_PREVIEW = "ASSIGNMENT_ID_NOT_AVAILABLE"
+EXTERNAL_MAX_PARAMS = 20
+EXTERNAL_MAX_CHARS = 200
+COOKIE_SALT = "perceptlab.studies.join"
+COOKIE_MAX_AGE = 60 * 60 * 24 * 30
+LAST_SEEN_EVERY = timedelta(seconds=15)  # skip the write when the session was seen just now
+IMAGE_HEADERS = {
+    "Cache-Control": "private, max-age=86400, immutable",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+FINAL_PAGES: dict[str, str] = {
+    Session.State.COMPLETED: "studies/rater/completed.html",
+    Session.State.SCREENED_OUT: "studies/rater/screened_out.html",
+    Session.State.DECLINED: "studies/rater/declined.html",
+}
+
+View = Callable[..., HttpResponse]
+
+
+def session_or_404(code: uuid.UUID) -> Session:
+    """The session with this code (404 otherwise); notes that the rater is still here."""
+    session = get_object_or_404(Session.objects.select_related("study"), code=code)
+    now = timezone.now()
+    if session.last_seen < now - LAST_SEEN_EVERY:
+        Session.objects.filter(pk=session.pk).update(last_seen=now)
+        session.last_seen = now
+    return session
+
+
+# -- the invitation link ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """Who arrives through the invitation link, as the recruiting platform says."""
+
+    platform: str
+    participant_id: str
+    external: dict[str, str]
+    mturk_preview: bool = False
+
+
+def arrival(query: QueryDict) -> Arrival:
+    """Prolific (PROLIFIC_PID, STUDY_ID, SESSION_ID), MTurk (workerId, assignmentId, hitId)
+    or a direct visit; every parameter received is kept (truncated) in ``external``."""
+    external = {key: query.get(key, "")[:EXTERNAL_MAX_CHARS] for key in list(query)}
+    external = dict(list(external.items())[:EXTERNAL_MAX_PARAMS])
+    pid = query.get("PROLIFIC_PID", "").strip()[:EXTERNAL_MAX_CHARS]
+    if pid:
+        return Arrival(Session.Platform.PROLIFIC, pid, external)
+    if any(key in query for key in ("workerId", "assignmentId", "hitId")):
+        worker = query.get("workerId", "").strip()[:EXTERNAL_MAX_CHARS]
+        preview = query.get("assignmentId") == MTURK_PREVIEW
+        return Arrival(Session.Platform.MTURK, worker, external, mturk_preview=preview)
+    return Arrival(Session.Platform.DIRECT, "", external)
+
+
+@require_safe
+def join(request: HttpRequest, invite: uuid.UUID) -> HttpResponse:
+    study = get_object_or_404(Study, invite=invite)
+    came = arrival(request.GET)
+    if came.mturk_preview:
+        return render(request, "studies/rater/mturk_preview.html", {"study": study})
+    session = _returning(request, study, came)
+    if session is None:
+        if not study.accepts_raters:
+            return render(request, "studies/rater/not_open.html", {"study": study})
+        session = _new_session(request, study, came)
+    response = redirect("studies:session", code=session.code)
+    response.set_signed_cookie(
+        _cookie_name(study),
+        str(session.code),
+        salt=COOKIE_SALT,
+        max_age=COOKIE_MAX_AGE,
+        httponly=True,
+        samesite="Lax",
+        secure=request.is_secure(),
+    )
+    return response
+
+
+def _cookie_name(study: Study) -> str:
+    return f"perceptlab_{study.invite.hex[:12]}"
+
+
+def _returning(request: HttpRequest, study: Study, came: Arrival) -> Session | None:
+    """The session this person already has: by platform id, else by this browser's cookie."""
+    if came.participant_id:
+        return Session.objects.filter(study=study, participant_id=came.participant_id).first()
+    code = request.get_signed_cookie(
+        _cookie_name(study), default=None, salt=COOKIE_SALT, max_age=COOKIE_MAX_AGE
+    )
+    try:
+        return Session.objects.filter(study=study, code=uuid.UUID(str(code))).first()
+    except ValueError:
+        return None
+
+
+def _new_session(request: HttpRequest, study: Study, came: Arrival) -> Session:
+    try:
+        with transaction.atomic():
+            return Session.objects.create(
+                study=study,
+                platform=came.platform,
+                participant_id=came.participant_id,
+                external=came.external,
+                user_agent=request.headers.get("User-Agent", "")[:500],
+            )
+    except IntegrityError:
+        if not came.participant_id:
+            raise
+        # The same participant opened the link twice at once: both get the one session.
+        return Session.objects.get(study=study, participant_id=came.participant_id)
+
+
+# -- the session page: consent, instructions, rating, final pages ---------------------------
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+def session_page(request: HttpRequest, code: uuid.UUID) -> HttpResponse:
+    session = session_or_404(code)
+    study = session.study
+    context = {"session": session, "study": study}
+    if session.state in FINAL_PAGES:
+        return _final_page(request, session)
+    if not _serving(session):
+        paused = study.state == Study.State.PAUSED
+        template = "paused.html" if paused else "not_open.html"
+        return render(request, f"studies/rater/{template}", context)
+    if session.state == Session.State.CONSENT:
+        return _consent(request, session)
+    if session.state == Session.State.INSTRUCTIONS:
+        return _instructions(request, session)
+    return _rating(request, session)
+
+
+def _serving(session: Session) -> bool:
+    """New trials go out only while the study is live (a researcher's preview always)."""
+    return session.is_preview or session.study.state == Study.State.LIVE
+
+
+def _final_page(request: HttpRequest, session: Session) -> HttpResponse:
+    context = {
+        "session": session,
+        "study": session.study,
+        # Gold-trial reasons stay private; a too-small window is worth telling the rater.
+        "show_reason": session.screened_reason.startswith("screen too small"),
+    }
+    return render(request, FINAL_PAGES[session.state], context)
+
+
+def _consent(request: HttpRequest, session: Session) -> HttpResponse:
+    form = ConsentForm(request.POST if request.method == "POST" else None)
+    if form.is_valid():
+        waiting = Session.objects.filter(pk=session.pk, state=Session.State.CONSENT)
+        if form.agreed():
+            waiting.update(state=Session.State.INSTRUCTIONS, consented=timezone.now())
+        else:
+            waiting.update(state=Session.State.DECLINED, finished=timezone.now())
+        return redirect("studies:session", code=session.code)
+    context = {"session": session, "study": session.study, "form": form}
+    return render(request, "studies/rater/consent.html", context)
+
+
+def _instructions(request: HttpRequest, session: Session) -> HttpResponse:
+    study = session.study
+    form = ScreenForm(request.POST if request.method == "POST" else None)
+    if form.is_valid():
+        problem = form.shortfall(study)
+        if problem and not session.is_preview:
+            Session.objects.filter(pk=session.pk, state=Session.State.INSTRUCTIONS).update(
+                state=Session.State.SCREENED_OUT,
+                screened_reason=problem[:300],
+                screen=form.screen(),
+                finished=timezone.now(),
+            )
+        else:
+            session.screen = form.screen()
+            session.save(update_fields=["screen"])
+            start_rating(session=session)
+        return redirect("studies:session", code=session.code)
+    width, height = needed_device_pixels(study, 1.0)
+    context = {
+        "session": session,
+        "study": study,
+        "form": form,
+        "needed": {"width": width, "height": height},
+        **_scale_context(study),
+    }
+    return render(request, "studies/rater/instructions.html", context)
+
+
+def _rating(request: HttpRequest, session: Session) -> HttpResponse:
+    if request.method == "POST":
+        return redirect("studies:session", code=session.code)
+    state = rater_state(session)
+    if state["trial"] is None:
+        return redirect("studies:session", code=session.code)  # finished meanwhile
+    study = session.study
+    scale = _scale_context(study)
+    context = {
+        "session": session,
+        "study": study,
+        "config": _app_config(request, session, scale, state),
+        **scale,
+    }
+    return render(request, "studies/rater/rating.html", context)
+
+
+def _app_config(
+    request: HttpRequest, session: Session, scale: dict[str, Any], state: dict[str, Any]
+) -> dict[str, Any]:
+    """What rater.js needs, embedded in the page with json_script."""
+    study = session.study
+    return {
+        "code": str(session.code),
+        "method": study.method,
+        "layout": scale["layout"],
+        "dcrLayout": study.dcr_layout,
+        "points": scale["points"],
+        "continuous": scale["continuous"],
+        "range": None if study.is_pairwise else list(study.scale_range()),
+        "crop": {"width": study.crop_width, "height": study.crop_height},
+        "gapDevicePx": PANE_GAP_DEVICE_PX,
+        "allowUndecided": study.allow_undecided,
+        "minViewSeconds": study.min_view_seconds,
+        "minFlips": study.min_flips,
+        "urls": {
+            "state": reverse("studies:state", args=[session.code]),
+            "judge": reverse("studies:judge", args=[session.code]),
+            "session": reverse("studies:session", args=[session.code]),
+        },
+        "csrfToken": get_token(request),
+        "initial": state,
+    }
+
+
+def layout_of(study: Study) -> str:
+    """single (ACR), side_by_side or sequential (DCR), pair (2AFC)."""
+    if study.method == Method.ACR:
+        return "single"
+    if study.method == Method.DCR:
+        return str(study.dcr_layout)
+    return "pair"
+
+
+def scale_points(study: Study) -> list[dict[str, Any]]:
+    """The category buttons: value, label and keyboard key ("t" stands for 10)."""
+    return [
+        {"value": value, "name": f"{value:g}", "label": label, "key": _key(value)}
+        for value, label in study.scale_points()
+    ]
+
+
+def _key(value: float) -> str:
+    return "t" if value == 10 else f"{value:g}"
+
+
+def _scale_context(study: Study) -> dict[str, Any]:
+    ends = (
+        ("Very annoying", "Imperceptible") if study.method == Method.DCR else ("Bad", "Excellent")
+    )
+    return {
+        "layout": layout_of(study),
+        "points": scale_points(study),
+        "continuous": not study.is_pairwise and study.scale == Scale.CONTINUOUS,
+        "eleven_points": not study.is_pairwise and study.scale == Scale.ELEVEN,
+        "scale_ends": ends,
+    }
+
+
+# -- the JSON API of the trial app ---------------------------------------------------------
+
+
+def rater_state(session: Session) -> dict[str, Any]:
+    """What the trial app runs on: the current trial (marked shown) and the next one.
+
+    ``redirect`` is the session page whenever there is no trial to show (finished,
+    paused, closed, not yet rating).
+    """
+    current = following = None
+    if session.state == Session.State.RATING and _serving(session):
+        coming = upcoming(session=session)
+        if coming.current is None:
+            settle(session=session)
+        else:
+            current, following = coming.current, coming.next
+            shown = Trial.objects.filter(pk=current.pk, shown__isnull=True)
+            shown.update(shown=timezone.now())
+    answered, total = progress(session=session)
+    return {
+        "state": session.state,
+        "progress": {"answered": answered, "total": total},
+        "trial": _trial_json(session, current),
+        "next": _trial_json(session, following),
+        "redirect": None if current else reverse("studies:session", args=[session.code]),
+    }
+
+
+def _trial_json(session: Session, trial: Trial | None) -> dict[str, Any] | None:
+    if trial is None:
+        return None
+    method = session.study.method
+    shown_a, shown_b = trial.shown_as()
+    reference = None if method == Method.ACR else reference_of(shown_a)
+
+    def url(stimulus: Stimulus | None) -> str | None:
+        if stimulus is None:
+            return None
+        return reverse("studies:stimulus", args=[session.code, stimulus.token])
+
+    return {
+        "position": trial.position,
+        "practice": trial.kind == Trial.Kind.PRACTICE,
+        "method": method,
+        "images": {
+            "reference": url(reference),
+            "a": url(shown_a),
+            "b": url(shown_b) if method == Method.AFC2 else None,
+        },
+    }
+
+
+def json_endpoint(view: View) -> View:
+    """JSON errors instead of HTML pages or tracebacks; responses are never cached."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            response = view(request, *args, **kwargs)
+        except Http404:
+            message = "This study link is not valid."
+            response = JsonResponse(
+                {"ok": False, "code": "not_found", "message": message}, status=404
+            )
+        except Exception:
+            logger.exception("rater API request failed: %s %s", request.method, request.path)
+            message = "Something went wrong on our side. Please wait a moment."
+            response = JsonResponse(
+                {"ok": False, "code": "server_error", "message": message}, status=500
+            )
+        response["Cache-Control"] = "no-store"
+        return response
+
+    return wrapper
+
+
+@require_safe
+@json_endpoint
+def state(request: HttpRequest, code: uuid.UUID) -> HttpResponse:
+    return JsonResponse(rater_state(session_or_404(code)))
+
+
+@require_POST
+@json_endpoint
+def judge(request: HttpRequest, code: uuid.UUID) -> HttpResponse:
+    session = session_or_404(code)
+    form = JudgeForm(_body(request))
+    if not form.is_valid():
+        errors = {field: [str(m) for m in messages] for field, messages in form.errors.items()}
+        message = " ".join(m for messages in errors.values() for m in messages)
+        body = {"ok": False, "code": "invalid", "message": message, "errors": errors}
+        return JsonResponse({**body, **rater_state(session)}, status=400)
+    try:
+        if session.study.state == Study.State.CLOSED and not session.is_preview:
+            raise JudgmentRejected("not_rating", "This study has closed.")
+        recorded = record(session=session, answer=form.answer())
+    except JudgmentRejected as exc:
+        session.refresh_from_db()
+        body = {"ok": False, "code": exc.code, "message": exc.message}
+        status = 400 if exc.code.startswith("bad_") else 409
+        return JsonResponse({**body, **rater_state(session)}, status=status)
+    session.refresh_from_db()
+    body = {"ok": True, "duplicate": not recorded.created, "feedback": recorded.feedback}
+    return JsonResponse({**body, **rater_state(session)})
+
+
+def _body(request: HttpRequest) -> QueryDict | dict[str, Any]:
+    """Form-encoded or JSON fields; a malformed JSON body reads as no fields at all."""
+    if request.content_type != "application/json":
+        return request.POST
+    try:
+        data = json.loads(request.body or b"{}")
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+# -- images --------------------------------------------------------------------------------
+
+
+@require_safe
+def stimulus(request: HttpRequest, code: uuid.UUID, token: str) -> HttpResponse:
+    """The crop PNG, for a session holding a trial that shows it; no name, no dates."""
+    session = session_or_404(code)
+    found = _stimulus_of(session, token)
+    if found is None:
+        raise Http404("no such image")
+    response = HttpResponse(read_bytes(str(found.png.name)), content_type="image/png")
+    for header, value in IMAGE_HEADERS.items():
+        response[header] = value
+    return response
+
+
+def _stimulus_of(session: Session, token: str) -> Stimulus | None:
+    found = Stimulus.objects.filter(study_id=session.study_id, token=token).first()
+    if found is None:
+        return None
+    shows = Q(item__a=found) | Q(item__b=found)
+    if found.role == Stimulus.Role.ORIGINAL and session.study.method != Method.ACR:
+        shows |= Q(item__a__study_image_id=found.study_image_id)  # shown as the reference
+    return found if session.trials.filter(shows).exists() else None

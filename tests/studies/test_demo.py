@@ -1,0 +1,86 @@
+"""``manage.py demo``: an image set, three live studies, their rater links; idempotent."""
+
+from __future__ import annotations
+
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from factories import write_images
+
+from perceptlab.codecs.models import GenerationJob, ImageSet
+from perceptlab.studies.models import Item, Study
+
+pytestmark = pytest.mark.django_db
+
+
+def run_demo(*args: str) -> str:
+    out, err = StringIO(), StringIO()
+    call_command("demo", *args, stdout=out, stderr=err)
+    return out.getvalue()
+
+
+@pytest.fixture
+def small_demo_args(tmp_path: Path) -> list[str]:
+    folder = write_images(tmp_path / "photos", 2, width=160, height=112)
+    return ["--images", str(folder), "--bpp", "0.5,1", "--codecs", "jpeg,webp"]
+
+
+def test_the_demo_launches_a_study_of_each_method_and_prints_their_rater_links(
+    small_demo_args: list[str],
+) -> None:
+    out = run_demo(*small_demo_args, "--base-url", "http://demo.example:8123/")
+    studies = {s.method: s for s in Study.objects.filter(name__startswith="demo-")}
+    assert sorted(studies) == ["2afc", "acr", "dcr"]
+    for method, study in studies.items():
+        assert study.state == Study.State.LIVE and study.launched is not None
+        assert study.items.filter(kind=Item.Kind.TEST).exists(), method
+        assert study.codecs == ["jpeg", "webp"] and study.target_bpps == [0.5, 1.0]
+        assert (study.crop_width, study.crop_height) == (384, 384)
+        assert study.completion_code == "DEMO-DONE" and study.screenout_code == "DEMO-SCREENED"
+    assert studies["acr"].hidden_reference
+    assert studies["2afc"].min_flips == 1 and studies["acr"].min_flips == 0
+    lines = out.strip().splitlines()
+    assert lines[-5:-2] == [
+        f"rater link ({method}): http://demo.example:8123/study/{studies[method].invite}/"
+        for method in ("acr", "dcr", "2afc")
+    ]
+    assert lines[-2] == "admin: http://demo.example:8123/admin/"
+    assert lines[-1].startswith("admin login: admin / ")
+
+
+def test_running_the_demo_twice_reuses_the_set_the_jobs_and_the_studies(
+    small_demo_args: list[str],
+) -> None:
+    first = run_demo(*small_demo_args)
+    invites = dict(Study.objects.values_list("name", "invite"))
+    jobs, items = GenerationJob.objects.count(), Item.objects.count()
+    second = run_demo(*small_demo_args)
+    assert dict(Study.objects.values_list("name", "invite")) == invites
+    assert (GenerationJob.objects.count(), Item.objects.count()) == (jobs, items)
+    assert ImageSet.objects.count() == 1
+    assert "study demo-acr: already live" in second
+    links = [line for line in first.splitlines() if line.startswith("rater link")]
+    assert links == [line for line in second.splitlines() if line.startswith("rater link")]
+    assert "password unchanged" in second.splitlines()[-1]
+
+
+def test_with_enqueue_the_studies_launch_on_a_later_run_once_the_worker_is_done(
+    small_demo_args: list[str],
+    settings,  # type: ignore[no-untyped-def]
+) -> None:
+    settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.dummy.DummyBackend"}}
+    out = run_demo(*small_demo_args, "--enqueue")
+    assert "enqueued" in out and "left in draft" in out and "not finished yet" in out
+    assert set(Study.objects.values_list("state", flat=True)) == {Study.State.DRAFT}
+    out = run_demo(*small_demo_args)  # the worker's part, done inline here
+    assert set(Study.objects.values_list("state", flat=True)) == {Study.State.LIVE}
+    assert out.count("rater link (") == 3
+
+
+def test_the_demo_refuses_an_unknown_codec(small_demo_args: list[str]) -> None:
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="unknown codec"):
+        run_demo(*small_demo_args[:4], "--codecs", "jpeg,nope")
