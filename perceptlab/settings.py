@@ -41,6 +41,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Serves the rater page's static files in every mode (no web server needed for the
+    # embedded default; behind a CDN in larger deployments).
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -82,6 +85,8 @@ MEDIA_ROOT = envpath("PERCEPTLAB_MEDIA_ROOT", VAR_DIR / "media")
 MEDIA_URL = "/media/"
 STATIC_URL = "/static/"
 STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # collectstatic's target; may stay empty
+WHITENOISE_USE_FINDERS = True  # serve app static files without a collectstatic step
 STORAGES = {
     "default": {
         "BACKEND": envstr(

@@ -6,7 +6,7 @@ import statistics
 
 import pytest
 from django.db.models import QuerySet
-from factories import answer_current, live_study, make_study, rating_session
+from studykit import answer_current, make_study, rating_session
 
 from perceptlab.codecs.generation import run_job
 from perceptlab.codecs.models import GenerationJob
@@ -24,7 +24,8 @@ def answer_until_done(session: Session, *, gold_score: float = 5.0) -> None:
         current = upcoming(session=session).current
         if current is None:
             break
-        answer_current(session, score=gold_score if current.kind == Trial.Kind.GOLD else 4.0)
+        score = gold_score if current.kind == Trial.Kind.GOLD else 4.0
+        answer_current(session, score=score, view_ms=1500)
         session.refresh_from_db()
 
 
@@ -32,7 +33,7 @@ def answer_until_done(session: Session, *, gold_score: float = 5.0) -> None:
 def rated_study() -> Study:
     """An ACR study with one rater of each kind: completed, screened out, active, not
     started, declined, and a researcher's preview."""
-    study = live_study(
+    study = make_study(
         Method.ACR,
         practice_trials=0,
         gold_trials=1,
@@ -46,11 +47,12 @@ def rated_study() -> Study:
     answer_until_done(rating_session(study, participant_id="careless"), gold_score=1.0)
     active = rating_session(study, participant_id="busy")
     while upcoming(session=active).current.kind != Trial.Kind.TEST:  # type: ignore[union-attr]
-        answer_current(active)
-    answer_current(active)
+        answer_current(active, score=4.0, view_ms=1500)
+    answer_current(active, score=4.0, view_ms=1500)
     Session.objects.create(study=study, participant_id="reading")
     Session.objects.create(study=study, participant_id="no", state=Session.State.DECLINED)
-    answer_current(rating_session(study, platform=Session.Platform.PREVIEW))
+    preview = rating_session(study, platform=Session.Platform.PREVIEW)
+    answer_current(preview, score=4.0, view_ms=1500)
     return study
 
 
@@ -86,7 +88,7 @@ def test_coverage_counts_test_judgments_per_item_without_previews(rated_study: S
 
 
 def test_coverage_rows_name_each_items_codec_and_bitrates() -> None:
-    study = live_study(Method.AFC2, practice_trials=0, gold_trials=0)
+    study = make_study(Method.AFC2, practice_trials=0, gold_trials=0)
     rows = dashboard.coverage(study=study).rows
     assert rows and all(len(row.conditions) == 2 for row in rows)
     codecs = {cond.codec for row in rows for cond in row.conditions}
@@ -97,7 +99,7 @@ def test_coverage_rows_name_each_items_codec_and_bitrates() -> None:
 
 
 def test_the_hidden_reference_is_listed_as_the_original() -> None:
-    study = live_study(Method.ACR, hidden_reference=True)
+    study = make_study(Method.ACR, hidden_reference=True)
     conditions = [row.conditions[0] for row in dashboard.coverage(study=study).rows]
     assert sum(c.codec == "original" for c in conditions) == 2
     assert all(c.achieved_bpp is None for c in conditions if c.codec == "original")
@@ -126,7 +128,7 @@ def test_quality_control_counts_flags_and_the_gold_pass_rate(rated_study: Study)
 
 
 def test_generation_lists_jobs_by_state_and_failed_ones_with_their_error() -> None:
-    study = make_study(Method.ACR)
+    study = make_study(Method.ACR, build=False)
     assert dashboard.generation(study=study).note == "stimuli not generated yet"
     jobs = plan_generation(study=study)
     run_job(jobs[0].pk)
@@ -142,7 +144,7 @@ def test_generation_lists_jobs_by_state_and_failed_ones_with_their_error() -> No
 
 
 def test_an_empty_study_has_an_empty_dashboard() -> None:
-    board = dashboard.study_dashboard(study=make_study())
+    board = dashboard.study_dashboard(study=make_study(Method.ACR, build=False))
     assert board.coverage.items == board.coverage.judgments == 0
     assert board.coverage.median == 0.0
     assert board.timing.median_server_ms is None

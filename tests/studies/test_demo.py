@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from django.core.management import call_command
-from factories import write_images
+from studykit import write_images
 
 from perceptlab.codecs.models import GenerationJob, ImageSet
 from perceptlab.studies.models import Item, Study

@@ -12,7 +12,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
-from factories import answer_current, built_study, make_image_set, make_study, rating_session
+from studykit import answer_current, make_study, rating_session, synthetic_set
 
 from perceptlab.codecs.generation import run_job
 from perceptlab.codecs.models import GenerationJob
@@ -92,7 +92,7 @@ def staff(admin_client: Client) -> Client:
 def test_the_study_admin_and_its_dashboard_send_anonymous_visitors_to_the_login(
     client: Client,
 ) -> None:
-    study = make_study()
+    study = make_study(Method.ACR, build=False)
     for url in (CHANGELIST, change_url(study), dashboard_url(study)):
         response = client.get(url)
         assert response.status_code == 302 and "/admin/login/" in response["Location"]
@@ -102,7 +102,7 @@ def test_the_study_admin_and_its_dashboard_send_anonymous_visitors_to_the_login(
 
 
 def test_a_logged_in_user_who_is_not_staff_is_refused(client: Client) -> None:
-    study = make_study()
+    study = make_study(Method.ACR, build=False)
     user = User.objects.create_user("rater", password="pw-123456")
     client.force_login(user)
     response = client.get(dashboard_url(study))
@@ -112,7 +112,7 @@ def test_a_logged_in_user_who_is_not_staff_is_refused(client: Client) -> None:
 def test_staff_without_study_permissions_cannot_see_the_dashboard_or_run_operations(
     client: Client,
 ) -> None:
-    study = make_study()
+    study = make_study(Method.ACR, build=False)
     client.force_login(User.objects.create_user("helper", password="pw-123456", is_staff=True))
     assert client.get(dashboard_url(study)).status_code == 403
     assert client.post(run_url(study, "launch")).status_code == 403
@@ -120,7 +120,7 @@ def test_staff_without_study_permissions_cannot_see_the_dashboard_or_run_operati
 
 
 def test_a_study_is_created_in_the_add_form_with_codecs_and_target_bpps(staff: Client) -> None:
-    image_set = make_image_set()
+    image_set = synthetic_set()
     response = staff.post("/admin/studies/study/add/", add_form(image_set.pk))
     assert response.status_code == 302, response.context["adminform"].form.errors
     study = Study.objects.get(name="new-study")
@@ -145,7 +145,7 @@ def test_the_add_form_lists_every_codec_and_says_why_one_is_unavailable(
 
 def test_an_unavailable_codec_is_refused_with_its_reason(staff: Client, settings) -> None:  # type: ignore[no-untyped-def]
     settings.CODEC_BINARIES = {**settings.CODEC_BINARIES, "bpgenc": "no-such-bpgenc"}
-    image_set = make_image_set()
+    image_set = synthetic_set()
     response = staff.post("/admin/studies/study/add/", add_form(image_set.pk, codecs=["bpg"]))
     assert response.status_code == 200
     assert "bpg is unavailable" in response.content.decode()
@@ -163,7 +163,7 @@ def test_an_unavailable_codec_is_refused_with_its_reason(staff: Client, settings
 def test_bad_targets_and_gold_parameters_are_refused_naming_the_value(
     staff: Client, field: str, value: str, message: str
 ) -> None:
-    image_set = make_image_set()
+    image_set = synthetic_set()
     response = staff.post("/admin/studies/study/add/", add_form(image_set.pk, **{field: value}))
     assert response.status_code == 200
     assert message in response.context["adminform"].form.errors[field][0]
@@ -171,7 +171,7 @@ def test_bad_targets_and_gold_parameters_are_refused_naming_the_value(
 
 
 def test_generate_plans_and_enqueues_the_jobs_which_run_inline_under_test(staff: Client) -> None:
-    study = make_study(Method.AFC2)
+    study = make_study(Method.AFC2, build=False, gold_trials=1)
     response = staff.post(run_url(study, "generate"), follow=True)
     assert "10 generation job(s), 10 enqueued" in messages_of(response)  # 2×2×2 + 2 gold
     jobs = plan_generation(study=study)
@@ -180,7 +180,7 @@ def test_generate_plans_and_enqueues_the_jobs_which_run_inline_under_test(staff:
 
 
 def test_build_reports_stimuli_and_items(staff: Client) -> None:
-    study = make_study(Method.ACR, hidden_reference=True)
+    study = make_study(Method.ACR, build=False, hidden_reference=True)
     staff.post(run_url(study, "generate"))
     response = staff.post(run_url(study, "build"), follow=True)
     # 2 images × (2 codecs × 2 targets + the original) stimuli, all rated; 1 gold per image
@@ -189,7 +189,7 @@ def test_build_reports_stimuli_and_items(staff: Client) -> None:
 
 
 def test_build_says_what_to_do_while_jobs_are_unfinished(staff: Client) -> None:
-    study = make_study()
+    study = make_study(Method.ACR, build=False)
     plan_generation(study=study)  # planned, never run
     response = staff.post(run_url(study, "build"), follow=True)
     assert "not finished yet" in messages_of(response)
@@ -199,7 +199,7 @@ def test_build_says_what_to_do_while_jobs_are_unfinished(staff: Client) -> None:
 def test_launch_refuses_while_jobs_are_unfinished_and_succeeds_once_they_are_done(
     staff: Client,
 ) -> None:
-    study = make_study()
+    study = make_study(Method.ACR, build=False)
     jobs = plan_generation(study=study)
     response = staff.post(run_url(study, "launch"), follow=True)
     assert "8 generation job(s) not finished yet" in messages_of(response)
@@ -216,7 +216,7 @@ def test_launch_refuses_while_jobs_are_unfinished_and_succeeds_once_they_are_don
 
 def test_launch_refuses_a_study_without_items(staff: Client) -> None:
     # 2AFC with one condition per image: nothing to pair.
-    study = make_study(Method.AFC2, codecs=["jpeg"], target_bpps=[0.5])
+    study = make_study(Method.AFC2, build=False, gold_trials=1, codecs=["jpeg"], target_bpps=[0.5])
     staff.post(run_url(study, "generate"))
     response = staff.post(run_url(study, "launch"), follow=True)
     assert "no test items to rate" in messages_of(response)
@@ -224,7 +224,7 @@ def test_launch_refuses_a_study_without_items(staff: Client) -> None:
 
 
 def test_a_launched_study_shows_its_invitation_link_with_the_prolific_hint(staff: Client) -> None:
-    study = built_study()
+    study = make_study(Method.ACR, state=Study.State.DRAFT)
     staff.post(run_url(study, "launch"))
     page = staff.get(change_url(study)).content.decode()
     link = "http://testserver" + reverse("studies:join", args=[study.invite])
@@ -233,7 +233,7 @@ def test_a_launched_study_shows_its_invitation_link_with_the_prolific_hint(staff
 
 
 def test_the_settings_that_shape_the_stimuli_are_locked_once_launched(staff: Client) -> None:
-    study = built_study()
+    study = make_study(Method.ACR, state=Study.State.DRAFT)
     editable = staff.get(change_url(study)).content.decode()
     assert 'name="codecs"' in editable and 'name="target_bpps"' in editable
     staff.post(run_url(study, "launch"))
@@ -265,7 +265,7 @@ def test_the_settings_that_shape_the_stimuli_are_locked_once_launched(staff: Cli
 
 
 def test_pause_resume_and_close_from_the_changelist(staff: Client) -> None:
-    study = built_study()
+    study = make_study(Method.ACR, state=Study.State.DRAFT)
     staff.post(run_url(study, "launch"))
 
     def act(action: str) -> str:
@@ -284,7 +284,7 @@ def test_pause_resume_and_close_from_the_changelist(staff: Client) -> None:
 
 
 def test_the_change_page_offers_the_operations_of_the_study_state(staff: Client) -> None:
-    study = make_study()
+    study = make_study(Method.ACR, build=False)
     page = staff.get(change_url(study)).content.decode()
     for operation in ("generate", "build", "preview", "launch", "close"):
         assert run_url(study, operation) in page
@@ -293,13 +293,13 @@ def test_the_change_page_offers_the_operations_of_the_study_state(staff: Client)
 
 
 def test_operations_only_accept_post(staff: Client) -> None:
-    study = make_study()
+    study = make_study(Method.ACR, build=False)
     assert staff.get(run_url(study, "launch")).status_code == 405
     assert staff.post(run_url(study, "explode")).status_code == 404
 
 
 def test_preview_makes_a_preview_session_and_opens_it_even_in_draft(staff: Client) -> None:
-    study = built_study()
+    study = make_study(Method.ACR, state=Study.State.DRAFT)
     response = staff.post(run_url(study, "preview"))
     session = Session.objects.get(study=study)
     assert session.platform == Session.Platform.PREVIEW
@@ -308,14 +308,14 @@ def test_preview_makes_a_preview_session_and_opens_it_even_in_draft(staff: Clien
 
 
 def test_preview_before_the_build_says_to_build_first(staff: Client) -> None:
-    study = make_study()
+    study = make_study(Method.ACR, build=False)
     response = staff.post(run_url(study, "preview"), follow=True)
     assert "build the stimuli first" in messages_of(response)
     assert not Session.objects.exists()
 
 
 def test_the_dashboard_is_linked_from_the_changelist_and_renders(staff: Client) -> None:
-    study = built_study()
+    study = make_study(Method.ACR, state=Study.State.DRAFT)
     assert dashboard_url(study) in staff.get(CHANGELIST).content.decode()
     response = staff.get(dashboard_url(study))
     assert response.status_code == 200
@@ -323,15 +323,15 @@ def test_the_dashboard_is_linked_from_the_changelist_and_renders(staff: Client) 
 
 
 def test_the_dashboard_shows_numbers_that_match_the_database(staff: Client) -> None:
-    study = built_study(min_view_seconds=1, practice_trials=0, gold_trials=0, repeat_trials=0)
+    study = make_study(Method.ACR, state=Study.State.DRAFT, min_view_seconds=1)
     staff.post(run_url(study, "launch"))
     first = rating_session(study, participant_id="p1")
     for _ in range(3):
-        answer_current(first)
+        answer_current(first, view_ms=1500)
     second = rating_session(study, participant_id="p2")
-    answer_current(second)
+    answer_current(second, view_ms=1500)
     preview = rating_session(study, platform=Session.Platform.PREVIEW)
-    answer_current(preview)
+    answer_current(preview, view_ms=1500)
 
     page = staff.get(dashboard_url(study)).content.decode()
     counted = Judgment.objects.exclude(trial__session__platform="preview").count()
@@ -362,15 +362,16 @@ def test_sessions_and_judgments_are_read_only_in_the_admin(staff: Client) -> Non
 
 
 def live_session_study() -> Study:
-    study = built_study(min_view_seconds=1, practice_trials=0, gold_trials=0, repeat_trials=0)
-    study.state = Study.State.LIVE
-    study.save(update_fields=["state"])
-    answer_current(rating_session(study, participant_id="p1"))
+    study = make_study(Method.ACR, min_view_seconds=1)
+    answer_current(rating_session(study, participant_id="p1"), score=4.0)
     return study
 
 
 def test_the_preview_action_on_the_changelist_opens_one_studys_preview(staff: Client) -> None:
-    study, other = built_study(), make_study()
+    study, other = (
+        make_study(Method.ACR, state=Study.State.DRAFT),
+        make_study(Method.ACR, build=False),
+    )
     both = staff.post(
         CHANGELIST, {"action": "preview", "_selected_action": [study.pk, other.pk]}, follow=True
     )

@@ -1,8 +1,14 @@
-"""Small, fast studies for the domain tests: synthetic photos-like images, real codecs."""
+"""Small, fast studies for the studies tests: synthetic photo-like images, real codecs.
+
+The one home of the test helpers (plain functions, no fixtures; conftest.py only wraps
+:func:`make_study` as a fixture). Test modules import it as ``studykit``.
+"""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,11 +34,27 @@ def synthetic_image(seed: int, width: int = 96, height: int = 64) -> np.ndarray:
     return np.clip(np.stack(channels, axis=-1), 0, 255).astype(np.uint8)
 
 
-def synthetic_set(images: int = 2, *, width: int = 96, height: int = 64) -> ImageSet:
-    image_set = ImageSet.objects.create(name=f"set-{uuid.uuid4().hex[:8]}")
-    for index in range(images):
-        data = encode_png(synthetic_image(index, width, height))
-        import_image(image_set=image_set, name=f"img{index}.png", data=data)
+def synthetic_pngs(count: int, *, width: int = 96, height: int = 64) -> Iterator[tuple[str, bytes]]:
+    """``count`` synthetic images as ``(file name, PNG bytes)``: img0.png, img1.png, …"""
+    for index in range(count):
+        yield f"img{index}.png", encode_png(synthetic_image(index, width, height))
+
+
+def write_images(folder: Path, count: int = 2, *, width: int = 96, height: int = 64) -> Path:
+    """``count`` synthetic PNGs in ``folder`` (created), for commands taking a directory."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, data in synthetic_pngs(count, width=width, height=height):
+        (folder / name).write_bytes(data)
+    return folder
+
+
+def synthetic_set(
+    images: int = 2, *, width: int = 96, height: int = 64, name: str | None = None
+) -> ImageSet:
+    """An image set of ``images`` synthetic images, named ``name`` (default: a fresh one)."""
+    image_set = ImageSet.objects.create(name=name or f"set-{uuid.uuid4().hex[:8]}")
+    for file_name, data in synthetic_pngs(images, width=width, height=height):
+        import_image(image_set=image_set, name=file_name, data=data)
     return image_set
 
 
@@ -41,8 +63,12 @@ def make_study(
 ) -> Study:
     """A study of ``images`` synthetic images, jpeg and webp at 0.5 and 1.0 bpp, 64×64 crops.
 
-    With ``build`` its jobs are run inline and its stimuli built, and it is live.
+    No practice, gold or repeat trials unless ``fields`` ask for them; ``fields`` set any
+    Study field. With ``build`` its jobs are run inline and its stimuli built, and it is
+    live; without, it is a draft with nothing generated. An explicit ``state`` is applied
+    after the build (e.g. ``state=Study.State.DRAFT`` for a built study not yet launched).
     """
+    state = fields.pop("state", Study.State.LIVE if build else Study.State.DRAFT)
     defaults: dict[str, Any] = {
         "name": f"study-{uuid.uuid4().hex[:8]}",
         "title": "Test study",
@@ -62,12 +88,14 @@ def make_study(
         for job in stimuli.plan_generation(study=study):
             run_job(job.pk)
         stimuli.build_stimuli(study=study)
-        study.state = Study.State.LIVE
-        study.save()
+    if study.state != state:
+        study.state = state
+        study.save(update_fields=["state"])
     return study
 
 
 def rating_session(study: Study, **fields: Any) -> Session:
+    """A session of ``study`` (``fields`` set any Session field), its schedule started."""
     session = Session.objects.create(study=study, **fields)
     start_rating(session=session)
     return session
@@ -76,7 +104,11 @@ def rating_session(study: Study, **fields: Any) -> Session:
 def answer_current(
     session: Session, *, score: float | None = None, choice: str = "a", **extra: Any
 ) -> Recorded | None:
-    """Answer the session's current trial (a valid answer by default); None when done."""
+    """Answer the session's current trial (a valid answer by default); None when done.
+
+    ``score`` defaults to the top of the scale (ACR/DCR), ``choice`` to "a" (2AFC);
+    ``extra`` may set ``key``, ``flips`` (default 3) and ``view_ms`` (default 5000).
+    """
     trial = upcoming(session=session).current
     if trial is None:
         return None
