@@ -6,17 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from django.urls import reverse
+from raterbot import READY_OR_FEEDBACK, enter, position, rate
 from studykit import make_study
 
 from perceptlab.studies.models import Judgment, Session, Study, Trial
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-READY = '[data-testid="rater"][data-status="ready"]'
-READY_OR_FEEDBACK = (
-    '[data-testid="rater"][data-status="ready"], [data-testid="rater"][data-status="feedback"]'
-)
 
 
 def _study(method: str, **fields: Any) -> Study:
@@ -33,50 +28,14 @@ def _study(method: str, **fields: Any) -> Study:
     return make_study(method, **values)
 
 
-def _enter(page: Any, live_server: Any, study: Study, query: str = "") -> None:
-    """Open the invitation link; agree to the consent and start, by keyboard."""
-    page.goto(live_server.url + reverse("studies:join", args=[study.invite]) + query)
-    page.get_by_test_id("agree").focus()
-    page.keyboard.press("Enter")
-    page.get_by_test_id("start").focus()
-    page.keyboard.press("Enter")
-    page.wait_for_selector(READY_OR_FEEDBACK)
-
-
-def _position(page: Any) -> int:
-    return int(page.get_by_test_id("rater").get_attribute("data-position"))
-
-
-def _rate(page: Any, keys: list[str], *, limit: int | None = None) -> list[int]:
-    """Answer trials with ``keys`` until the session ends (or ``limit`` answers);
-    returns the positions answered, in order."""
-    answered: list[int] = []
-    while limit is None or len(answered) < limit:
-        page.wait_for_selector(f"{READY_OR_FEEDBACK}, [data-testid=completion-code]")
-        if page.get_by_test_id("completion-code").count():
-            break
-        if page.get_by_test_id("rater").get_attribute("data-status") == "feedback":
-            page.keyboard.press("Enter")
-            continue
-        answered.append(_position(page))
-        for key in keys:
-            page.keyboard.press(key)
-        page.wait_for_function(
-            "p => { const r = document.querySelector('[data-testid=rater]');"
-            " return !r || r.dataset.status !== 'ready' || r.dataset.position !== String(p); }",
-            arg=answered[-1],
-        )
-    return answered
-
-
 def _session(study: Study) -> Session:
     return Session.objects.get(study=study)
 
 
 def test_a_rater_completes_an_acr_session_by_keyboard(page: Any, live_server: Any) -> None:
     study = _study("acr")
-    _enter(page, live_server, study, "?PROLIFIC_PID=p-123&STUDY_ID=s-1&SESSION_ID=x-9")
-    answered = _rate(page, ["4"])
+    enter(page, live_server, study, "?PROLIFIC_PID=p-123&STUDY_ID=s-1&SESSION_ID=x-9")
+    answered = rate(page, ["4"])
     page.wait_for_selector("[data-testid=completion-code]")
     assert page.get_by_test_id("completion-code").inner_text().strip() == "C0MPLETE"
     session = _session(study)
@@ -92,9 +51,9 @@ def test_a_rater_completes_an_acr_session_by_keyboard(page: Any, live_server: An
 
 def test_a_rater_completes_a_2afc_session_flipping_by_keyboard(page: Any, live_server: Any) -> None:
     study = _study("2afc", min_flips=2)
-    _enter(page, live_server, study)
+    enter(page, live_server, study)
     page.wait_for_selector("[data-testid=flip-hint]")
-    answered = _rate(page, ["Space", "Space", "b"])
+    answered = rate(page, ["Space", "Space", "b"])
     page.wait_for_selector("[data-testid=completion-code]")
     session = _session(study)
     judgments = list(Judgment.objects.filter(trial__session=session).select_related("trial"))
@@ -111,8 +70,8 @@ def test_a_reload_mid_session_resumes_at_the_next_unanswered_trial(
     page: Any, live_server: Any
 ) -> None:
     study = _study("2afc", trials_per_session=5)
-    _enter(page, live_server, study)
-    first = _rate(page, ["Space", "a"], limit=3)
+    enter(page, live_server, study)
+    first = rate(page, ["Space", "a"], limit=3)
     page.wait_for_selector(READY_OR_FEEDBACK)
     page.wait_for_function(
         "n => Number(document.querySelector('[data-testid=progress]').dataset.answered) >= n",
@@ -126,8 +85,8 @@ def test_a_reload_mid_session_resumes_at_the_next_unanswered_trial(
     )
     assert stored == set(first)
     if page.get_by_test_id("rater").get_attribute("data-status") == "ready":
-        assert _position(page) == max(first) + 1
-    rest = _rate(page, ["Space", "a"])
+        assert position(page) == max(first) + 1
+    rest = rate(page, ["Space", "a"])
     page.wait_for_selector("[data-testid=completion-code]")
     positions = list(
         Judgment.objects.filter(trial__session=session).values_list("trial__position", flat=True)
@@ -139,11 +98,11 @@ def test_an_answer_given_offline_is_stored_once_the_connection_returns(
     page: Any, live_server: Any
 ) -> None:
     study = _study("acr", practice_trials=0, gold_trials=0, repeat_trials=0, trials_per_session=3)
-    _enter(page, live_server, study)
+    enter(page, live_server, study)
     session = _session(study)
     pending = f"localStorage.getItem('perceptlab.pending.{session.code}')"
     page.context.set_offline(True)
-    _rate(page, ["2"], limit=1)
+    rate(page, ["2"], limit=1)
     page.wait_for_selector("[data-testid=notice]:not([hidden])")  # "Reconnecting…"
     assert "2" in page.evaluate(pending)  # kept in the browser until acknowledged
     assert not Judgment.objects.filter(trial__session=session).exists()
@@ -151,6 +110,6 @@ def test_an_answer_given_offline_is_stored_once_the_connection_returns(
     page.wait_for_function(f"() => {pending} === null", timeout=30_000)
     scores = Judgment.objects.filter(trial__session=session).values_list("score", flat=True)
     assert list(scores) == [2.0]
-    _rate(page, ["5"])
+    rate(page, ["5"])
     page.wait_for_selector("[data-testid=completion-code]")
     assert Judgment.objects.filter(trial__session=session).count() == 3

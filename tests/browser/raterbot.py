@@ -1,0 +1,49 @@
+"""A keyboard-only rater for the browser tests: enter a study, answer trials."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.urls import reverse
+
+from perceptlab.studies.models import Study
+
+READY_OR_FEEDBACK = (
+    '[data-testid="rater"][data-status="ready"], [data-testid="rater"][data-status="feedback"]'
+)
+
+
+def enter(page: Any, live_server: Any, study: Study, query: str = "") -> None:
+    """Open the invitation link; agree to the consent and start, by keyboard."""
+    page.goto(live_server.url + reverse("studies:join", args=[study.invite]) + query)
+    page.get_by_test_id("agree").focus()
+    page.keyboard.press("Enter")
+    page.get_by_test_id("start").focus()
+    page.keyboard.press("Enter")
+    page.wait_for_selector(READY_OR_FEEDBACK)
+
+
+def position(page: Any) -> int:
+    return int(page.get_by_test_id("rater").get_attribute("data-position"))
+
+
+def rate(page: Any, keys: list[str], *, limit: int | None = None) -> list[int]:
+    """Answer trials with ``keys`` until the session ends (or ``limit`` answers);
+    returns the positions answered, in order."""
+    answered: list[int] = []
+    while limit is None or len(answered) < limit:
+        page.wait_for_selector(f"{READY_OR_FEEDBACK}, [data-testid=completion-code]")
+        if page.get_by_test_id("completion-code").count():
+            break
+        if page.get_by_test_id("rater").get_attribute("data-status") == "feedback":
+            page.keyboard.press("Enter")
+            continue
+        answered.append(position(page))
+        for key in keys:
+            page.keyboard.press(key)
+        page.wait_for_function(
+            "p => { const r = document.querySelector('[data-testid=rater]');"
+            " return !r || r.dataset.status !== 'ready' || r.dataset.position !== String(p); }",
+            arg=answered[-1],
+        )
+    return answered

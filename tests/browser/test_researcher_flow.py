@@ -1,0 +1,83 @@
+"""The whole loop in Chromium: a researcher creates, generates, launches and monitors a study
+from the admin alone; a rater completes it by keyboard; every judgment is stored once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.contrib.auth import get_user_model
+from raterbot import enter, rate
+from studykit import synthetic_set
+
+from perceptlab.studies.models import Judgment, Session, Study
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def _log_in(page: Any, live_server: Any) -> None:
+    get_user_model().objects.create_superuser("researcher", "", "a-long-passphrase")
+    page.goto(f"{live_server.url}/admin/login/?next=/admin/")
+    page.fill("#id_username", "researcher")
+    page.fill("#id_password", "a-long-passphrase")
+    page.click("input[type=submit]")
+    page.wait_for_url(f"{live_server.url}/admin/")
+
+
+def _create_study(page: Any, live_server: Any, image_set: str) -> Study:
+    page.goto(f"{live_server.url}/admin/studies/study/add/")
+    page.fill("#id_name", "sharpness")
+    page.fill("#id_title", "Which looks more like the original?")
+    page.select_option("#id_method", "2afc")
+    page.select_option("#id_image_set", label=image_set)
+    page.check("input[name=codecs][value=jpeg]")
+    page.check("input[name=codecs][value=webp]")
+    page.fill("#id_target_bpps", "0.5, 1")
+    page.fill("#id_crop_width", "64")
+    page.fill("#id_crop_height", "64")
+    page.fill("#id_trials_per_session", "4")
+    page.fill("#id_practice_trials", "1")
+    page.fill("#id_gold_trials", "1")
+    page.fill("#id_repeat_trials", "0")
+    page.fill("#id_gold_params", '{"quality": 5}')
+    page.fill("#id_completion_code", "THANKS-42")
+    page.click("input[name=_continue]")
+    page.wait_for_selector("#study-operations")
+    return Study.objects.get(name="sharpness")
+
+
+def _operate(page: Any, label: str) -> None:
+    page.click(f"#study-operations button:has-text('{label}')")
+    page.wait_for_selector("ul.messagelist")
+
+
+def test_a_researcher_runs_a_study_from_the_admin_and_a_rater_completes_it(
+    browser: Any, page: Any, live_server: Any
+) -> None:
+    image_set = synthetic_set(2, name="lab-photos")
+    _log_in(page, live_server)
+    study = _create_study(page, live_server, image_set.name)
+    _operate(page, "Generate stimuli")  # jobs run inline under the test settings
+    _operate(page, "Launch")
+    study.refresh_from_db()
+    assert study.state == Study.State.LIVE
+    assert study.items.filter(kind="test").count() == 2 * 6
+    page.wait_for_selector(f"text={study.invite}")  # the invitation link is shown
+
+    rater = browser.new_context(viewport={"width": 1280, "height": 800})
+    rater_page = rater.new_page()
+    rater_page.set_default_timeout(15_000)
+    enter(rater_page, live_server, study, "?PROLIFIC_PID=rater-7")
+    answered = rate(rater_page, ["Space", "Space", "Space", "a"])
+    rater_page.wait_for_selector("[data-testid=completion-code]")
+    assert rater_page.get_by_test_id("completion-code").inner_text().strip() == "THANKS-42"
+    rater.close()
+
+    session = Session.objects.get(study=study, participant_id="rater-7")
+    judgments = Judgment.objects.filter(trial__session=session)
+    assert sorted(judgments.values_list("trial__position", flat=True)) == sorted(answered)
+    assert judgments.count() == len(session.schedule) == 1 + 4 + 1
+
+    page.goto(f"{live_server.url}/admin/studies/study/{study.pk}/dashboard/")
+    assert page.inner_text("#raters-completed").strip() == "1"
+    assert page.inner_text("#raters-active").strip() == "0"
