@@ -82,13 +82,9 @@ class JobRequest:
 
 
 def plan_jobs(
-    *,
-    sources: Iterable[SourceImage],
-    requests: Sequence[JobRequest],
-    retry_failed: bool = True,
+    *, sources: Iterable[SourceImage], requests: Sequence[JobRequest]
 ) -> list[GenerationJob]:
-    """Create (or find) one job per source × request; failed jobs are reset to pending
-    unless ``retry_failed`` is False.
+    """Create (or find) one job per source × request; failed jobs are reset to pending.
 
     Parameters are validated up front, so a typo fails here with the valid names listed
     instead of in every job.
@@ -102,22 +98,25 @@ def plan_jobs(
     jobs = []
     for source in sources:
         for request in requests:
-            jobs.append(_get_or_create_job(source, request, retry_failed=retry_failed))
+            jobs.append(_get_or_create_job(source, request))
     return jobs
 
 
-def _get_or_create_job(
-    source: SourceImage, request: JobRequest, *, retry_failed: bool
-) -> GenerationJob:
-    fixed = dict(request.fixed_params) if request.fixed_params is not None else None
-    base = dict(request.base_params or {})
-    key = job_key(
+def request_key(source: SourceImage, request: JobRequest) -> str:
+    """The key of the job that makes ``request`` for ``source`` (see :func:`job_key`)."""
+    return job_key(
         source=source,
         codec=request.codec,
         target_bpp=request.target_bpp,
-        fixed_params=fixed,
-        base_params=base,
+        fixed_params=request.fixed_params,
+        base_params=request.base_params,
     )
+
+
+def _get_or_create_job(source: SourceImage, request: JobRequest) -> GenerationJob:
+    fixed = dict(request.fixed_params) if request.fixed_params is not None else None
+    base = dict(request.base_params or {})
+    key = request_key(source, request)
     job, _ = GenerationJob.objects.get_or_create(
         key=key,
         defaults={
@@ -128,7 +127,7 @@ def _get_or_create_job(
             "base_params": base,
         },
     )
-    if retry_failed and job.state == State.FAILED:
+    if job.state == State.FAILED:
         GenerationJob.objects.filter(pk=job.pk, state=State.FAILED).update(
             state=State.PENDING, error=""
         )

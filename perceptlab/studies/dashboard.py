@@ -14,11 +14,10 @@ from dataclasses import dataclass, field
 from django.db.models import Count, Q, QuerySet, TextField
 from django.db.models.functions import Cast
 
-from perceptlab.codecs.base import CodecError
 from perceptlab.codecs.generation import progress
 from perceptlab.codecs.models import GenerationJob
 from perceptlab.studies.models import Item, Judgment, Session, Stimulus, Study, Trial
-from perceptlab.studies.stimuli import StudyNotReady, plan_generation
+from perceptlab.studies.stimuli import study_jobs
 
 QC_FLAGS = ("too_fast", "too_few_flips", "gold_failed", "inconsistent_repeat")
 
@@ -151,16 +150,10 @@ def generation(*, study: Study) -> Generation:
     """Jobs by state and the failed ones with their errors (failed jobs stay failed here)."""
     if not study.study_images.exists():
         return Generation(counts={}, failed=[], note="stimuli not generated yet")
-    try:
-        jobs = plan_generation(study=study, retry_failed=False)
-    except (StudyNotReady, CodecError) as exc:
-        return Generation(counts={}, failed=[], note=str(exc))
-    failed = (
-        GenerationJob.objects.filter(
-            pk__in=[job.pk for job in jobs], state=GenerationJob.State.FAILED
-        )
-        .select_related("source")
-        .order_by("source__name", "codec", "target_bpp")
+    jobs = study_jobs(study=study).jobs
+    failed = sorted(
+        (job for job in jobs if job.state == GenerationJob.State.FAILED),
+        key=lambda j: (j.source.name, j.codec, j.target_bpp or 0.0),
     )
     return Generation(
         counts=progress(jobs),

@@ -27,8 +27,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from perceptlab.studies.assignment import progress, release_unanswered, settle, upcoming
-from perceptlab.studies.models import Item, Judgment, Method, Session, Trial
+from perceptlab.studies.assignment import release_unanswered, settle, upcoming
+from perceptlab.studies.models import Item, Judgment, Method, Session, Study, Trial
 
 
 class JudgmentRejected(Exception):
@@ -69,6 +69,8 @@ def record(*, session: Session, answer: Answer) -> Recorded:
         return _replay(existing, answer)
     if session.state != Session.State.RATING:
         raise JudgmentRejected("not_rating", "This session is no longer taking answers.")
+    if session.study.state == Study.State.CLOSED and not session.is_preview:
+        raise JudgmentRejected("not_rating", "This study has closed.")
     current = upcoming(session=session).current
     if current is None or current.pk != trial.pk:
         raise JudgmentRejected("out_of_order", "This answer is not for the current image.")
@@ -230,8 +232,3 @@ def _feedback(session: Session, trial: Trial, judgment: Judgment) -> str:
     best = study.scale_points()[-1][1] if study.scale_points() else f"{study.scale_range()[1]:g}"
     verdict = "Right" if judgment.gold_passed else "Not quite"
     return f"{verdict}: this image was the original itself; it deserves “{best}”."
-
-
-def summary(*, session: Session) -> dict[str, int]:
-    answered, total = progress(session=session)
-    return {"answered": answered, "total": total}

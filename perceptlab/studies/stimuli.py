@@ -19,7 +19,7 @@ import numpy as np
 from django.db import transaction
 
 from perceptlab.codecs.files import read_bytes, store_verified
-from perceptlab.codecs.generation import JobRequest, plan_jobs, progress
+from perceptlab.codecs.generation import JobRequest, plan_jobs, progress, request_key
 from perceptlab.codecs.models import GenerationJob, Reconstruction, SourceImage
 from perceptlab.lib.images import decode_png, encode_png
 from perceptlab.studies.models import Item, Method, Stimulus, Study, StudyImage
@@ -64,23 +64,33 @@ def _requests(study: Study) -> list[JobRequest]:
     return requests
 
 
-def plan_generation(*, study: Study, retry_failed: bool = True) -> list[GenerationJob]:
+def plan_generation(*, study: Study) -> list[GenerationJob]:
     """The study's generation jobs (created on first call, found afterwards); failed
-    jobs are reset to pending unless ``retry_failed`` is False."""
+    jobs are reset to pending, so generating again retries them."""
     if not study.codecs or not study.target_bpps:
         raise StudyNotReady(study, "choose at least one codec and one target bpp")
     images = ensure_crop_plan(study=study)
     if not images:
         raise StudyNotReady(study, f"image set {study.image_set.name!r} has no images")
-    return plan_jobs(
-        sources=[si.source for si in images],
-        requests=_requests(study),
-        retry_failed=retry_failed,
-    )
+    return plan_jobs(sources=[si.source for si in images], requests=_requests(study))
 
 
-def generation_progress(*, study: Study) -> dict[str, int]:
-    return progress(plan_generation(study=study, retry_failed=False))
+@dataclass(frozen=True)
+class PlannedJobs:
+    jobs: list[GenerationJob]  # those that exist, in any state
+    unplanned: int  # (image, codec, target) with no job yet: "Generate stimuli" makes them
+
+
+def study_jobs(*, study: Study) -> PlannedJobs:
+    """The study's jobs as they stand, read-only (nothing created, nothing retried)."""
+    requests = _requests(study)
+    keys = {
+        request_key(si.source, request)
+        for si in study.study_images.select_related("source")
+        for request in requests
+    }
+    jobs = list(GenerationJob.objects.filter(key__in=keys).select_related("source"))
+    return PlannedJobs(jobs=jobs, unplanned=len(keys) - len(jobs))
 
 
 def _crop_png(study_image: StudyImage, pixels: np.ndarray) -> tuple[str, str]:
@@ -90,14 +100,23 @@ def _crop_png(study_image: StudyImage, pixels: np.ndarray) -> tuple[str, str]:
 
 
 def _stimulus(
-    study_image: StudyImage, role: str, reconstruction: Reconstruction | None
+    study_image: StudyImage,
+    role: str,
+    reconstruction: Reconstruction | None,
+    *,
+    same_pixels_as: Stimulus | None = None,
 ) -> Stimulus:
+    """Find or make the stimulus; ``same_pixels_as`` reuses another's crop file (the
+    hidden reference shows the original's pixels under a token of its own)."""
     lookup = {"study_image": study_image, "role": role, "reconstruction": reconstruction}
     found = Stimulus.objects.filter(**lookup).first()
     if found is not None:
         return found
-    png_file = reconstruction.png if reconstruction is not None else study_image.source.png
-    name, digest = _crop_png(study_image, decode_png(read_bytes(str(png_file.name))))
+    if same_pixels_as is not None:
+        name, digest = str(same_pixels_as.png.name), same_pixels_as.png_sha256
+    else:
+        png_file = reconstruction.png if reconstruction is not None else study_image.source.png
+        name, digest = _crop_png(study_image, decode_png(read_bytes(str(png_file.name))))
     return Stimulus.objects.create(study=study_image.study, png=name, png_sha256=digest, **lookup)
 
 
@@ -116,7 +135,11 @@ def build_stimuli(*, study: Study) -> BuildReport:
     (image, codec, target) is absent); an image with fewer than two conditions gets no
     2AFC items.
     """
-    jobs = plan_generation(study=study, retry_failed=False)
+    planned = study_jobs(study=study)
+    if planned.unplanned or not planned.jobs:
+        missing = planned.unplanned or "all"
+        raise StudyNotReady(study, f"{missing} stimuli not generated yet: generate them first")
+    jobs = planned.jobs
     counts = progress(jobs)
     waiting = counts["pending"] + counts["running"]
     if waiting:
@@ -146,8 +169,8 @@ def _is_gold_job(study: Study, job: GenerationJob) -> bool:
 def _build_image(
     study: Study, study_image: StudyImage, jobs: list[GenerationJob], report: BuildReport
 ) -> None:
-    _stimulus(study_image, Stimulus.Role.ORIGINAL, None)  # the reference raters see
-    hidden = _stimulus(study_image, Stimulus.Role.HIDDEN, None)
+    original = _stimulus(study_image, Stimulus.Role.ORIGINAL, None)  # the reference shown
+    hidden = _stimulus(study_image, Stimulus.Role.HIDDEN, None, same_pixels_as=original)
     conditions, gold = [], None
     for job in sorted(jobs, key=lambda j: (j.codec, j.target_bpp or 0.0)):
         reconstruction = job.reconstruction

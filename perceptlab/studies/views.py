@@ -36,7 +36,16 @@ from perceptlab.studies.forms import (
     needed_device_pixels,
 )
 from perceptlab.studies.judging import JudgmentRejected, record
-from perceptlab.studies.models import Method, Scale, Session, Stimulus, Study, Trial
+from perceptlab.studies.models import (
+    ACR_LABELS,
+    DCR_LABELS,
+    Method,
+    Scale,
+    Session,
+    Stimulus,
+    Study,
+    Trial,
+)
 from perceptlab.studies.stimuli import reference_of
 
 logger = logging.getLogger(__name__)
@@ -301,9 +310,8 @@ def _key(value: float) -> str:
 
 
 def _scale_context(study: Study) -> dict[str, Any]:
-    ends = (
-        ("Very annoying", "Imperceptible") if study.method == Method.DCR else ("Bad", "Excellent")
-    )
+    labels = DCR_LABELS if study.method == Method.DCR else ACR_LABELS
+    ends = (labels[0], labels[-1])
     return {
         "layout": layout_of(study),
         "points": scale_points(study),
@@ -406,8 +414,6 @@ def judge(request: HttpRequest, code: uuid.UUID) -> HttpResponse:
         body = {"ok": False, "code": "invalid", "message": message, "errors": errors}
         return JsonResponse({**body, **rater_state(session)}, status=400)
     try:
-        if session.study.state == Study.State.CLOSED and not session.is_preview:
-            raise JudgmentRejected("not_rating", "This study has closed.")
         recorded = record(session=session, answer=form.answer())
     except JudgmentRejected as exc:
         session.refresh_from_db()
