@@ -116,6 +116,12 @@ GENERATION_LEASE_SECONDS = envint("PERCEPTLAB_LEASE_SECONDS", 600, min_value=10)
 # Worker processes the demo/run script starts.
 WORKER_PROCESSES = envint("PERCEPTLAB_WORKERS", 1, min_value=1, max_value=64)
 
+# Model weights (VGG for DISTS/LPIPS, learned codecs): never downloaded implicitly;
+# `manage.py fetch_weights` puts them here (from the internet or --from a folder).
+PERCEPTLAB_WEIGHTS_DIR = envpath("PERCEPTLAB_WEIGHTS_DIR", VAR_DIR / "weights")
+# Evaluation defaults: bootstrap resamples of raters for every interval a report shows.
+EVALUATION_RESAMPLES = envint("PERCEPTLAB_EVAL_RESAMPLES", 2000, min_value=100)
+
 # Image intake limits.
 IMAGE_MAX_PIXELS = envint("PERCEPTLAB_IMAGE_MAX_PIXELS", 50_000_000, min_value=1)
 IMAGE_MAX_SIDE = envint("PERCEPTLAB_IMAGE_MAX_SIDE", 16_384, min_value=16)

@@ -8,6 +8,7 @@ from django.views.generic import RedirectView
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("perceptlab.studies.urls")),
+    path("", include("perceptlab.evaluation.urls")),
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
 ]
 

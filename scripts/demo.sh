@@ -53,5 +53,5 @@ EOF
 echo
 echo "PerceptLab is running (server and worker pids ${pids[*]}, worker log $logs/worker.log);"
 echo "Ctrl-C stops them."
-grep -E '^(rater link|admin)' "$summary"
+grep -E '^(rater link|report|admin)' "$summary"
 wait

@@ -89,6 +89,7 @@ SETTINGS = [f for fields in SECTIONS.values() for f in fields if f not in STATUS
 OPERATIONS = {
     "generate": "Generate stimuli",
     "build": "Build stimuli",
+    "metrics": "Compute metrics",
     "preview": "Preview as a rater",
     "launch": "Launch",
     "pause": "Pause",
@@ -374,6 +375,7 @@ class StudyAdmin(admin.ModelAdmin):
                     for name in available_operations(study)
                 ],
                 "dashboard_url": self._url("dashboard", study.pk),
+                "report_url": reverse("evaluation:report", args=[study.pk]),
                 "invitation_url": invitation_url(request, study) if study.launched else None,
                 "prolific_query": PROLIFIC_QUERY,
             }
@@ -385,6 +387,7 @@ class StudyAdmin(admin.ModelAdmin):
         handlers: dict[str, Callable[[HttpRequest, Study], HttpResponse | None]] = {
             "generate": self._generate,
             "build": self._build,
+            "metrics": self._metrics,
             "preview": self._preview,
             "launch": self._launch,
             "pause": self._pause,
@@ -426,6 +429,18 @@ class StudyAdmin(admin.ModelAdmin):
     def _build(self, request: HttpRequest, study: Study) -> None:
         self._report(request, study, build_stimuli(study=study), "built")
 
+    def _metrics(self, request: HttpRequest, study: Study) -> None:
+        from perceptlab.evaluation.tasks import compute_metrics
+
+        if not study.stimuli.filter(reconstruction__isnull=False).exists():
+            raise StudyNotReady(study, "no stimuli built yet: build them first")
+        compute_metrics.enqueue(study.pk)
+        self.message_user(
+            request,
+            f"{study}: objective metrics enqueued for the worker; the report shows them once "
+            "they are stored",
+        )
+
     def _launch(self, request: HttpRequest, study: Study) -> None:
         self._report(request, study, lifecycle.launch(study=study), "launched")
         link = invitation_url(request, study)
@@ -453,9 +468,9 @@ def available_operations(study: Study) -> list[str]:
     """The operations offered as buttons for the study's state."""
     state = Study.State
     if study.state == state.CLOSED:
-        return ["preview"]
+        return ["metrics", "preview"]
     step = {state.DRAFT: "launch", state.LIVE: "pause", state.PAUSED: "resume"}[state(study.state)]
-    return ["generate", "build", "preview", step, "close"]
+    return ["generate", "build", "metrics", "preview", step, "close"]
 
 
 class TrialInline(admin.TabularInline):

@@ -70,7 +70,7 @@ DEMO_STUDIES: dict[str, dict[str, Any]] = {
         "title": "Demo: which image is closer to the original? (2AFC)",
         "method": Method.AFC2,
         "pair_plan": Study.PairPlan.BAND,
-        "pair_band": 1.5,
+        "pair_band": 2.5,  # neighbouring targets (0.25/0.5/1 bpp) meet: one connected scale
         "min_flips": 1,
         "instructions_text": (
             "Flip between A, B and the original, then pick the image closer to the original."

@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pytest
 from django.core.management import call_command
+from django.urls import reverse
 from studykit import write_images
 
 from perceptlab.codecs.models import GenerationJob, ImageSet
-from perceptlab.studies.models import Item, Study
+from perceptlab.evaluation.models import StimulusMetric
+from perceptlab.studies.models import Item, Judgment, Study
 
 pytestmark = pytest.mark.django_db
 
@@ -31,7 +33,10 @@ def test_the_demo_launches_a_study_of_each_method_and_prints_their_rater_links(
     small_demo_args: list[str],
 ) -> None:
     out = run_demo(*small_demo_args, "--base-url", "http://demo.example:8123/")
-    studies = {s.method: s for s in Study.objects.filter(name__startswith="demo-")}
+    studies = {
+        s.method: s
+        for s in Study.objects.filter(name__startswith="demo-").exclude(name__endswith="-example")
+    }
     assert sorted(studies) == ["2afc", "acr", "dcr"]
     for method, study in studies.items():
         assert study.state == Study.State.LIVE and study.launched is not None
@@ -42,9 +47,15 @@ def test_the_demo_launches_a_study_of_each_method_and_prints_their_rater_links(
     assert studies["acr"].hidden_reference
     assert studies["2afc"].min_flips == 1 and studies["acr"].min_flips == 0
     lines = out.strip().splitlines()
-    assert lines[-5:-2] == [
+    assert lines[-7:-4] == [
         f"rater link ({method}): http://demo.example:8123/study/{studies[method].invite}/"
         for method in ("acr", "dcr", "2afc")
+    ]
+    examples = {s.method: s for s in Study.objects.filter(name__endswith="-example")}
+    assert lines[-4:-2] == [
+        f"report ({method}, simulated raters): http://demo.example:8123/reports/"
+        f"{examples[method].pk}/"
+        for method in ("acr", "2afc")
     ]
     assert lines[-2] == "admin: http://demo.example:8123/admin/"
     assert lines[-1].startswith("admin login: admin / ")
@@ -75,7 +86,9 @@ def test_with_enqueue_the_studies_launch_on_a_later_run_once_the_worker_is_done(
     assert "enqueued" in out and "left in draft" in out and "not finished yet" in out
     assert set(Study.objects.values_list("state", flat=True)) == {Study.State.DRAFT}
     out = run_demo(*small_demo_args)  # the worker's part, done inline here
-    assert set(Study.objects.values_list("state", flat=True)) == {Study.State.LIVE}
+    states = dict(Study.objects.values_list("name", "state"))
+    assert {states[f"demo-{m}"] for m in ("acr", "dcr", "2afc")} == {Study.State.LIVE}
+    assert {states[f"demo-{m}-example"] for m in ("acr", "2afc")} == {Study.State.CLOSED}
     assert out.count("rater link (") == 3
 
 
@@ -84,3 +97,20 @@ def test_the_demo_refuses_an_unknown_codec(small_demo_args: list[str]) -> None:
 
     with pytest.raises(CommandError, match="unknown codec"):
         run_demo(*small_demo_args[:4], "--codecs", "jpeg,nope")
+
+
+def test_the_demo_adds_example_results_rated_by_simulated_raters(
+    small_demo_args: list[str],
+    admin_client,  # type: ignore[no-untyped-def]
+) -> None:
+    run_demo(*small_demo_args)
+    for method in ("acr", "2afc"):
+        study = Study.objects.get(name=f"demo-{method}-example")
+        assert study.state == Study.State.CLOSED and "SIMULATED" in study.title
+        judged = Judgment.objects.filter(trial__session__study=study).count()
+        assert judged == 8 * study.items.filter(kind=Item.Kind.TEST).count()
+        assert StimulusMetric.objects.filter(stimulus__study=study, metric="psnr").exists()
+        page = admin_client.get(reverse("evaluation:report", args=[study.pk]))
+        assert page.status_code == 200 and "Rate–perception" in page.content.decode()
+    again = run_demo(*small_demo_args)
+    assert "study demo-acr-example: already rated" in again

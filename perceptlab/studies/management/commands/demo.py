@@ -14,6 +14,7 @@ from perceptlab.codecs.generation import parse_bpps, progress, run_job
 from perceptlab.codecs.intake import IMAGE_SUFFIXES
 from perceptlab.codecs.registry import UnknownCodec, parse_slugs
 from perceptlab.codecs.tasks import enqueue_jobs
+from perceptlab.evaluation.demo import ensure_example_studies, rate_example_studies
 from perceptlab.studies.demo import (
     DEMO_BPPS,
     DEMO_CODECS,
@@ -24,6 +25,7 @@ from perceptlab.studies.demo import (
     skimage_photo_paths,
     study_codecs,
 )
+from perceptlab.studies.models import Study
 
 
 class Command(BaseCommand):
@@ -79,7 +81,11 @@ class Command(BaseCommand):
         studies = ensure_demo_studies(
             image_set=plan.image_set, codecs=study_codecs(plan.codecs), bpps=bpps
         )
-        jobs = {job.pk: job for job in [*plan.jobs, *plan_demo_studies(studies=studies)]}
+        examples = ensure_example_studies(
+            image_set=plan.image_set, codecs=study_codecs(plan.codecs), bpps=bpps
+        )
+        planned = plan_demo_studies(studies=[*studies, *examples])
+        jobs = {job.pk: job for job in [*plan.jobs, *planned]}
         if options["enqueue"]:
             self.stdout.write(f"enqueued {enqueue_jobs(list(jobs.values()))} job(s) for the worker")
         else:
@@ -97,6 +103,7 @@ class Command(BaseCommand):
                 self.stdout.write(f"  missing: {missing}")
             path = reverse("studies:join", args=[outcome.study.invite])
             links.append(f"rater link ({outcome.study.method}): {base}{path}")
+        links += self._examples(examples, base)
         if options["enqueue"]:
             self.stdout.write(
                 "the studies launch once their stimuli exist: when the worker has finished, "
@@ -105,6 +112,16 @@ class Command(BaseCommand):
         self.stdout.write("\n".join(links))
         self.stdout.write(f"admin: {base}{reverse('admin:index')}")
         self._admin_account(options["admin_user"])
+
+    def _examples(self, examples: list[Study], base: str) -> list[str]:
+        """Closed example studies rated by simulated raters, with their report links."""
+        links = []
+        for outcome in rate_example_studies(studies=examples):
+            self.stdout.write(f"study {outcome.study.name}: {outcome.note}")
+            if outcome.study.state == outcome.study.State.CLOSED:
+                path = reverse("evaluation:report", args=[outcome.study.pk])
+                links.append(f"report ({outcome.study.method}, simulated raters): {base}{path}")
+        return links
 
     def _images(self, folder: Path | None) -> list[Path]:
         if folder is None:

@@ -1,0 +1,214 @@
+"""Exports: the CSV files of a study and one reproducible bundle.
+
+The bundle (a zip) holds the three input frames (``judgments.csv``, ``stimuli.csv``,
+``metrics.csv``), the results (``scores.csv``, ``report.html``), the sureal-format dataset
+(``sureal_dataset.json``, ACR/DCR) and ``manifest.json``: the analysis settings, the model
+names and versions, the software versions and the SHA-256 of every file. Reopening a bundle
+(:func:`open_bundle` → :func:`reanalyse`) reruns the same analysis on its frames and gives the
+same scores, on any machine, without the database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import zipfile
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from perceptlab.evaluation.analysis import (
+    Analysis,
+    AnalysisConfig,
+    analyse,
+    counted_judgments,
+    ratings_frame,
+)
+from perceptlab.evaluation.stats.common import StatsInputError
+
+BUNDLE_FORMAT = "perceptlab-bundle/1"
+INPUTS = ("judgments.csv", "stimuli.csv", "metrics.csv")
+TEXT_COLUMNS = frozenset(
+    {
+        "judgment",
+        "created",
+        "rater",
+        "platform",
+        "participant_id",
+        "session_state",
+        "screened_reason",
+        "trial_kind",
+        "item_kind",
+        "image",
+        "a",
+        "b",
+        "choice",
+        "chosen",
+        "codec_a",
+        "codec_b",
+        "flags",
+        "stimulus",
+        "role",
+        "condition",
+        "codec",
+        "codec_version",
+        "params",
+        "png_sha256",
+        "bitstream_sha256",
+        "source_png_sha256",
+        "region",
+        "metric",
+        "unavailable",
+        "version",
+        "key",
+        "level",
+        "measure",
+        "group",
+        "note",
+    }
+)
+PACKAGES = ("perceptlab", "numpy", "pandas", "scipy", "plotly", "piq", "torch", "Django")
+
+
+def csv_bytes(frame: pd.DataFrame) -> bytes:
+    """CSV with full float precision (pandas writes repr, which round-trips exactly)."""
+    return frame.to_csv(index=False, lineterminator="\n").encode()
+
+
+def read_csv_bytes(data: bytes) -> pd.DataFrame:
+    """Read an exported CSV back: labels stay text (an image called ``007`` stays ``007``),
+    empty cells of text columns are empty strings, of numeric columns NaN."""
+    frame = pd.read_csv(
+        io.BytesIO(data),
+        keep_default_na=False,
+        na_values=[""],
+        dtype={c: str for c in TEXT_COLUMNS},
+        float_precision="round_trip",  # pandas' default parser may miss the last bit
+    )
+    for column in TEXT_COLUMNS.intersection(frame.columns):
+        frame[column] = frame[column].fillna("")
+    return frame
+
+
+def software_versions() -> dict[str, str]:
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def sureal_files(
+    *, stimuli: pd.DataFrame, judgments: pd.DataFrame, config: AnalysisConfig, name: str
+) -> dict[str, bytes]:
+    """``sureal_dataset.json`` for ACR/DCR studies (sureal's dataset structure, as JSON)."""
+    from perceptlab.evaluation.stats.ratings_io import to_sureal_dataset_json
+
+    if config.method == "2afc":
+        return {}
+    ratings = ratings_frame(counted_judgments(judgments), stimuli)
+    if ratings.empty:
+        return {}
+    dataset = to_sureal_dataset_json(ratings, dataset_name=name)
+    return {"sureal_dataset.json": json.dumps(dataset, indent=1, sort_keys=True).encode()}
+
+
+@dataclass
+class Bundle:
+    manifest: dict[str, Any]
+    stimuli: pd.DataFrame
+    judgments: pd.DataFrame
+    metrics: pd.DataFrame
+    scores: pd.DataFrame
+
+    @property
+    def config(self) -> AnalysisConfig:
+        return AnalysisConfig(**self.manifest["analysis"])
+
+
+def make_bundle(
+    *,
+    study: dict[str, Any],
+    stimuli: pd.DataFrame,
+    judgments: pd.DataFrame,
+    metrics: pd.DataFrame,
+    analysis: Analysis,
+    report_html: str,
+    extra: dict[str, bytes] | None = None,
+) -> bytes:
+    """The zip: inputs, results and a manifest with hashes (see the module docstring)."""
+    files = {
+        "judgments.csv": csv_bytes(judgments),
+        "stimuli.csv": csv_bytes(stimuli),
+        "metrics.csv": csv_bytes(metrics),
+        "scores.csv": csv_bytes(analysis.scores),
+        "report.html": report_html.encode(),
+        **(extra or {}),
+    }
+    manifest = {
+        "format": BUNDLE_FORMAT,
+        "study": study,
+        "analysis": analysis.config.as_dict(),
+        "models": sorted({f"{m.name} {m.version}" for m in analysis.models}),
+        "software": software_versions(),
+        "counts": analysis.counts,
+        "files": {
+            name: {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+            for name, data in sorted(files.items())
+        },
+    }
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, data in sorted(files.items()):
+            archive.writestr(name, data)
+        archive.writestr("manifest.json", json.dumps(manifest, indent=2, sort_keys=True))
+    return buffer.getvalue()
+
+
+def open_bundle(path: Path | str) -> Bundle:
+    """Read a bundle, checking its format and every file's SHA-256 against the manifest."""
+    try:
+        archive = zipfile.ZipFile(path)
+    except (OSError, zipfile.BadZipFile) as error:
+        raise StatsInputError(f"{path}: not a readable bundle zip ({error})") from error
+    with archive:
+        names = set(archive.namelist())
+        if "manifest.json" not in names:
+            raise StatsInputError(f"{path}: no manifest.json; is this a PerceptLab bundle?")
+        manifest = json.loads(archive.read("manifest.json"))
+        if manifest.get("format") != BUNDLE_FORMAT:
+            raise StatsInputError(
+                f"{path}: bundle format {manifest.get('format')!r}, expected {BUNDLE_FORMAT!r}"
+            )
+        data = {name: archive.read(name) for name in manifest["files"] if name in names}
+    for name, entry in manifest["files"].items():
+        if name not in data:
+            raise StatsInputError(f"{path}: {name} is listed in the manifest but missing")
+        digest = hashlib.sha256(data[name]).hexdigest()
+        if digest != entry["sha256"]:
+            raise StatsInputError(
+                f"{path}: {name} has SHA-256 {digest}, the manifest says {entry['sha256']}"
+            )
+    return Bundle(
+        manifest=manifest,
+        stimuli=read_csv_bytes(data["stimuli.csv"]),
+        judgments=read_csv_bytes(data["judgments.csv"]),
+        metrics=read_csv_bytes(data["metrics.csv"]),
+        scores=read_csv_bytes(data["scores.csv"]),
+    )
+
+
+def reanalyse(bundle: Bundle) -> Analysis:
+    """Run the bundle's analysis again on its own input frames."""
+    return analyse(
+        stimuli=bundle.stimuli,
+        judgments=bundle.judgments,
+        metrics=bundle.metrics,
+        config=bundle.config,
+    )

@@ -1,0 +1,616 @@
+"""Objective full-reference image-quality metrics over pairs of 8-bit RGB images.
+
+Inputs are ``(reference, distorted)`` pairs of ``(H, W, 3)`` uint8 sRGB arrays. They become
+float in [0, 1] in exactly one place, :func:`perceptlab.lib.ycbcr.to_unit_float` (``v / 255``),
+so every metric below is called with ``data_range=1.0``:
+
+=============  =====================================================  ==========  =============
+slug           implementation                                         better      min. side
+=============  =====================================================  ==========  =============
+psnr           10·log10(1 / MSE) over R, G and B (here, numpy)        higher, dB  1
+psnr_y         same on Y = 0.299 R + 0.587 G + 0.114 B (here)         higher, dB  1
+ssim           ``piq.ssim``                                           higher      11
+ms_ssim        ``piq.multi_scale_ssim``                               higher      161
+haarpsi        ``piq.haarpsi``                                        higher      16
+dists          ``piq.DISTS`` (VGG16 + learned α, β: weight files)     lower       1
+lpips          ``piq.LPIPS`` (VGG16 + linear layers: weight files)    lower       32
+ssimulacra2    PyPI ``ssimulacra2`` (Python port of libjxl's tool)    higher      8
+flip           NVIDIA ``flip_evaluator``, LDR-FLIP, mean error        lower       1
+=============  =====================================================  ==========  =============
+
+PSNR is computed here rather than with ``piq.psnr`` because piq adds ε = 1e-8 to the MSE, which
+caps identical images at 80 dB and shifts every finite value (by 0.004 dB at 50 dB). Identical
+images get ``math.inf``, the exact value: a cap would be a made-up number that then enters means
+and BD-rate fits. JSON has no infinity, so :meth:`MetricValue.to_json` writes the string
+``"Infinity"`` (which both ``float()`` and JavaScript's ``Number()`` read back).
+
+:class:`MetricSession` builds each metric once (piq's DISTS/LPIPS networks included) and scores
+lists of pairs, stacking same-size pairs into one batch. A metric that cannot run says why,
+per metric and pair, in :attr:`MetricValue.unavailable`: its weights are missing or corrupt,
+the image is smaller than it needs, or torch/piq are not installed. DISTS and LPIPS read their
+weights only from the weights directory (:mod:`perceptlab.evaluation.weights`); piq's and
+torchvision's own loaders, which would download, are swapped out while the networks are built.
+
+piq's metrics run on float32 tensors (torch's CPU convolutions are 5-30x slower in float64;
+SSIM and MS-SSIM give the same float32 value whatever batch an image is in), except HaarPSI,
+whose float32 value moves by ~3e-6 with the batch and so runs in float64. torch is imported
+inside functions only, so importing this module does not import it.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import threading
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import cached_property
+from importlib import metadata
+from pathlib import Path, PurePosixPath
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
+
+import numpy as np
+import numpy.typing as npt
+from PIL import Image
+
+from perceptlab.evaluation import weights as weightfiles
+from perceptlab.evaluation.stats.common import ModelId
+from perceptlab.lib.ycbcr import to_unit_float
+
+if TYPE_CHECKING:
+    import torch
+
+Pixels = npt.NDArray[np.uint8]
+Floats = npt.NDArray[np.float64]
+Pair = tuple[Pixels, Pixels]
+
+BT601_LUMA = (0.299, 0.587, 0.114)
+"""ITU-R BT.601-7 §2.5.1 luma weights E'Y = 0.299 E'R + 0.587 E'G + 0.114 E'B, the weights
+``piq.psnr(convert_to_greyscale=True)`` uses (piq 0.8.0, psnr.py)."""
+
+NEURAL_EXTRA = "needs the 'neural' extra (torch, torchvision, piq)"
+
+
+class MetricInputError(ValueError):
+    """Pairs or metric names a session cannot use; the message names the bad value."""
+
+
+class MetricUnavailable(Exception):
+    """A metric that cannot be built here; the message is the reason shown to the user."""
+
+
+@dataclass(frozen=True)
+class MetricValue:
+    """One metric's result for one pair: a value, or why there is none."""
+
+    value: float | None
+    unavailable: str | None = None
+
+    def to_json(self) -> dict[str, float | str | None]:
+        """JSON-safe form; an infinite value (PSNR of identical images) becomes "Infinity"."""
+        value: float | str | None = self.value
+        if self.value is not None and math.isinf(self.value):
+            value = "Infinity" if self.value > 0 else "-Infinity"
+        return {"value": value, "unavailable": self.unavailable}
+
+
+class Batch:
+    """N same-size pairs; each representation a metric asks for is made once, on first use."""
+
+    def __init__(self, pairs: Sequence[Pair], *, device: str) -> None:
+        self.references = np.stack([reference for reference, _ in pairs])
+        self.distorted = np.stack([distorted for _, distorted in pairs])
+        self.device = device
+        self._tensors: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(height, width) in pixels."""
+        return self.references.shape[1], self.references.shape[2]
+
+    @cached_property
+    def unit(self) -> tuple[Floats, Floats]:
+        """(reference, distorted), each (N, H, W, 3) float64 in [0, 1]."""
+        return _unit_stack(self.references), _unit_stack(self.distorted)
+
+    def tensors(self, dtype: str = "float32") -> tuple[torch.Tensor, torch.Tensor]:
+        """(reference, distorted), each (N, 3, H, W) in [0, 1] on the session's device."""
+        if dtype not in self._tensors:
+            import torch
+
+            self._tensors[dtype] = tuple(  # type: ignore[assignment]
+                torch.from_numpy(x.astype(dtype)).permute(0, 3, 1, 2).contiguous().to(self.device)
+                for x in self.unit
+            )
+        return self._tensors[dtype]
+
+
+def _unit_stack(images: Pixels) -> Floats:
+    return np.stack([to_unit_float(image) for image in images])
+
+
+Scorer = Callable[[Batch], list[float]]
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """What a metric's builder gets: the resolved weight files and the device."""
+
+    weights: Mapping[str, Path]
+    device: str
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """One registered metric: identity, direction, requirements and how to build it."""
+
+    slug: str
+    name: str
+    package: str
+    """Distribution whose version identifies the implementation."""
+    higher_is_better: bool
+    unit: str
+    citation: str
+    build: Callable[[BuildContext], Scorer]
+    min_side: int = 1
+    """Smallest height and width (px) the implementation accepts."""
+    min_side_why: str = ""
+    needs_torch: bool = False
+    """Whether it needs the 'neural' extra (torch, torchvision, piq)."""
+
+    @property
+    def needs_weights(self) -> tuple[str, ...]:
+        """Weight file names (in the weights manifest) this metric loads."""
+        manifest = weightfiles.MANIFEST.values()
+        return tuple(entry.name for entry in manifest if self.slug in entry.metrics)
+
+    def version(self) -> str:
+        try:
+            return f"{self.package} {metadata.version(self.package)}"
+        except metadata.PackageNotFoundError:
+            return f"{self.package} (not installed)"
+
+    def model_id(self) -> ModelId:
+        return ModelId(self.slug, self.version())
+
+    def too_small(self, height: int, width: int) -> str | None:
+        if min(height, width) >= self.min_side:
+            return None
+        side = self.min_side
+        return f"{width}×{height} px is smaller than the {side}×{side} px {self.name} needs" + (
+            f" ({self.min_side_why})" if self.min_side_why else ""
+        )
+
+
+# --- builders: each returns a scorer mapping a Batch to N floats ----------------------------
+
+
+def psnr(reference: Floats, distorted: Floats, *, data_range: float = 1.0) -> Floats:
+    """PSNR = 10·log10(data_range² / MSE) per image, MSE over every sample (all channels).
+
+    ``reference``, ``distorted``: (N, H, W, C) float in [0, data_range]. Returns (N,) float64
+    in dB, ``inf`` where the images are identical.
+    Reference: Q. Huynh-Thu, M. Ghanbari, "Scope of validity of PSNR in image/video quality
+    assessment", Electronics Letters 44(13), 2008, doi:10.1049/el:20080522.
+    """
+    mse = np.mean((reference - distorted) ** 2, axis=tuple(range(1, reference.ndim)))
+    with np.errstate(divide="ignore"):
+        return np.asarray(10.0 * np.log10(data_range**2 / mse), dtype=np.float64)
+
+
+def luma_bt601(rgb: Floats) -> Floats:
+    """(..., 3) non-linear R'G'B' → (..., 1) luma Y' = 0.299 R' + 0.587 G' + 0.114 B'.
+
+    Full range, not rounded (ITU-R BT.601-7 §2.5.1; the greyscale conversion of ``piq.psnr``).
+    """
+    return rgb @ np.asarray(BT601_LUMA)[:, None]
+
+
+def _build_psnr(context: BuildContext) -> Scorer:
+    return lambda batch: psnr(*batch.unit).tolist()
+
+
+def _build_psnr_y(context: BuildContext) -> Scorer:
+    return lambda batch: psnr(*(luma_bt601(x) for x in batch.unit)).tolist()
+
+
+def _import_piq() -> ModuleType:
+    try:
+        import piq
+        import torch  # noqa: F401
+    except ImportError as exc:
+        raise MetricUnavailable(f"{NEURAL_EXTRA}: {exc}") from exc
+    return piq
+
+
+def _piq_function(name: str, *, dtype: str = "float32") -> Callable[[BuildContext], Scorer]:
+    """Builder for a stateless piq function ``f(x, y, data_range=..., reduction=...)``."""
+
+    def build(context: BuildContext) -> Scorer:
+        function = getattr(_import_piq(), name)
+
+        def score(batch: Batch) -> list[float]:
+            reference, distorted = batch.tensors(dtype)
+            return _to_floats(function(distorted, reference, data_range=1.0, reduction="none"))
+
+        return score
+
+    return build
+
+
+def _piq_network(class_name: str) -> Callable[[BuildContext], Scorer]:
+    """Builder for piq's DISTS or LPIPS, loaded from the weights directory only.
+
+    Both take (N, 3, H, W) float in [0, 1] (no ``data_range`` argument) and normalise with the
+    ImageNet mean and standard deviation, which for LPIPS equals the original's scaling layer
+    applied to [-1, 1] inputs. piq's DISTS first resizes so the short side is 256 px (bilinear).
+    """
+
+    def build(context: BuildContext) -> Scorer:
+        piq = _import_piq()
+        with _local_weights_only(context.weights):
+            model = getattr(piq, class_name)(reduction="none").to(context.device).eval()
+
+        def score(batch: Batch) -> list[float]:
+            import torch
+
+            reference, distorted = batch.tensors()
+            with torch.inference_mode():
+                return _to_floats(model(distorted, reference))
+
+        return score
+
+    return build
+
+
+def _to_floats(values: torch.Tensor) -> list[float]:
+    return [float(v) for v in values.detach().cpu().reshape(-1)]
+
+
+def _build_ssimulacra2(context: BuildContext) -> Scorer:
+    from ssimulacra2 import compute_ssimulacra2
+
+    # The package reads its inputs with PIL.Image.open (paths or file objects): hand it
+    # lossless in-memory PNGs of the exact 8-bit pixels.
+    def score(batch: Batch) -> list[float]:
+        pairs = zip(batch.references, batch.distorted, strict=True)
+        return [float(compute_ssimulacra2(_png(r), _png(d))) for r, d in pairs]
+
+    return score
+
+
+def _png(pixels: Pixels) -> io.BytesIO:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG", compress_level=1)
+    buffer.seek(0)
+    return buffer
+
+
+def _build_flip(context: BuildContext) -> Scorer:
+    import flip_evaluator
+
+    # evaluate(reference, test, "LDR") takes (H, W, 3) float32 sRGB in [0, 1] and returns
+    # (error map, mean error, parameters); default viewing: 67 pixels per degree.
+    def score(batch: Batch) -> list[float]:
+        pairs = zip(*(x.astype(np.float32) for x in batch.unit), strict=True)
+        return [float(flip_evaluator.evaluate(r, d, "LDR", applyMagma=False)[1]) for r, d in pairs]
+
+    return score
+
+
+# --- loading piq's networks without letting anything download --------------------------------
+
+_HUB_LOCK = threading.Lock()
+
+
+@contextmanager
+def _local_weights_only(files: Mapping[str, Path]) -> Iterator[None]:
+    """While the block runs, weight loaders read ``files`` (keyed by URL base name) and nothing
+    can be downloaded.
+
+    piq 0.8 loads its own weights with ``torch.hub.load_state_dict_from_url`` and builds VGG16
+    with ``torchvision.models.vgg16(pretrained=True)``, which loads through
+    ``torchvision.models._api.load_state_dict_from_url``; both names are rebound to a local
+    reader (``torch.load(..., weights_only=True)``), and torch.hub's downloader to a function
+    that raises, so a loader this misses still cannot reach the network. These are
+    process-global names, hence the lock; another thread calling ``torch.hub`` in the same
+    moment would meet the local reader too.
+    """
+    import torch
+    import torchvision.models._api as torchvision_api
+
+    def load_local(
+        url: str,
+        model_dir: str | None = None,
+        map_location: Any = None,
+        progress: bool = True,
+        check_hash: bool = False,
+        file_name: str | None = None,
+        weights_only: bool = False,
+    ) -> Any:
+        name = file_name or PurePosixPath(urlparse(url).path).name
+        if name not in files:
+            raise MetricUnavailable(
+                f"piq asked for {name} ({url}), which is not among this metric's weight files "
+                f"({', '.join(files) or 'none'}); update the weights manifest"
+            )
+        return torch.load(files[name], map_location="cpu", weights_only=True)
+
+    def refuse(url: str, dst: str, hash_prefix: str | None = None, progress: bool = True) -> None:
+        raise MetricUnavailable(f"refused to download {url}; {weightfiles.FETCH_HINT}")
+
+    swaps: list[tuple[Any, str, Any]] = [
+        (torch.hub, "load_state_dict_from_url", load_local),
+        (torchvision_api, "load_state_dict_from_url", load_local),
+        (torch.hub, "download_url_to_file", refuse),
+    ]
+    with _HUB_LOCK, warnings.catch_warnings():
+        # torchvision deprecates vgg16(pretrained=True), which piq calls.
+        warnings.filterwarnings("ignore", category=UserWarning, module="torchvision")
+        saved = [(owner, attr, getattr(owner, attr)) for owner, attr, _ in swaps]
+        try:
+            for owner, attr, replacement in swaps:
+                setattr(owner, attr, replacement)
+            yield
+        finally:
+            for owner, attr, original in saved:
+                setattr(owner, attr, original)
+
+
+# --- the registry -----------------------------------------------------------------------------
+
+METRICS: dict[str, MetricSpec] = {}
+
+
+def register(spec: MetricSpec) -> None:
+    if spec.slug in METRICS:
+        raise ValueError(f"metric slug {spec.slug!r} is registered twice")
+    METRICS[spec.slug] = spec
+
+
+_WANG_2004 = (
+    "Z. Wang, A. C. Bovik, H. R. Sheikh, E. P. Simoncelli, 'Image quality assessment: from "
+    "error visibility to structural similarity', IEEE TIP 13(4), 2004, doi:10.1109/TIP.2003.819861"
+)
+
+for _spec in (
+    MetricSpec(
+        slug="psnr",
+        name="PSNR (RGB)",
+        package="perceptlab",
+        higher_is_better=True,
+        unit="dB",
+        citation=(
+            "10·log10(1/MSE) over R, G, B in [0, 1]; Q. Huynh-Thu, M. Ghanbari, Electronics "
+            "Letters 44(13), 2008, doi:10.1049/el:20080522"
+        ),
+        build=_build_psnr,
+    ),
+    MetricSpec(
+        slug="psnr_y",
+        name="PSNR-Y (BT.601 luma)",
+        package="perceptlab",
+        higher_is_better=True,
+        unit="dB",
+        citation=(
+            "PSNR of full-range luma Y' = 0.299 R' + 0.587 G' + 0.114 B' (ITU-R BT.601-7 "
+            "§2.5.1), as piq.psnr(convert_to_greyscale=True)"
+        ),
+        build=_build_psnr_y,
+    ),
+    MetricSpec(
+        slug="ssim",
+        name="SSIM",
+        package="piq",
+        higher_is_better=True,
+        unit="",
+        citation=_WANG_2004
+        + (
+            "; piq: average-pooled by max(1, round(min(H, W) / 256)), 11×11 Gaussian σ 1.5, "
+            "K1 0.01, K2 0.03, mean over R, G, B"
+        ),
+        build=_piq_function("ssim"),
+        min_side=11,
+        min_side_why="11-px Gaussian window",
+        needs_torch=True,
+    ),
+    MetricSpec(
+        slug="ms_ssim",
+        name="MS-SSIM",
+        package="piq",
+        higher_is_better=True,
+        unit="",
+        citation=(
+            "Z. Wang, E. P. Simoncelli, A. C. Bovik, 'Multiscale structural similarity for image "
+            "quality assessment', Asilomar 2003, doi:10.1109/ACSSC.2003.1292216"
+        ),
+        build=_piq_function("multi_scale_ssim"),
+        min_side=161,
+        min_side_why="11-px window at 5 scales: (11 - 1)·2⁴ + 1",
+        needs_torch=True,
+    ),
+    MetricSpec(
+        slug="haarpsi",
+        name="HaarPSI",
+        package="piq",
+        higher_is_better=True,
+        unit="",
+        citation=(
+            "R. Reisenhofer, S. Bosse, G. Kutyniok, T. Wiegand, 'A Haar wavelet-based perceptual "
+            "similarity index for image quality assessment', Signal Processing: Image "
+            "Communication 61, 2018, doi:10.1016/j.image.2017.11.001"
+        ),
+        # In float32 HaarPSI changes by ~3e-6 with the batch it is computed in (convolution
+        # algorithm choice); float64 is batch-invariant and costs little here.
+        build=_piq_function("haarpsi", dtype="float64"),
+        min_side=16,
+        min_side_why="3-scale Haar filters are 16 px wide",
+        needs_torch=True,
+    ),
+    MetricSpec(
+        slug="dists",
+        name="DISTS",
+        package="piq",
+        higher_is_better=False,
+        unit="",
+        citation=(
+            "K. Ding, K. Ma, S. Wang, E. P. Simoncelli, 'Image quality assessment: unifying "
+            "structure and texture similarity', IEEE TPAMI 44(5), 2022, arXiv:2004.07728"
+        ),
+        build=_piq_network("DISTS"),
+        needs_torch=True,
+    ),
+    MetricSpec(
+        slug="lpips",
+        name="LPIPS (VGG)",
+        package="piq",
+        higher_is_better=False,
+        unit="",
+        citation=(
+            "R. Zhang, P. Isola, A. A. Efros, E. Shechtman, O. Wang, 'The unreasonable "
+            "effectiveness of deep features as a perceptual metric', CVPR 2018, arXiv:1801.03924"
+        ),
+        build=_piq_network("LPIPS"),
+        min_side=32,
+        min_side_why="VGG16's fifth pooling needs 2 px left after four halvings",
+        needs_torch=True,
+    ),
+    MetricSpec(
+        slug="ssimulacra2",
+        name="SSIMULACRA 2",
+        package="ssimulacra2",
+        higher_is_better=True,
+        unit="",
+        citation=(
+            "J. Sneyers, SSIMULACRA 2 (libjxl tools/ssimulacra2, github.com/cloudinary/"
+            "ssimulacra2); Python port github.com/Pacidus/py-ssimulacra2"
+        ),
+        build=_build_ssimulacra2,
+        min_side=8,
+        min_side_why="below 8 px the package scores no scale and returns 100",
+    ),
+    MetricSpec(
+        slug="flip",
+        name="FLIP (LDR, mean)",
+        package="flip-evaluator",
+        higher_is_better=False,
+        unit="",
+        citation=(
+            "P. Andersson, J. Nilsson, T. Akenine-Möller, M. Oskarsson, K. Åström, M. D. "
+            "Fairchild, 'FLIP: A difference evaluator for alternating images', Proc. ACM "
+            "Comput. Graph. Interact. Tech. 3(2), 2020, doi:10.1145/3406183"
+        ),
+        build=_build_flip,
+    ),
+):
+    register(_spec)
+
+
+# --- the session ------------------------------------------------------------------------------
+
+
+class MetricSession:
+    """Build metrics once, then score many (reference, distorted) pairs.
+
+    ``metrics``: slugs from :data:`METRICS`. ``weights_dir``: where DISTS/LPIPS weights live
+    (see :mod:`perceptlab.evaluation.weights`); ``manifest`` is the list of weight files and
+    their digests (tests pass their own). ``device``: a torch device for the piq metrics.
+    Metrics that cannot be built are listed in :attr:`unavailable` with the reason.
+    """
+
+    def __init__(
+        self,
+        metrics: Sequence[str],
+        *,
+        weights_dir: Path,
+        device: str = "cpu",
+        manifest: Mapping[str, weightfiles.WeightFile] = weightfiles.MANIFEST,
+        max_batch: int = 8,
+    ) -> None:
+        self.metrics = _checked_slugs(metrics)
+        self.weights_dir = Path(weights_dir)
+        self.device = device
+        self.max_batch = max_batch
+        self.unavailable: dict[str, str] = {}
+        self.weights_used: dict[str, dict[str, str | None]] = {}
+        """Per metric, the SHA-256 of each weight file it loaded (record it with results)."""
+        self._scorers: dict[str, Scorer] = {}
+        for slug in self.metrics:
+            self._build(METRICS[slug], manifest)
+
+    def _build(self, spec: MetricSpec, manifest: Mapping[str, weightfiles.WeightFile]) -> None:
+        names = [e.name for e in manifest.values() if spec.slug in e.metrics]
+        try:
+            files = weightfiles.resolve(names, self.weights_dir, manifest=manifest)
+            context = BuildContext({n: s.path for n, s in files.items()}, self.device)
+            self._scorers[spec.slug] = spec.build(context)
+        except (MetricUnavailable, weightfiles.WeightsUnavailable) as exc:
+            self.unavailable[spec.slug] = str(exc)
+            return
+        if files:
+            self.weights_used[spec.slug] = {n: s.sha256 for n, s in files.items()}
+
+    def model_ids(self) -> dict[str, ModelId]:
+        return {slug: METRICS[slug].model_id() for slug in self.metrics}
+
+    def compute(self, pairs: Sequence[Pair]) -> list[dict[str, MetricValue]]:
+        """Score each (reference, distorted) pair: one {slug: MetricValue} per pair, in order.
+
+        Pairs of the same size are stacked into batches of up to ``max_batch``.
+        """
+        _check_pairs(pairs)
+        results: list[dict[str, MetricValue]] = [{} for _ in pairs]
+        for indices in _same_size_chunks(pairs, self.max_batch):
+            batch = Batch([pairs[i] for i in indices], device=self.device)
+            for slug in self.metrics:
+                for i, value in zip(indices, self._score(slug, batch), strict=True):
+                    results[i][slug] = value
+        return results
+
+    def _score(self, slug: str, batch: Batch) -> list[MetricValue]:
+        n = len(batch.references)
+        reason = self.unavailable.get(slug) or METRICS[slug].too_small(*batch.size)
+        if reason is not None:
+            return [MetricValue(None, reason)] * n
+        return [MetricValue(v) for v in self._scorers[slug](batch)]
+
+
+def _checked_slugs(metrics: Sequence[str]) -> list[str]:
+    unknown = [slug for slug in metrics if slug not in METRICS]
+    if unknown:
+        raise MetricInputError(
+            f"unknown metric(s) {', '.join(map(repr, unknown))}; known: {', '.join(METRICS)}"
+        )
+    if len(set(metrics)) != len(metrics):
+        raise MetricInputError(f"metric listed twice in {list(metrics)}")
+    if not metrics:
+        raise MetricInputError(f"no metrics requested; known: {', '.join(METRICS)}")
+    return list(metrics)
+
+
+def _check_pairs(pairs: Sequence[Pair]) -> None:
+    for index, (reference, distorted) in enumerate(pairs):
+        for role, image in (("reference", reference), ("distorted", distorted)):
+            if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+                raise MetricInputError(
+                    f"pair {index}: {role} is {image.dtype} {image.shape}, "
+                    "expected an (H, W, 3) uint8 RGB image"
+                )
+        if reference.shape != distorted.shape:
+            raise MetricInputError(
+                f"pair {index}: reference {reference.shape} and distorted {distorted.shape} "
+                "differ in size"
+            )
+
+
+def _same_size_chunks(pairs: Sequence[Pair], max_batch: int) -> Iterator[list[int]]:
+    by_size: dict[tuple[int, ...], list[int]] = {}
+    for index, (reference, _) in enumerate(pairs):
+        by_size.setdefault(reference.shape, []).append(index)
+    for indices in by_size.values():
+        for start in range(0, len(indices), max_batch):
+            yield indices[start : start + max_batch]

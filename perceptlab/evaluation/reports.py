@@ -1,0 +1,738 @@
+"""Report layer: plotly figures and a standalone HTML report over ready-made statistics frames.
+
+Nothing here estimates anything. The statistics modules produce the frames described on
+:class:`ReportData`; this module sorts, averages over images for display (objective metrics) and
+draws. It is importable without Django: the Django view renders :func:`report_sections` with
+``fig.to_html(full_html=False, include_plotlyjs=False)``, and :func:`standalone_html` writes one
+offline file with plotly.js embedded once.
+
+Every string that comes from data (codec, image and rater names, reasons) is escaped with
+:func:`html.escape` before it enters HTML; inside figures plotly serialises it as JSON, which
+escapes ``<`` and ``/``.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.colors import hex_to_rgb
+from plotly.colors import qualitative as _qualitative
+from plotly.offline import get_plotlyjs
+from plotly.subplots import make_subplots
+
+from perceptlab.evaluation.stats.common import StatsInputError
+
+METHODS = ("acr", "dcr", "2afc")
+NO_DATA = "No data yet."
+#: Tableau 10: ten well-separated colours; codec ``i`` in sorted order gets ``PALETTE[i % 10]``.
+PALETTE: tuple[str, ...] = tuple(_qualitative.T10)
+TEMPLATE = "plotly_white"
+
+CURVE_COLUMNS = ("codec", "target", "bpp", "quality", "low", "high")
+IMAGE_CURVE_COLUMNS = ("image", *CURVE_COLUMNS)
+OBJECTIVE_COLUMNS = ("image", "codec", "target", "bpp", "metric", "value", "region")
+BD_COLUMNS = ("codec", "measure", "bd_rate", "bd_rate_low", "bd_rate_high", "bd_quality")
+SCREENING_COLUMNS = ("rater", "rejected", "reason")
+
+SectionKind = Literal["figure", "table", "notice"]
+
+
+@dataclass(frozen=True, eq=False, kw_only=True)
+class ReportData:
+    """Everything one study report shows; every frame may be empty (its section says so).
+
+    ``method`` is ``"acr"``, ``"dcr"`` or ``"2afc"``. ``summary`` maps a label to a key fact
+    (raters, judgments, images, codecs, confidence level, bootstrap resamples, seed, and one
+    entry per model, e.g. ``"MOS model": "sureal MosModel v1"``); entries whose key contains the
+    word "model" are repeated in the methods footer.
+
+    Frames and their columns:
+
+    - ``curves``: one row per codec × target, columns ``codec, target, bpp, quality, low,
+      high``. ``bpp`` is the mean achieved bpp over images, ``quality`` the MOS, DMOS or Elo,
+      ``low``/``high`` the confidence interval (may be NaN). ``quality_label`` names the measure,
+      e.g. "MOS (ACR, 1–5)", "DMOS", "Elo (Bradley–Terry)".
+    - ``image_curves``: ``image, codec, target, bpp, quality, low, high`` (per image).
+    - ``objective``: ``image, codec, target, bpp, metric, value, region``; ``region`` is
+      ``"full"`` or ``"crop"``, ``metric`` a slug (psnr, ms_ssim, dists, ssimulacra2).
+      ``metric_labels`` maps slug → display name including "(higher is better)" or "(lower is
+      better)"; ``unavailable_metrics`` maps slug → why it was not computed.
+    - ``bd_table``: ``codec, measure, bd_rate, bd_rate_low, bd_rate_high, bd_quality, overlap,
+      warning``, against codec ``anchor`` with method ``bd_method``.
+    - ``agreement``: ``metric, n, srocc, krocc, plcc, rmse`` (ACR/DCR) or ``metric, n,
+      accuracy, low, high`` (2AFC); whichever columns exist are shown.
+    - ``screening``: ``rater, rejected, reason`` plus any statistic columns, by
+      ``screening_method``.
+    - ``win_matrix`` (2AFC only): square frame, index and columns the same conditions, cell =
+      number of wins of the row condition over the column condition.
+    """
+
+    title: str
+    method: str
+    generated_at: str
+    summary: dict[str, str] = field(default_factory=dict)
+    curves: pd.DataFrame = field(default_factory=pd.DataFrame)
+    quality_label: str = "quality"
+    image_curves: pd.DataFrame = field(default_factory=pd.DataFrame)
+    objective: pd.DataFrame = field(default_factory=pd.DataFrame)
+    metric_labels: dict[str, str] = field(default_factory=dict)
+    unavailable_metrics: dict[str, str] = field(default_factory=dict)
+    bd_table: pd.DataFrame = field(default_factory=pd.DataFrame)
+    anchor: str = ""
+    bd_method: str = ""
+    agreement: pd.DataFrame = field(default_factory=pd.DataFrame)
+    screening: pd.DataFrame = field(default_factory=pd.DataFrame)
+    screening_method: str = ""
+    win_matrix: pd.DataFrame | None = None
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise StatsInputError(f"method {self.method!r} is not one of {', '.join(METHODS)}")
+
+    def model_entries(self) -> dict[str, str]:
+        """The summary entries naming a model and its version (key contains "model")."""
+        return {k: v for k, v in self.summary.items() if "model" in k.lower()}
+
+
+@dataclass(frozen=True, eq=False)
+class Section:
+    """One block of the report: a figure, an HTML table or an HTML notice.
+
+    ``html`` is already escaped and safe to insert as is; ``caption`` is plain text (escape it).
+    """
+
+    title: str
+    kind: SectionKind
+    figure: go.Figure | None = None
+    html: str = ""
+    caption: str = ""
+
+
+# -- colours and small helpers ------------------------------------------------------------------
+
+
+def codec_colours(codecs: Iterable[str]) -> dict[str, str]:
+    """Map each codec to a palette colour by its position among the sorted distinct names."""
+    names = sorted({str(c) for c in codecs})
+    return {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(names)}
+
+
+def _colours_for(frame: pd.DataFrame, colours: Mapping[str, str] | None) -> Mapping[str, str]:
+    """The given codec → colour mapping, checked to cover the frame; by default its own."""
+    if colours is None:
+        return codec_colours(frame["codec"])
+    missing = sorted(set(_codecs_in(frame)) - set(colours))
+    if missing:
+        raise StatsInputError(f"colours has no entry for codec(s) {', '.join(missing)}")
+    return colours
+
+
+def _rgba(hex_colour: str, alpha: float) -> str:
+    r, g, b = hex_to_rgb(hex_colour)
+    return f"rgba({r}, {g}, {b}, {alpha})"
+
+
+def _has_rows(frame: pd.DataFrame | None, columns: Sequence[str], *, what: str) -> bool:
+    """False for a missing or empty frame; raise if a non-empty frame lacks a column."""
+    if frame is None or frame.empty:
+        return False
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise StatsInputError(
+            f"{what} is missing column(s) {', '.join(missing)}; "
+            f"it has {', '.join(map(str, frame.columns))}"
+        )
+    return True
+
+
+def _number(value: float) -> str:
+    """Short display text for a quality value: three decimals below 100, one above (Elo)."""
+    if not math.isfinite(value):
+        return "n/a"
+    return f"{value:.1f}" if abs(value) >= 100 else f"{value:.3f}"
+
+
+def _interval_text(low: float, high: float) -> str:
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return "n/a"
+    return f"[{_number(low)}, {_number(high)}]"
+
+
+def _float_column(frame: pd.DataFrame, column: str) -> np.ndarray:
+    return pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=float)
+
+
+def _codecs_in(frame: pd.DataFrame) -> list[str]:
+    return sorted({str(c) for c in frame["codec"]})
+
+
+def _add_log_x_toggle(fig: go.Figure, *, axes: Sequence[str]) -> None:
+    """Buttons above the plot that switch the given x axes between linear and log scale."""
+    buttons = [
+        {
+            "label": f"{scale} bpp",
+            "method": "relayout",
+            "args": [{f"{a}.type": scale for a in axes}],
+        }
+        for scale in ("linear", "log")
+    ]
+    menu = {"type": "buttons", "direction": "right", "buttons": buttons, "showactive": True}
+    menu |= {"x": 0.0, "xanchor": "left", "y": 1.0, "yanchor": "bottom", "pad": {"b": 8}}
+    fig.update_layout(updatemenus=[menu], margin={"t": 90})
+
+
+# -- rate–perception curves ---------------------------------------------------------------------
+
+
+def _curve_customdata(rows: pd.DataFrame) -> list[list[str]]:
+    return [
+        [str(codec), str(target), _number(q), _interval_text(lo, hi)]
+        for codec, target, q, lo, hi in zip(
+            rows["codec"],
+            rows["target"],
+            _float_column(rows, "quality"),
+            _float_column(rows, "low"),
+            _float_column(rows, "high"),
+            strict=True,
+        )
+    ]
+
+
+def _curve_hover(quality_label: str) -> str:
+    label = quality_label.replace("%", "%%")
+    return (
+        "<b>%{customdata[0]}</b><br>target %{customdata[1]}<br>bpp %{x:.4f}<br>"
+        f"{label} %{{customdata[2]}}<br>CI %{{customdata[3]}}<extra></extra>"
+    )
+
+
+def _ci_band(rows: pd.DataFrame, *, colour: str, group: str) -> go.Scatter | None:
+    """Closed polygon high(bpp) → low(reversed bpp), or None with fewer than two finite CIs."""
+    low, high = _float_column(rows, "low"), _float_column(rows, "high")
+    finite = np.isfinite(low) & np.isfinite(high)
+    if finite.sum() < 2:
+        return None
+    x = _float_column(rows, "bpp")[finite]
+    return go.Scatter(
+        x=np.concatenate([x, x[::-1]]),
+        y=np.concatenate([high[finite], low[finite][::-1]]),
+        fill="toself",
+        fillcolor=_rgba(colour, 0.18),
+        line={"width": 0},
+        hoverinfo="skip",
+        showlegend=False,
+        legendgroup=group,
+        name=f"{group} CI",
+    )
+
+
+def _error_bars(rows: pd.DataFrame, *, colour: str) -> dict[str, Any]:
+    quality = _float_column(rows, "quality")
+    with np.errstate(invalid="ignore"):
+        plus = _float_column(rows, "high") - quality
+        minus = quality - _float_column(rows, "low")
+    visible = bool(np.isfinite(plus).any() or np.isfinite(minus).any())
+    style = {"color": colour, "thickness": 1.2, "width": 3}
+    return {"type": "data", "array": plus, "arrayminus": minus, "visible": visible, **style}
+
+
+def _curve_line(
+    rows: pd.DataFrame, *, colour: str, name: str, group: str, quality_label: str
+) -> go.Scatter:
+    return go.Scatter(
+        x=_float_column(rows, "bpp"),
+        y=_float_column(rows, "quality"),
+        mode="lines+markers",
+        name=name,
+        legendgroup=group,
+        line={"color": colour, "width": 2},
+        marker={"color": colour, "size": 7},
+        customdata=_curve_customdata(rows),
+        hovertemplate=_curve_hover(quality_label),
+    )
+
+
+def rate_perception_figure(
+    curves: pd.DataFrame, *, quality_label: str, colours: Mapping[str, str] | None = None
+) -> go.Figure:
+    """Quality against mean bpp, one line per codec with its confidence band.
+
+    Columns: ``codec, target, bpp, quality, low, high``. The band is the area between ``low``
+    and ``high`` over the points whose interval is finite; a codec with fewer than two such
+    points shows error bars instead. ``colours`` (codec → colour) keeps codecs the same colour
+    across figures; by default :func:`codec_colours` of this frame.
+    """
+    _has_rows(curves, CURVE_COLUMNS, what="curves")
+    colours = _colours_for(curves, colours)
+    fig = go.Figure()
+    for codec, unsorted in curves.groupby(curves["codec"].astype(str), sort=True):
+        rows = unsorted.sort_values("bpp")
+        colour = colours[str(codec)]
+        band = _ci_band(rows, colour=colour, group=str(codec))
+        if band is not None:
+            fig.add_trace(band)
+        line = _curve_line(
+            rows, colour=colour, name=str(codec), group=str(codec), quality_label=quality_label
+        )
+        if band is None:
+            line.error_y = _error_bars(rows, colour=colour)
+        fig.add_trace(line)
+    fig.update_layout(template=TEMPLATE, height=480, legend_title_text="codec")
+    fig.update_xaxes(title_text="bits per pixel (mean over images)")
+    fig.update_yaxes(title_text=quality_label)
+    _add_log_x_toggle(fig, axes=["xaxis"])
+    return fig
+
+
+# -- per-image small multiples ------------------------------------------------------------------
+
+
+def _facet_grid(n: int) -> tuple[int, int]:
+    """Four facets per row keeps 24 images (six rows) readable on a laptop screen."""
+    cols = min(4, n)
+    return math.ceil(n / cols), cols
+
+
+def per_image_figure(
+    image_curves: pd.DataFrame, *, quality_label: str, colours: Mapping[str, str] | None = None
+) -> go.Figure:
+    """One small panel per image (four per row, shared quality axis), one line per codec.
+
+    Columns: ``image, codec, target, bpp, quality, low, high``; confidence intervals are error
+    bars. Clicking a codec in the legend hides it in every panel.
+    """
+    _has_rows(image_curves, IMAGE_CURVE_COLUMNS, what="image_curves")
+    colours = _colours_for(image_curves, colours)
+    images = sorted({str(i) for i in image_curves["image"]})
+    rows, cols = _facet_grid(len(images))
+    fig = make_subplots(
+        rows=rows,
+        cols=cols,
+        subplot_titles=images,
+        shared_yaxes="all",
+        horizontal_spacing=0.04,
+        vertical_spacing=min(0.1, 0.45 / rows),
+    )
+    shown: set[str] = set()
+    for k, image in enumerate(images):
+        subset = image_curves[image_curves["image"].astype(str) == image]
+        for codec, unsorted in subset.groupby(subset["codec"].astype(str), sort=True):
+            points = unsorted.sort_values("bpp")
+            line = _curve_line(
+                points,
+                colour=colours[str(codec)],
+                name=str(codec),
+                group=str(codec),
+                quality_label=quality_label,
+            )
+            line.error_y = _error_bars(points, colour=colours[str(codec)])
+            line.showlegend = str(codec) not in shown
+            shown.add(str(codec))
+            fig.add_trace(line, row=k // cols + 1, col=k % cols + 1)
+    fig.update_layout(template=TEMPLATE, height=230 * rows + 140, legend_title_text="codec")
+    fig.update_xaxes(title_text="bpp", row=rows)
+    fig.update_yaxes(title_text=quality_label, col=1)
+    _add_log_x_toggle(fig, axes=[f"xaxis{i if i > 1 else ''}" for i in range(1, rows * cols + 1)])
+    return fig
+
+
+# -- objective metrics --------------------------------------------------------------------------
+
+
+def _regions(frame: pd.DataFrame) -> list[str]:
+    """The region names, "full" first; the others are drawn dashed."""
+    names = sorted({str(r) for r in frame["region"]})
+    return sorted(names, key=lambda r: r != "full")
+
+
+def _image_points(rows: pd.DataFrame, *, colour: str, codec: str) -> go.Scatter:
+    return go.Scatter(
+        x=_float_column(rows, "bpp"),
+        y=_float_column(rows, "value"),
+        mode="markers",
+        marker={"color": colour, "size": 5, "opacity": 0.3},
+        name=f"{codec} per image",
+        legendgroup=codec,
+        showlegend=False,
+        customdata=[
+            [codec, str(i), str(t)] for i, t in zip(rows["image"], rows["target"], strict=True)
+        ],
+        hovertemplate=(
+            "<b>%{customdata[0]}</b> · %{customdata[1]}<br>target %{customdata[2]}<br>"
+            "bpp %{x:.4f}<br>value %{y:.4g}<extra></extra>"
+        ),
+    )
+
+
+def _metric_means(rows: pd.DataFrame) -> pd.DataFrame:
+    """Mean bpp and mean value per target, sorted by bpp (display aggregation only)."""
+    means = rows.groupby(rows["target"].astype(str), sort=False)[["bpp", "value"]].mean()
+    return means.sort_values("bpp").reset_index()
+
+
+def _metric_line(rows: pd.DataFrame, *, colour: str, codec: str, region: str) -> go.Scatter:
+    means = _metric_means(rows)
+    return go.Scatter(
+        x=means["bpp"].to_numpy(dtype=float),
+        y=means["value"].to_numpy(dtype=float),
+        mode="lines+markers",
+        name=codec if region == "full" else f"{codec} ({region})",
+        legendgroup=codec,
+        line={"color": colour, "width": 2, "dash": "solid" if region == "full" else "dash"},
+        marker={"color": colour, "size": 7},
+        customdata=[[codec, region, t] for t in means["target"]],
+        hovertemplate=(
+            "<b>%{customdata[0]}</b> (%{customdata[1]}, mean over images)<br>"
+            "target %{customdata[2]}<br>bpp %{x:.4f}<br>value %{y:.4g}<extra></extra>"
+        ),
+    )
+
+
+def _objective_figure(rows: pd.DataFrame, *, label: str, colours: Mapping[str, str]) -> go.Figure:
+    fig = go.Figure()
+    regions = _regions(rows)
+    for codec, by_codec in rows.groupby(rows["codec"].astype(str), sort=True):
+        colour = colours[str(codec)]
+        first = by_codec[by_codec["region"].astype(str) == regions[0]]
+        fig.add_trace(_image_points(first, colour=colour, codec=str(codec)))
+        for region in regions:
+            subset = by_codec[by_codec["region"].astype(str) == region]
+            if not subset.empty:
+                fig.add_trace(_metric_line(subset, colour=colour, codec=str(codec), region=region))
+    fig.update_layout(template=TEMPLATE, height=440, title_text=label, legend_title_text="codec")
+    fig.update_xaxes(title_text="bits per pixel")
+    fig.update_yaxes(title_text=label)
+    _add_log_x_toggle(fig, axes=["xaxis"])
+    return fig
+
+
+def _metric_order(objective: pd.DataFrame, metric_labels: Mapping[str, str]) -> list[str]:
+    present = {str(m) for m in objective["metric"]}
+    return [m for m in metric_labels if m in present] + sorted(present - set(metric_labels))
+
+
+def objective_figures(
+    objective: pd.DataFrame,
+    *,
+    metric_labels: Mapping[str, str],
+    colours: Mapping[str, str] | None = None,
+) -> list[go.Figure]:
+    """One figure per metric: mean value against mean bpp per codec, per-image points faint.
+
+    Columns: ``image, codec, target, bpp, metric, value, region``. Means are over images at each
+    target, solid for the "full" region and dashed for any other ("crop"); the faint points are
+    the per-image values of the first region. Infinite values (PSNR of identical images) are
+    dropped before averaging. Metrics follow ``metric_labels`` order, unknown slugs last.
+    """
+    if not _has_rows(objective, OBJECTIVE_COLUMNS, what="objective"):
+        return []
+    colours = _colours_for(objective, colours)
+    finite = objective.assign(value=_float_column(objective, "value"))
+    finite = finite.replace({"value": {np.inf: np.nan, -np.inf: np.nan}})
+    return [
+        _objective_figure(
+            finite[finite["metric"].astype(str) == metric],
+            label=metric_labels.get(metric, metric),
+            colours=colours,
+        )
+        for metric in _metric_order(objective, metric_labels)
+    ]
+
+
+# -- pairwise win matrix ------------------------------------------------------------------------
+
+
+def _win_fractions(win_matrix: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Wins of row over column and the fraction wins / (wins + losses); NaN where never paired."""
+    rows = [str(r) for r in win_matrix.index]
+    if sorted(rows) != sorted(str(c) for c in win_matrix.columns):
+        raise StatsInputError(
+            f"win_matrix must have the same conditions as index and columns; index has "
+            f"{', '.join(rows)}, columns have {', '.join(map(str, win_matrix.columns))}"
+        )
+    ordered = win_matrix.set_axis(rows, axis=0).set_axis(list(map(str, win_matrix.columns)), axis=1)
+    wins = ordered[rows].to_numpy(dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fractions = wins / (wins + wins.T)
+    return wins, fractions
+
+
+def _win_text(wins: np.ndarray) -> list[list[str]]:
+    """Cell labels "wins/judgments" of row over column; blank where the pair was never judged."""
+    n = len(wins)
+    return [
+        [
+            f"{wins[i, j]:.0f}/{wins[i, j] + wins[j, i]:.0f}" if wins[i, j] + wins[j, i] > 0 else ""
+            for j in range(n)
+        ]
+        for i in range(n)
+    ]
+
+
+def win_matrix_figure(win_matrix: pd.DataFrame) -> go.Figure:
+    """Heatmap of the fraction of judgments in which the row condition beat the column one."""
+    wins, fractions = _win_fractions(win_matrix)
+    labels = [str(r) for r in win_matrix.index]
+    text = _win_text(wins)
+    fig = go.Figure(
+        go.Heatmap(
+            z=fractions,
+            x=labels,
+            y=labels,
+            text=text,
+            texttemplate="%{text}",
+            zmin=0.0,
+            zmax=1.0,
+            zmid=0.5,
+            colorscale="RdBu",
+            colorbar={"title": {"text": "wins"}},
+            hovertemplate="%{y} beat %{x} in %{z:.2f} of judgments (%{text})<extra></extra>",
+        )
+    )
+    fig.update_layout(template=TEMPLATE, height=max(420, 36 * len(labels) + 220))
+    fig.update_xaxes(title_text="column condition", tickangle=-45)
+    fig.update_yaxes(title_text="row condition", autorange="reversed")
+    return fig
+
+
+# -- HTML tables and notices --------------------------------------------------------------------
+
+
+def _cell_text(value: object, float_format: str) -> str:
+    if isinstance(value, bool | np.bool_):
+        return "yes" if value else "no"
+    if value is None or (not isinstance(value, str | bytes) and bool(pd.isna(value))):  # type: ignore[call-overload]
+        return "–"
+    if isinstance(value, float | np.floating):
+        return format(float(value), float_format)
+    return str(value)
+
+
+def _check_float_format(float_format: str) -> None:
+    try:
+        format(1.5, float_format)
+    except ValueError as error:
+        raise StatsInputError(
+            f"float_format {float_format!r} is not a format spec for floats (e.g. '.3f'): {error}"
+        ) from error
+
+
+def table_html(frame: pd.DataFrame, *, float_format: str = ".3f", index: bool = False) -> str:
+    """An HTML ``<table>`` of ``frame`` with every header and cell escaped.
+
+    Floats use ``format(value, float_format)``, missing values show "–", booleans "yes"/"no";
+    numeric columns get ``class="num"`` (right-aligned by the report CSS).
+    """
+    _check_float_format(float_format)
+    shown = frame.reset_index() if index else frame
+    numeric = [
+        pd.api.types.is_numeric_dtype(shown[c]) and not pd.api.types.is_bool_dtype(shown[c])
+        for c in shown.columns
+    ]
+    opening = ['<td class="num">' if num else "<td>" for num in numeric]
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in shown.columns)
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f"{td}{html.escape(_cell_text(v, float_format))}</td>"
+            for v, td in zip(row, opening, strict=True)
+        )
+        + "</tr>"
+        for row in shown.itertuples(index=False, name=None)
+    )
+    return f'<table class="data"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _notice(text: str) -> str:
+    return f'<p class="notice">{html.escape(text)}</p>'
+
+
+def _unavailable_html(unavailable: Mapping[str, str], labels: Mapping[str, str]) -> str:
+    items = "".join(
+        f"<li><strong>{html.escape(labels.get(slug, slug))}</strong>: {html.escape(reason)}</li>"
+        for slug, reason in unavailable.items()
+    )
+    return f'<div class="notice"><p>These metrics were not computed:</p><ul>{items}</ul></div>'
+
+
+# -- sections -----------------------------------------------------------------------------------
+
+
+def _all_codecs(data: ReportData) -> list[str]:
+    frames = (data.curves, data.image_curves, data.objective, data.bd_table)
+    codecs = {str(c) for f in frames if "codec" in f.columns for c in f["codec"]}
+    return sorted(codecs | ({data.anchor} if data.anchor else set()))
+
+
+def _figure_or_notice(title: str, figure: go.Figure | None, *, caption: str = "") -> Section:
+    if figure is None:
+        return Section(title, "notice", html=_notice(NO_DATA), caption=caption)
+    return Section(title, "figure", figure=figure, caption=caption)
+
+
+def _table_or_notice(title: str, frame: pd.DataFrame | None, *, caption: str = "") -> Section:
+    if frame is None or frame.empty:
+        return Section(title, "notice", html=_notice(NO_DATA), caption=caption)
+    return Section(title, "table", html=table_html(frame), caption=caption)
+
+
+def _summary_section(data: ReportData) -> Section:
+    frame = pd.DataFrame({"fact": list(data.summary), "value": list(data.summary.values())})
+    return _table_or_notice("Summary", frame)
+
+
+def _curve_sections(data: ReportData, colours: Mapping[str, str]) -> list[Section]:
+    label = data.quality_label
+    curves = image = None
+    if _has_rows(data.curves, CURVE_COLUMNS, what="curves"):
+        curves = rate_perception_figure(data.curves, quality_label=label, colours=colours)
+    if _has_rows(data.image_curves, IMAGE_CURVE_COLUMNS, what="image_curves"):
+        image = per_image_figure(data.image_curves, quality_label=label, colours=colours)
+    caption = f"{label} against bits per pixel; shaded bands and bars are confidence intervals."
+    return [
+        _figure_or_notice("Rate–perception curves", curves, caption=caption),
+        _figure_or_notice("Rate–perception per image", image, caption=caption),
+    ]
+
+
+def _objective_sections(data: ReportData, colours: Mapping[str, str]) -> list[Section]:
+    sections: list[Section] = []
+    if data.unavailable_metrics:
+        notice = _unavailable_html(data.unavailable_metrics, data.metric_labels)
+        sections.append(Section("Objective metrics not computed", "notice", html=notice))
+    figures = objective_figures(data.objective, metric_labels=data.metric_labels, colours=colours)
+    if not figures:
+        return [*sections, _figure_or_notice("Objective metrics", None)]
+    caption = "Lines: mean over images (dashed: crop region). Faint points: single images."
+    return sections + [
+        Section(f"Objective: {fig.layout.title.text}", "figure", figure=fig, caption=caption)
+        for fig in figures
+    ]
+
+
+def _bd_section(data: ReportData) -> Section:
+    caption = (
+        f"Anchor: {data.anchor or 'not set'}. Method: {data.bd_method or 'not stated'}. "
+        "Negative BD-rate: fewer bits than the anchor for the same quality."
+    )
+    if _has_rows(data.bd_table, BD_COLUMNS, what="bd_table"):
+        return Section("BD-rate", "table", html=table_html(data.bd_table), caption=caption)
+    return _table_or_notice("BD-rate", None, caption=caption)
+
+
+def _agreement_section(data: ReportData) -> Section:
+    frame = data.agreement
+    if not frame.empty and "metric" in frame.columns:
+        frame = frame.assign(metric=[data.metric_labels.get(str(m), str(m)) for m in frame.metric])
+    caption = "Agreement between each objective metric and the human judgments; n = pairs/stimuli."
+    return _table_or_notice("Metric agreement with raters", frame, caption=caption)
+
+
+def _screening_section(data: ReportData) -> Section:
+    caption = f"{(data.screening_method or 'Screening method not stated').rstrip('.')}."
+    if _has_rows(data.screening, SCREENING_COLUMNS, what="screening"):
+        rejected = sum(not pd.isna(v) and bool(v) for v in data.screening["rejected"])
+        caption += f" {rejected} of {len(data.screening)} raters rejected."
+    return _table_or_notice("Rater screening", data.screening, caption=caption)
+
+
+def _win_section(data: ReportData) -> list[Section]:
+    if data.win_matrix is None and data.method != "2afc":
+        return []
+    figure = None
+    if data.win_matrix is not None and not data.win_matrix.empty:
+        figure = win_matrix_figure(data.win_matrix)
+    return [_figure_or_notice("Pairwise win matrix", figure)]
+
+
+def report_sections(data: ReportData) -> list[Section]:
+    """The report's blocks in reading order; empty frames become "No data yet." notices.
+
+    One codec → colour mapping (:func:`codec_colours` over every codec in the report) is shared
+    by all figures.
+    """
+    colours = codec_colours(_all_codecs(data))
+    return [
+        _summary_section(data),
+        *_curve_sections(data, colours),
+        *_objective_sections(data, colours),
+        _bd_section(data),
+        _agreement_section(data),
+        _screening_section(data),
+        *_win_section(data),
+    ]
+
+
+# -- standalone HTML ----------------------------------------------------------------------------
+
+_CSS = """
+body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1f2933;
+  margin: 0; background: #f7f8fa; }
+header, main, footer { max-width: 1180px; margin: 0 auto; padding: 0 24px; }
+header { padding-top: 24px; } h1 { margin: 0 0 4px; font-size: 26px; }
+.meta { color: #52606d; margin: 0 0 16px; }
+section { background: #fff; border: 1px solid #e4e7eb; border-radius: 6px; padding: 12px 18px;
+  margin: 0 0 18px; }
+h2 { font-size: 19px; margin: 4px 0 6px; } .caption { color: #52606d; margin: 0 0 8px; }
+table.data { border-collapse: collapse; font-size: 14px; margin: 6px 0; }
+table.data th, table.data td { border-bottom: 1px solid #e4e7eb; padding: 4px 10px;
+  text-align: left; } table.data td.num { text-align: right; font-variant-numeric: tabular-nums; }
+table.data thead th { border-bottom: 2px solid #9aa5b1; }
+.notice { background: #fffbea; border-left: 4px solid #f0b429; padding: 6px 12px; margin: 6px 0; }
+footer { color: #3e4c59; font-size: 14px; padding-bottom: 32px; }
+"""
+
+
+def methods_html(data: ReportData) -> str:
+    """The "how these numbers were computed" notes, escaped, with the models from the summary."""
+    notes = [
+        f"Perceived quality: {data.quality_label} per codec and target; bpp is the mean achieved "
+        "bits per pixel (8 · bitstream bytes / pixels) over images.",
+        "Confidence intervals come from the statistics model; the summary gives the confidence "
+        "level, the number of bootstrap resamples and the seed.",
+        f"BD-rate: {data.bd_method or 'method not stated'}, anchor {data.anchor or 'not set'}.",
+        f"Rater screening: {data.screening_method or 'not stated'}.",
+    ]
+    models = [f"{key}: {value}" for key, value in data.model_entries().items()]
+    items = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
+    model_items = "".join(f"<li>{html.escape(m)}</li>" for m in models) or "<li>none listed</li>"
+    return (
+        f"<h2>How these numbers were computed</h2><ul>{items}</ul>"
+        f"<p>Models and versions:</p><ul>{model_items}</ul>"
+    )
+
+
+def _section_html(section: Section, *, number: int) -> str:
+    caption = f'<p class="caption">{html.escape(section.caption)}</p>' if section.caption else ""
+    if section.figure is not None:
+        body = section.figure.to_html(
+            full_html=False, include_plotlyjs=False, div_id=f"figure-{number}"
+        )
+    else:
+        body = section.html
+    title = f"<h2>{html.escape(section.title)}</h2>"
+    return f'<section id="section-{number}">{title}{caption}{body}</section>'
+
+
+def standalone_html(data: ReportData) -> str:
+    """One self-contained offline HTML page: plotly.js inline once, all sections, methods footer."""
+    body = "\n".join(
+        _section_html(section, number=i) for i, section in enumerate(report_sections(data), 1)
+    )
+    meta = f"Method: {data.method.upper()} · generated {data.generated_at}"
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{html.escape(data.title)}</title>\n<style>{_CSS}</style>\n"
+        f"<script>{get_plotlyjs()}</script>\n</head>\n<body>\n"
+        f'<header><h1>{html.escape(data.title)}</h1><p class="meta">{html.escape(meta)}</p>'
+        "</header>\n"
+        f"<main>\n{body}\n</main>\n<footer>{methods_html(data)}</footer>\n</body>\n</html>\n"
+    )

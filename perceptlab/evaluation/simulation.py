@@ -1,0 +1,95 @@
+"""Simulated raters, for the demo's example results and for tests of the analysis.
+
+They are clearly not human data: each simulated rater has a bias b ~ N(0, 0.3²) and answers
+with noise. An ACR/DCR score is round(q + b + ε), ε ~ N(0, 0.5²), clipped to the scale; a
+2AFC choice picks A with probability 1 / (1 + e^{−2.5 (q_A − q_B)}) (a Bradley–Terry
+observer). The "true" quality q of a stimulus follows the PSNR of its crop against the
+original's crop, q = 1 + 4 · clip((PSNR − 22 dB) / 20 dB, 0, 1) on the 1–5 scale, so the
+simulated curves differ between codecs the way PSNR says they do.
+
+The draws are keyed by (seed, rater, the stimuli's content hashes, how often this rater has
+seen them), not by trial order: the schedule's own shuffling (unseeded, as for real raters)
+does not change what a simulated rater answers, so a seed always gives the same ratings.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from dataclasses import replace
+from functools import lru_cache
+
+import numpy as np
+
+from perceptlab.codecs.files import read_bytes
+from perceptlab.lib.images import decode_png
+from perceptlab.studies.assignment import start_rating, upcoming
+from perceptlab.studies.judging import Answer, record
+from perceptlab.studies.models import Session, Stimulus, Study, Trial
+from perceptlab.studies.stimuli import reference_of
+
+BIAS_SD = 0.3
+NOISE_SD = 0.5
+SLOPE = 2.5
+
+
+@lru_cache(maxsize=64)  # one study's originals stay decoded; bounded in a long-lived process
+def _pixels(name: str) -> np.ndarray:
+    return decode_png(read_bytes(name)).astype(np.float64)
+
+
+def true_quality(stimulus: Stimulus) -> float:
+    """q on the 1–5 scale from the crop's PSNR (the original and the hidden reference: 5)."""
+    if stimulus.reconstruction is None:
+        return 5.0
+    reference = _pixels(str(reference_of(stimulus).png.name))
+    mse = float(np.mean((_pixels(str(stimulus.png.name)) - reference) ** 2))
+    psnr = 10.0 * np.log10(255.0**2 / mse) if mse > 0 else 100.0
+    return 1.0 + 4.0 * float(np.clip((psnr - 22.0) / 20.0, 0.0, 1.0))
+
+
+def simulate_raters(*, study: Study, raters: int, seed: int = 0) -> list[Session]:
+    """``raters`` complete sessions of simulated raters (see the module docstring)."""
+    scale = (1.0, 5.0) if study.is_pairwise else study.scale_range()
+    sessions = []
+    for index in range(raters):
+        session = Session.objects.create(study=study, participant_id=f"simulated-{seed}-{index}")
+        start_rating(session=session)
+        bias = np.random.default_rng([seed, index]).normal(0.0, BIAS_SD)
+        seen: Counter[tuple[str, ...]] = Counter()
+        while (trial := upcoming(session=session).current) is not None:
+            record(session=session, answer=_answer(trial, bias, (seed, index), seen, scale))
+            session.refresh_from_db()
+        sessions.append(session)
+    return sessions
+
+
+def _rng(
+    key: tuple[int, int], stimuli: tuple[str, ...], seen: Counter[tuple[str, ...]]
+) -> np.random.Generator:
+    """The random stream of this rater's ``seen[stimuli]``-th look at these stimuli."""
+    seen[stimuli] += 1
+    return np.random.default_rng([*key, seen[stimuli], *(int(sha[:15], 16) for sha in stimuli)])
+
+
+def _answer(
+    trial: Trial,
+    bias: float,
+    key: tuple[int, int],
+    seen: Counter[tuple[str, ...]],
+    scale: tuple[float, float],
+) -> Answer:
+    shown_a, shown_b = trial.shown_as()
+    answer = Answer(position=trial.position, key=uuid.uuid4(), flips=3, view_ms=4000)
+    if shown_b is None:
+        q = true_quality(shown_a)
+        if scale != (1.0, 5.0):  # map 1–5 onto the study's scale
+            q = scale[0] + (q - 1.0) / 4.0 * (scale[1] - scale[0])
+        noise = _rng(key, (shown_a.png_sha256,), seen).normal(0.0, NOISE_SD)
+        score = float(np.clip(np.rint(q + bias + noise), *scale))
+        return replace(answer, score=score)
+    # Decide on the pair in a fixed order, so the left/right swap does not change the draw.
+    first, second = sorted((shown_a, shown_b), key=lambda s: (s.png_sha256, s.pk))
+    u = _rng(key, (first.png_sha256, second.png_sha256), seen).random()
+    first_wins = u < 1.0 / (1.0 + np.exp(-SLOPE * (true_quality(first) - true_quality(second))))
+    return replace(answer, choice="a" if (first is shown_a) == first_wins else "b")

@@ -1,0 +1,105 @@
+"""The Django side of a study's analysis: its frames, its settings, its report data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+from django.conf import settings
+from django.utils import timezone
+
+from perceptlab.evaluation import frames
+from perceptlab.evaluation.analysis import Analysis, AnalysisConfig, analyse
+from perceptlab.evaluation.reports import ReportData
+from perceptlab.studies.models import Study
+
+
+@dataclass
+class StudyFrames:
+    stimuli: pd.DataFrame
+    judgments: pd.DataFrame
+    metrics: pd.DataFrame
+
+
+def study_frames(study: Study) -> StudyFrames:
+    return StudyFrames(
+        stimuli=frames.stimuli_frame(study),
+        judgments=frames.judgments_frame(study),
+        metrics=frames.metrics_frame(study),
+    )
+
+
+def config_for(study: Study, *, screening: str = "", anchor: str = "") -> AnalysisConfig:
+    """The analysis settings of a study: its method and scale, the study's seed, and the
+    installation's number of bootstrap resamples."""
+    low, high = (0.0, 1.0) if study.is_pairwise else study.scale_range()
+    return AnalysisConfig(
+        method=study.method,
+        scale_min=float(low),
+        scale_max=float(high),
+        hidden_reference=study.hidden_reference,
+        n_resamples=settings.EVALUATION_RESAMPLES,
+        seed=study.seed,
+        screening=screening,
+        anchor=anchor if anchor in study.codecs else "",
+    )
+
+
+def analyse_study(study: Study, config: AnalysisConfig) -> tuple[StudyFrames, Analysis]:
+    data = study_frames(study)
+    return data, analyse(
+        stimuli=data.stimuli, judgments=data.judgments, metrics=data.metrics, config=config
+    )
+
+
+def report_data(study: Study, analysis: Analysis) -> ReportData:
+    from perceptlab.evaluation.metrics import METRICS
+
+    return build_report_data(
+        title=f"{study.title} ({study.name})",
+        analysis=analysis,
+        metric_labels={
+            slug: f"{spec.name} ({'higher' if spec.higher_is_better else 'lower'} is better)"
+            for slug, spec in METRICS.items()
+        },
+    )
+
+
+def build_report_data(
+    *, title: str, analysis: Analysis, metric_labels: dict[str, str]
+) -> ReportData:
+    config = analysis.config
+    summary = {
+        "method": config.method,
+        **{k: str(v) for k, v in analysis.counts.items()},
+        "confidence level": f"{config.confidence:.0%}",
+        "bootstrap": (
+            f"{config.n_resamples} resamples of raters ({config.bootstrap}), seed {config.seed}"
+        ),
+        "screening": config.screening or "none",
+        "models": "; ".join(sorted({m.label() for m in analysis.models})),
+    }
+    return ReportData(
+        title=title,
+        method=config.method,
+        generated_at=timezone.now().isoformat(timespec="seconds"),
+        summary=summary,
+        curves=analysis.curves,
+        quality_label=analysis.quality_label,
+        image_curves=analysis.image_curves,
+        objective=analysis.objective,
+        metric_labels=metric_labels,
+        unavailable_metrics=analysis.unavailable_metrics,
+        bd_table=analysis.bd_table,
+        anchor=config.anchor or _first_codec(analysis),
+        bd_method=config.bd_method,
+        agreement=analysis.agreement,
+        screening=analysis.screening,
+        screening_method=config.screening or "none",
+        win_matrix=analysis.win_matrix,
+    )
+
+
+def _first_codec(analysis: Analysis) -> str:
+    codecs = sorted(analysis.curves["codec"].unique()) if len(analysis.curves) else []
+    return codecs[0] if codecs else ""

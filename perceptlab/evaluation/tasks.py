@@ -1,0 +1,15 @@
+"""Background task: measure a study's stimuli with the objective metrics (django-tasks)."""
+
+from __future__ import annotations
+
+from django_tasks import task
+
+from perceptlab.evaluation.objective import compute_study_metrics
+from perceptlab.studies.models import Study
+
+
+@task()
+def compute_metrics(study_id: int) -> int:
+    """Measure every stimulus of the study that has no stored values; returns how many."""
+    study = Study.objects.get(pk=study_id)
+    return compute_study_metrics(study=study).computed
