@@ -119,6 +119,13 @@ WORKER_PROCESSES = envint("PERCEPTLAB_WORKERS", 1, min_value=1, max_value=64)
 # Model weights (VGG for DISTS/LPIPS, learned codecs): never downloaded implicitly;
 # `manage.py fetch_weights` puts them here (from the internet or --from a folder).
 PERCEPTLAB_WEIGHTS_DIR = envpath("PERCEPTLAB_WEIGHTS_DIR", VAR_DIR / "weights")
+# Neural codecs: checkpoints trained here (manage.py train_codec) go to PERCEPTLAB_NEURAL_DIR,
+# beside the ones shipped in perceptlab/codecs/neural/checkpoints/. They encode on
+# PERCEPTLAB_NEURAL_DEVICE ("cpu" or "cuda"; a bitstream decodes on the device type that made
+# it) with PERCEPTLAB_TORCH_THREADS CPU threads (1 is fastest on a busy machine).
+PERCEPTLAB_NEURAL_DIR = envpath("PERCEPTLAB_NEURAL_DIR", VAR_DIR / "neural")
+PERCEPTLAB_NEURAL_DEVICE = envstr("PERCEPTLAB_NEURAL_DEVICE", "cpu")
+PERCEPTLAB_TORCH_THREADS = envint("PERCEPTLAB_TORCH_THREADS", 1, min_value=1, max_value=256)
 # Evaluation defaults: bootstrap resamples of raters for every interval a report shows.
 EVALUATION_RESAMPLES = envint("PERCEPTLAB_EVAL_RESAMPLES", 2000, min_value=100)
 

@@ -103,6 +103,9 @@ class Dial:
 
     ``increasing``: bpp grows with the value (quality) rather than falling (QP).
     ``log_scale``: bisect in log space (for rates and compression ratios).
+    ``values``: a dial with a few discrete settings (one trained model per setting, as GC's
+    channel counts); rate control then searches their positions ``0 .. len(values) - 1``
+    (``low``/``high`` are the first and last value) and stores the value itself.
     """
 
     name: str
@@ -111,6 +114,14 @@ class Dial:
     integer: bool
     increasing: bool
     log_scale: bool = False
+    values: tuple[float, ...] = ()
+
+    def value_at(self, position: float) -> ParamValue:
+        """The parameter value of a search position (an index when ``values`` is set)."""
+        if self.values:
+            value = self.values[round(position)]
+            return int(value) if self.integer else float(value)
+        return round(position) if self.integer else float(position)
 
 
 def bits_per_pixel(num_bytes: int, height: int, width: int) -> float:

@@ -86,7 +86,7 @@ class _Search:
         dial = self.codec.dial
         assert dial is not None
         params = dict(self.base_params)
-        params[dial.name] = round(value) if dial.integer else float(value)
+        params[dial.name] = dial.value_at(value)
         return params
 
     def bpp_at(self, value: float) -> float:
@@ -136,7 +136,10 @@ def encode_at_bpp(
     search = _Search(codec, image, codec.validate_params(base_params or {}), target_bpp)
     # Orient the dial so that larger u always means more bits.
     low, high = (dial.low, dial.high) if dial.increasing else (dial.high, dial.low)
-    if dial.integer:
+    if dial.values:  # search the positions of the discrete settings
+        first, last = 0, len(dial.values) - 1
+        _search_integer(search, *((first, last) if dial.increasing else (last, first)))
+    elif dial.integer:
         _search_integer(search, int(low), int(high))
     else:
         _search_continuous(search, low, high)
@@ -149,7 +152,9 @@ def encode_at_bpp(
         encode_seconds=chosen.encode_seconds,
         within_tolerance=within,
         attempts=len(search.tried),
-        tried=tuple(sorted((a.value, a.bpp) for a in search.tried.values())),
+        tried=tuple(
+            sorted((float(dial.value_at(a.value)), a.bpp) for a in search.tried.values())
+        ),
     )
 
 

@@ -302,6 +302,34 @@ def _build_flip(context: BuildContext) -> Scorer:
     return score
 
 
+def load_network(
+    slug: str,
+    weights_dir: Path,
+    *,
+    device: str = "cpu",
+    manifest: Mapping[str, weightfiles.WeightFile] = weightfiles.MANIFEST,
+) -> torch.nn.Module:
+    """piq's ``DISTS`` or ``LPIPS`` network (``slug`` "dists"/"lpips") from local weights only,
+    as a differentiable module for training losses: ``net(x_hat, x)`` with inputs in [0, 1].
+
+    Raises :class:`perceptlab.evaluation.weights.WeightsUnavailable` with the
+    "weights missing: <file>, put it in <dir>" message when the files are absent — a loss is
+    never computed with a random backbone.
+    """
+    classes = {"dists": "DISTS", "lpips": "LPIPS"}
+    if slug not in classes:
+        raise ValueError(f"no trainable network metric {slug!r}; choose {sorted(classes)}")
+    names = [e.name for e in manifest.values() if slug in e.metrics]
+    files = weightfiles.resolve(names, Path(weights_dir), manifest=manifest)
+    piq = _import_piq()
+    with _local_weights_only({n: state.path for n, state in files.items()}):
+        network = getattr(piq, classes[slug])(reduction="mean")
+    network = network.to(device).eval()
+    for parameter in network.parameters():
+        parameter.requires_grad_(False)
+    return network  # type: ignore[no-any-return]
+
+
 # --- loading piq's networks without letting anything download --------------------------------
 
 _HUB_LOCK = threading.Lock()

@@ -1,0 +1,9 @@
+"""Neural (learned and GAN) codecs on PyTorch and CompressAI, imported only when used.
+
+Families: :mod:`.hific` (HiFiC and its sparsity variant), :mod:`.gc` (GC/SC),
+:mod:`.tunable` (the tunable importance-map codec), :mod:`.rdo` (the improved-RDO GAN with a
+Gaussian–Laplacian–logistic mixture entropy model) and :mod:`.baselines` (CompressAI's
+pretrained hyperprior models). Shared parts: the bitstream :mod:`.container`, the codec
+adapter :mod:`.codec`, :mod:`.checkpoints`, :mod:`.layers`, :mod:`.losses` and the training
+loop :mod:`.training` (``manage.py train_codec``).
+"""

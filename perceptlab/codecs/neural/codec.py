@@ -1,0 +1,223 @@
+"""The adapter between the codec contract (:mod:`perceptlab.codecs.base`) and a neural model.
+
+Every neural codec is a :class:`NeuralCodec` subclass naming its model family module
+(``perceptlab.codecs.neural.hific`` ...). The family module provides ``build(config)``,
+returning a :class:`CodecNet`-shaped ``torch.nn.Module``::
+
+    stride: int                                   # inputs are padded to a multiple of it
+    compress(x, params) -> list[bytes]            # x: (1, 3, H, W) float in [0, 1], padded
+    decompress(sections, (H, W), params) -> x̂     # the padded size; x̂ in [0, 1]
+
+The adapter does the rest the same way for every family: uint8 → float, reflect padding to
+the stride, the container (:mod:`.container`, whose bytes give bpp), cropping, float →
+uint8, checking that a bitstream was made by the same weights (SHA-256) and on the same
+device type, and loading each checkpoint once per process (thread-safe). torch is imported
+only when a model is first used.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from perceptlab.codecs.base import Availability, Codec, CodecError, CodecUnavailable, Params
+from perceptlab.codecs.neural import checkpoints
+from perceptlab.codecs.neural.container import ContainerError, Header, pack, unpack
+
+if TYPE_CHECKING:
+    import torch
+
+_LOCK = threading.Lock()
+_MODELS: dict[tuple[str, str, str], Any] = {}
+
+
+def torch_available() -> Availability:
+    try:
+        import compressai  # noqa: F401
+        import torch  # noqa: F401
+    except Exception as error:  # ImportError, or a broken torchvision raising RuntimeError
+        return Availability(
+            False, f"PyTorch/CompressAI cannot be imported ({error}); pip install -e '.[neural]'"
+        )
+    return Availability(True)
+
+
+def configured_device() -> str:
+    try:
+        from django.conf import settings
+
+        if settings.configured:
+            return str(settings.PERCEPTLAB_NEURAL_DEVICE)
+    except ImportError:  # pragma: no cover
+        pass
+    return "cpu"
+
+
+def configured_threads() -> int | None:
+    try:
+        from django.conf import settings
+
+        if settings.configured:
+            return int(settings.PERCEPTLAB_TORCH_THREADS)
+    except ImportError:  # pragma: no cover
+        pass
+    return None
+
+
+def to_tensor(image: np.ndarray, device: str = "cpu") -> torch.Tensor:
+    """(H, W, 3) uint8 → (1, 3, H, W) float32 in [0, 1] (the one place this happens)."""
+    import torch
+
+    tensor = torch.from_numpy(np.require(image, np.uint8, ["C", "W"])).to(device)
+    return tensor.permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+
+
+def to_image(tensor: torch.Tensor) -> np.ndarray:
+    """(1, 3, H, W) float in [0, 1] → (H, W, 3) uint8, rounded half to even after clamping."""
+    pixels = tensor.detach().clamp(0.0, 1.0).mul(255.0).round().to("cpu")
+    return np.ascontiguousarray(pixels[0].permute(1, 2, 0).numpy().astype(np.uint8))
+
+
+def pad_to(x: torch.Tensor, stride: int) -> tuple[torch.Tensor, int, int]:
+    """Reflect-pad bottom/right to a multiple of ``stride`` (as the official HiFiC code)."""
+    import torch.nn.functional as F
+
+    height, width = x.shape[-2:]
+    pad_bottom, pad_right = (-height) % stride, (-width) % stride
+    if pad_bottom or pad_right:
+        mode = "reflect" if pad_bottom < height and pad_right < width else "replicate"
+        x = F.pad(x, (0, pad_right, 0, pad_bottom), mode=mode)
+    return x, pad_bottom, pad_right
+
+
+def load_model(family: str, name: str, device: str) -> tuple[Any, checkpoints.Checkpoint]:
+    """The eval-mode model of checkpoint ``name`` on ``device`` (loaded once per process)."""
+    key = (family, name, device)
+    with _LOCK:
+        if key not in _MODELS:
+            import torch
+
+            threads = configured_threads()
+            if threads is not None and torch.get_num_threads() != threads:
+                torch.set_num_threads(threads)
+            checkpoint = checkpoints.load(checkpoints.require(name), family=family)
+            module = importlib.import_module(f"perceptlab.codecs.neural.{family}")
+            model = module.build(checkpoint.config)
+            model.load_state_dict(checkpoint.state_dict)
+            model.to(device).eval()
+            _MODELS[key] = (model, checkpoint)
+        return _MODELS[key]  # type: ignore[no-any-return]
+
+
+def forget_models() -> None:
+    """Drop the loaded models (tests, or after a checkpoint file was replaced)."""
+    with _LOCK:
+        _MODELS.clear()
+
+
+class NeuralCodec(Codec):
+    """Base of the registered neural codecs; subclasses set the family and the parameters."""
+
+    family: ClassVar[str]
+    needs_weights = True
+    file_extension = "plnc"
+
+    def checkpoint_name(self, params: Params) -> str:
+        """The checkpoint that encodes with ``params`` (one per trained operating point)."""
+        return str(params["model"])
+
+    def model_params(self, params: Params) -> dict[str, int | float | str]:
+        """What the model itself needs of ``params`` (stored in the container header)."""
+        return {k: v for k, v in params.items() if k != "model" and not isinstance(v, bool)}
+
+    def default_checkpoint(self) -> str:
+        for param in self.params:
+            if param.name == "model":
+                return str(param.default)
+        raise NotImplementedError
+
+    def version(self) -> str:
+        try:
+            import compressai
+            import torch
+        except Exception:
+            return f"{self.family} (PyTorch unavailable)"
+        return f"{self.family} container-1, torch {torch.__version__}, compressai {compressai.__version__}"
+
+    def availability(self) -> Availability:
+        state = torch_available()
+        if not state.available:
+            return state
+        name = self.default_checkpoint()
+        if checkpoints.find(name) is None:
+            try:
+                checkpoints.require(name)
+            except checkpoints.CheckpointError as error:
+                return Availability(False, str(error))
+        return Availability(True)
+
+    def _model(self, name: str, device: str) -> tuple[Any, checkpoints.Checkpoint]:
+        try:
+            return load_model(self.family, name, device)
+        except checkpoints.CheckpointError as error:
+            raise CodecUnavailable(self.slug, str(error)) from None
+
+    def _device(self, device_type: str | None = None) -> str:
+        import torch
+
+        device = device_type or configured_device()
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise CodecUnavailable(
+                self.slug,
+                f"this bitstream or setting needs a CUDA device ({device}); none is available "
+                "(a neural bitstream decodes on the device type that encoded it)",
+            )
+        return device
+
+    def _encode(self, image: np.ndarray, params: Params) -> bytes:
+        import torch
+
+        device = self._device()
+        name = self.checkpoint_name(params)
+        model, checkpoint = self._model(name, device)
+        model_params = self.model_params(params)
+        with torch.inference_mode():
+            x, pad_bottom, pad_right = pad_to(to_tensor(image, device), model.stride)
+            sections = model.compress(x, model_params)
+        header = Header(
+            model=name,
+            model_version=checkpoint.version,
+            weights_sha256=checkpoint.sha256,
+            height=image.shape[0],
+            width=image.shape[1],
+            pad_bottom=pad_bottom,
+            pad_right=pad_right,
+            device_type=device.split(":")[0],
+            params=model_params,
+        )
+        return pack(header, sections)
+
+    def _decode(self, bitstream: bytes) -> np.ndarray:
+        import torch
+
+        try:
+            container = unpack(bitstream)
+        except ContainerError as error:
+            raise CodecError(self.slug, str(error)) from None
+        header = container.header
+        device_type = header.device_type
+        device = self._device(None if configured_device().split(":")[0] == device_type else device_type)
+        model, checkpoint = self._model(header.model, device)
+        if checkpoint.sha256 != header.weights_sha256:
+            raise CodecError(
+                self.slug,
+                f"the bitstream was made with other weights of {header.model} "
+                f"(sha256 {header.weights_sha256[:12]}…, here {checkpoint.sha256[:12]}…)",
+            )
+        padded = (header.height + header.pad_bottom, header.width + header.pad_right)
+        with torch.inference_mode():
+            x_hat = model.decompress(list(container.sections), padded, dict(header.params))
+        return to_image(x_hat[..., : header.height, : header.width])

@@ -1,0 +1,349 @@
+"""GC — generative compression of Agustsson, Tschannen, Mentzer, Timofte & Van Gool,
+"Generative Adversarial Networks for Extreme Learned Image Compression" (ICCV 2019,
+arXiv 1804.02958), with the selective mode (SC) as an optional input path.
+
+Architecture (paper §3 and appendix; both public ports agree):
+
+- E: c7s1-60, d120, d240, d480, d960, c3s1-C (instance norm + ReLU) → w with C channels at
+  H/16 × W/16.
+- q: L = 5 centres {−2, −1, 0, 1, 2}; forward to the nearest centre, backward through the soft
+  assignment Σ_l c_l·softmax(−σ(w − c_l)²) (Mentzer et al. 2018), σ = 1.
+- G: c3s1-960, 9 residual blocks, u480, u240, u120, u60, c7s1-3 with tanh.
+- D: multi-scale PatchGAN (x, x↓2, x↓4), LSGAN.
+- No entropy term: the rate is bounded by dim(ŵ)·log₂L, bpp = C·log₂5/256 (C = 2, 4, 8, 16 →
+  0.0181, 0.0363, 0.0726, 0.1451). The bitstream codes every symbol with rANS under a static
+  uniform distribution over the five centres, so it lands on that bound (plus a few bytes of
+  coder flush and the container header).
+
+Loss (paper eq. 5 and the pix2pixHD terms it uses): LSGAN + λ_MSE·MSE + λ_FM·feature matching
++ λ_P·perceptual, with MSE on images in [−1, 1]. The paper's perceptual term is VGG19
+(pix2pixHD); ImageNet VGG weights are not available here, so LPIPS is used when present and
+1 − MS-SSIM otherwise (the checkpoint says which). ``gan_start_step`` allows an MSE-only
+warm-up before the adversarial terms (0 in the paper configuration).
+
+SC (selective generative compression): with ``semantic_classes`` > 0 the model gets a label
+map s (one-hot) and a preservation mask m. F(s), an encoder of E's structure, feeds G next to
+ŵ; ŵ is zeroed where m (downsampled to the latent grid) is 0 and only the preserved symbols
+are coded, plus the mask (one bit per latent position) and the label map (zlib-compressed
+class indices). No dataset here has semantic label maps, so SC is trainable with
+``--set semantic_classes=K`` on data that has them but no SC checkpoint ships.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from compressai._CXX import pmf_to_quantized_cdf
+from compressai.ans import RansDecoder, RansEncoder
+from compressai.models import CompressionModel
+from torch import nn
+
+from perceptlab.codecs.base import Dial, Param, Params
+from perceptlab.codecs.neural import losses
+from perceptlab.codecs.neural.codec import NeuralCodec
+from perceptlab.codecs.neural.layers import (
+    MultiScaleDiscriminator,
+    ResidualBlock,
+    conv_norm_relu,
+    up_norm_relu,
+)
+
+CENTERS = (-2.0, -1.0, 0.0, 1.0, 2.0)
+LEVELS = len(CENTERS)
+CHANNEL_COUNTS = (2, 4, 8, 16)
+
+CONFIGS: dict[str, dict[str, Any]] = {
+    "small": {
+        "channels": 8,
+        "encoder_channels": [32, 64, 128, 128, 128],
+        "generator_channels": 128,
+        "generator_blocks": 6,
+        "upsample_channels": [128, 64, 64, 32],
+        "discriminator_channels": [32, 64, 128, 256],
+        "norm": "instance",
+        "mse_weight": 10.0,
+        "feature_matching_weight": 10.0,
+        "perceptual": "lpips",
+        "perceptual_weight": 10.0,
+        "gan_start_step": 2000,
+        "soft_sigma": 1.0,
+        "semantic_classes": 0,
+    },
+    "paper": {
+        "channels": 8,
+        "encoder_channels": [60, 120, 240, 480, 960],
+        "generator_channels": 960,
+        "generator_blocks": 9,
+        "upsample_channels": [480, 240, 120, 60],
+        "discriminator_channels": [64, 128, 256, 512],
+        "norm": "instance",
+        "mse_weight": 10.0,
+        "feature_matching_weight": 10.0,
+        "perceptual": "lpips",
+        "perceptual_weight": 10.0,
+        "gan_start_step": 0,
+        "soft_sigma": 1.0,
+        "semantic_classes": 0,
+    },
+}
+
+
+def bound_bpp(channels: int) -> float:
+    """Bits per pixel of C channels of 5-ary symbols at H/16 × W/16: C·log₂5/256."""
+    return channels * math.log2(LEVELS) / 256.0
+
+
+def quantize(w: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
+    """Nearest centre forward; gradient of the soft assignment backward (Mentzer et al. 2018)."""
+    centers = w.new_tensor(CENTERS).view(1, 1, 1, 1, -1)
+    distance = (w.unsqueeze(-1) - centers) ** 2
+    soft = (torch.softmax(-sigma * distance, dim=-1) * centers).sum(-1)
+    hard = distance.argmin(-1).to(w.dtype) + CENTERS[0]  # centres are consecutive integers
+    return soft + (hard - soft).detach()
+
+
+def _uniform_cdf() -> list[int]:
+    return list(pmf_to_quantized_cdf([1.0 / LEVELS] * LEVELS + [1e-9], 16))
+
+
+_CDF = _uniform_cdf()
+
+
+def code_symbols(symbols: np.ndarray) -> bytes:
+    """rANS-code integers in [0, 5) under the uniform distribution."""
+    values = symbols.astype(np.int32).ravel().tolist()
+    return bytes(
+        RansEncoder().encode_with_indexes(values, [0] * len(values), [_CDF], [len(_CDF)], [0])
+    )
+
+
+def decode_symbols(data: bytes, count: int) -> np.ndarray:
+    values = RansDecoder().decode_with_indexes(data, [0] * count, [_CDF], [len(_CDF)], [0])
+    return np.asarray(values, dtype=np.int64)
+
+
+class GC(CompressionModel):
+    """E, q and G (what ships); SC's label-map encoder F when ``semantic_classes`` > 0."""
+
+    stride = 16
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__()
+        self.channels = int(config["channels"])
+        self.sigma = float(config["soft_sigma"])
+        self.semantic_classes = int(config["semantic_classes"])
+        norm = str(config["norm"])
+        self.encoder = self._encoder(3, config, norm, self.channels)
+        self.label_encoder = (
+            self._encoder(self.semantic_classes, config, norm, self.channels)
+            if self.semantic_classes
+            else None
+        )
+        g = int(config["generator_channels"])
+        ups = list(config["upsample_channels"])
+        inputs = self.channels * (2 if self.semantic_classes else 1)
+        layers: list[nn.Module] = [*conv_norm_relu(inputs, g, 3, 1, norm)]
+        layers += [ResidualBlock(g, norm) for _ in range(int(config["generator_blocks"]))]
+        for previous, width in zip([g, *ups[:-1]], ups, strict=True):
+            layers += up_norm_relu(previous, width, norm)
+        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ups[-1], 3, 7), nn.Tanh()]
+        self.generator = nn.Sequential(*layers)
+
+    @staticmethod
+    def _encoder(inputs: int, config: dict[str, Any], norm: str, channels: int) -> nn.Sequential:
+        widths = list(config["encoder_channels"])
+        layers: list[nn.Module] = conv_norm_relu(inputs, widths[0], 7, 1, norm)
+        for previous, width in zip(widths[:-1], widths[1:], strict=True):
+            layers += conv_norm_relu(previous, width, 3, 2, norm)
+        layers += [nn.ReflectionPad2d(1), nn.Conv2d(widths[-1], channels, 3)]
+        return nn.Sequential(*layers)
+
+    def update(self, scale_table: Any = None, force: bool = False, **_: Any) -> bool:
+        return False  # no learned entropy model: symbols are coded at the log₂5 bound
+
+    def aux_loss(self) -> torch.Tensor:
+        return torch.zeros((), device=next(self.parameters()).device)
+
+    def generate(
+        self, w_hat: torch.Tensor, labels: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        if self.label_encoder is not None:
+            if labels is None:
+                raise ValueError("an SC model needs the semantic label map")
+            w_hat = torch.cat([w_hat, self.label_encoder(labels)], dim=1)
+        return (self.generator(w_hat) + 1.0) / 2.0  # tanh output → [0, 1]
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
+        w_hat = quantize(self.encoder(x), self.sigma)
+        if mask is not None:
+            w_hat = w_hat * latent_mask(mask, w_hat.shape[-2:])
+        return {"x_hat": self.generate(w_hat, labels), "w_hat": w_hat}
+
+    def symbols(self, x: torch.Tensor) -> torch.Tensor:
+        """The integer symbols (centre index 0..4) of x's latent, as coded."""
+        return (quantize(self.encoder(x), self.sigma) + 2.0).round().long()
+
+    def compress(self, x: torch.Tensor, params: dict[str, Any]) -> list[bytes]:
+        if self.semantic_classes:
+            raise ValueError(
+                "this is an SC model: compress it with compress_selective(x, labels, mask)"
+            )
+        symbols = self.symbols(x).cpu().numpy()
+        return [code_symbols(symbols)]
+
+    def compress_selective(
+        self, x: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor
+    ) -> list[bytes]:
+        """SC: the preserved symbols, the latent mask (packed bits) and the label map (zlib)."""
+        symbols = self.symbols(x)
+        keep = latent_mask(mask, symbols.shape[-2:])[0, 0].bool()
+        preserved = symbols[0][:, keep].cpu().numpy()
+        label_map = labels.argmax(1)[0].to(torch.uint8).cpu().numpy()
+        return [
+            code_symbols(preserved),
+            np.packbits(keep.cpu().numpy().astype(np.uint8)).tobytes(),
+            zlib.compress(label_map.tobytes(), 9),
+        ]
+
+    def decompress(
+        self, sections: list[bytes], size: tuple[int, int], params: dict[str, Any]
+    ) -> torch.Tensor:
+        device = next(self.parameters()).device
+        grid = (size[0] // 16, size[1] // 16)
+        if self.semantic_classes:
+            return self._decompress_selective(sections, size, grid, device)
+        if len(sections) != 1:
+            raise ValueError(f"a GC bitstream has 1 section, this one {len(sections)}")
+        count = self.channels * grid[0] * grid[1]
+        symbols = decode_symbols(sections[0], count).reshape(1, self.channels, *grid)
+        w_hat = torch.from_numpy(symbols).to(device).float() - 2.0
+        return self.generate(w_hat).clamp_(0.0, 1.0)
+
+    def _decompress_selective(
+        self, sections: list[bytes], size: tuple[int, int], grid: tuple[int, int], device: Any
+    ) -> torch.Tensor:
+        if len(sections) != 3:
+            raise ValueError(f"an SC bitstream has 3 sections, this one {len(sections)}")
+        cells = grid[0] * grid[1]
+        keep = np.unpackbits(np.frombuffer(sections[1], np.uint8))[:cells].astype(bool)
+        preserved = decode_symbols(sections[0], self.channels * int(keep.sum()))
+        w = np.zeros((self.channels, cells), np.float32)
+        w[:, keep] = preserved.reshape(self.channels, -1) - 2.0
+        label_map = np.frombuffer(zlib.decompress(sections[2]), np.uint8).reshape(size)
+        labels = F.one_hot(
+            torch.from_numpy(label_map.astype(np.int64)), self.semantic_classes
+        ).permute(2, 0, 1)[None].float()
+        w_hat = torch.from_numpy(w.reshape(1, self.channels, *grid)).to(device)
+        return self.generate(w_hat, labels.to(device)).clamp_(0.0, 1.0)
+
+
+def latent_mask(mask: torch.Tensor, grid: torch.Size | tuple[int, int]) -> torch.Tensor:
+    """A (B, 1, H, W) region mask in {0, 1} → the latent grid (a cell is kept if any pixel is)."""
+    return (F.adaptive_max_pool2d(mask.float(), tuple(grid)) > 0.5).float()
+
+
+def build(config: dict[str, Any]) -> GC:
+    return GC(config)
+
+
+class GCSystem(nn.Module):
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__()
+        if int(config["channels"]) < 1:
+            raise ValueError("channels must be at least 1")
+        self.config = config
+        self.codec = GC(config)
+        self.discriminator = MultiScaleDiscriminator(3, tuple(config["discriminator_channels"]))
+        self.perceptual = losses.PerceptualTerm(str(config["perceptual"]))
+
+    def gan_active(self, step: int) -> bool:
+        return step >= int(self.config["gan_start_step"])
+
+    def generator_loss(
+        self, x: torch.Tensor, step: int
+    ) -> tuple[torch.Tensor, dict[str, float], dict[str, torch.Tensor]]:
+        out = self.codec(x)
+        x_hat = out["x_hat"]
+        mse = F.mse_loss(x_hat * 2.0 - 1.0, x * 2.0 - 1.0)  # images in [−1, 1]
+        perceptual = self.perceptual(x_hat, x)
+        loss = float(self.config["mse_weight"]) * mse + float(
+            self.config["perceptual_weight"]
+        ) * perceptual
+        logs = {"mse": float(mse.detach()), "perceptual": float(perceptual.detach())}
+        if self.gan_active(step):
+            fake = self.discriminator(x_hat)
+            with torch.no_grad():
+                real = self.discriminator(x)
+            adversarial = losses.lsgan_generator_loss(fake)
+            matching = losses.feature_matching_loss(real, fake)
+            loss = loss + adversarial + float(self.config["feature_matching_weight"]) * matching
+            logs.update({"g_adv": float(adversarial.detach()), "fm": float(matching.detach())})
+        logs["loss"] = float(loss.detach())
+        return loss, logs, {"x_hat": x_hat.detach()}
+
+    def discriminator_loss(
+        self, x: torch.Tensor, cache: dict[str, torch.Tensor], step: int
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        loss = losses.lsgan_discriminator_loss(
+            self.discriminator(x), self.discriminator(cache["x_hat"])
+        )
+        return loss, {"d_loss": float(loss.detach())}
+
+    def description(self) -> dict[str, Any]:
+        c = self.config
+        return {
+            "loss_terms": [
+                "LSGAN (multi-scale D, 3 scales)"
+                + (f" from step {c['gan_start_step']}" if int(c["gan_start_step"]) else ""),
+                f"{c['mse_weight']}·MSE (images in [−1, 1])",
+                f"{c['feature_matching_weight']}·feature matching",
+                f"{c['perceptual_weight']}·{self.perceptual.kind} (the paper: VGG19)",
+            ],
+            "perceptual": self.perceptual.kind,
+            "perceptual_note": self.perceptual.reason,
+            "channels": int(c["channels"]),
+            "bound_bpp": bound_bpp(int(c["channels"])),
+            "parameters": sum(p.numel() for p in self.codec.parameters()),
+        }
+
+
+def training_system(config: dict[str, Any]) -> GCSystem:
+    return GCSystem(config)
+
+
+class GCCodec(NeuralCodec):
+    """``gc``: one trained model per latent channel count C; C is the rate dial."""
+
+    slug = "gc"
+    family = "gc"
+    params = (
+        Param(
+            "channels",
+            int,
+            8,
+            "latent channels C (bpp ≤ C·log₂5/256: 0.018, 0.036, 0.073, 0.145)",
+            choices=CHANNEL_COUNTS,
+        ),
+        Param("config", str, "small", "which trained configuration (checkpoint gc-c<C>-<config>)"),
+    )
+    dial = Dial("channels", 2, 16, integer=True, increasing=True, values=CHANNEL_COUNTS)
+    default_checkpoint_name: ClassVar[str] = "gc-c8-small"
+
+    def checkpoint_name(self, params: Params) -> str:
+        return f"gc-c{params['channels']}-{params['config']}"
+
+    def model_params(self, params: Params) -> dict[str, int | float | str]:
+        return {}
+
+    def default_checkpoint(self) -> str:
+        return self.default_checkpoint_name

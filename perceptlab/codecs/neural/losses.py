@@ -1,0 +1,110 @@
+"""Training losses of the GAN codecs.
+
+- :func:`ms_ssim_loss` — 1 − MS-SSIM (Wang, Simoncelli, Bovik 2003) through pytorch_msssim,
+  with the Gaussian window shrunk for small crops (MS-SSIM's five scales need a short side
+  above (win − 1)·2⁴ px: 160 at the standard 11, 96 at 7).
+- :func:`ns_generator_loss` / :func:`ns_discriminator_loss` — the non-saturating GAN loss
+  of HiFiC (Mentzer et al. 2020, eq. 4/5; Goodfellow et al. 2014), on logits.
+- :func:`lsgan_generator_loss` / :func:`lsgan_discriminator_loss` — least-squares GAN (Mao et
+  al. 2017) averaged over discriminator scales, as in GC (Agustsson et al. 2019).
+- :func:`feature_matching_loss` — L1 between D's intermediate features on x and x̂
+  (pix2pixHD, Wang et al. 2018), averaged over layers and scales.
+- :class:`PerceptualTerm` — LPIPS or DISTS when their ImageNet weights are in the weights
+  folder (loaded by :func:`perceptlab.evaluation.metrics.load_network`), otherwise a stated
+  fallback (MS-SSIM); :attr:`PerceptualTerm.kind` says which, for the model card.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from pytorch_msssim import ms_ssim
+
+
+def ms_ssim_win(side: int) -> int:
+    """Largest odd Gaussian window ≤ 11 for which five-scale MS-SSIM accepts ``side`` px."""
+    for win in (11, 9, 7, 5, 3):
+        if side > (win - 1) * 16:
+            return win
+    raise ValueError(f"{side} px is too small for five-scale MS-SSIM (needs more than 32 px)")
+
+
+def ms_ssim_loss(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """1 − MS-SSIM(x̂, x) on images in [0, 1] (data range 1)."""
+    win = ms_ssim_win(min(x.shape[-2:]))
+    return 1.0 - ms_ssim(x_hat.clamp(0, 1), x, data_range=1.0, win_size=win, size_average=True)
+
+
+def ns_generator_loss(fake_logits: torch.Tensor) -> torch.Tensor:
+    """−log D(x̂) = softplus(−logit)."""
+    return F.softplus(-fake_logits).mean()
+
+
+def ns_discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """−log D(x) − log(1 − D(x̂))."""
+    return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
+
+
+def lsgan_generator_loss(fake: list[list[torch.Tensor]]) -> torch.Tensor:
+    return torch.stack([((scale[-1] - 1.0) ** 2).mean() for scale in fake]).mean()
+
+
+def lsgan_discriminator_loss(
+    real: list[list[torch.Tensor]], fake: list[list[torch.Tensor]]
+) -> torch.Tensor:
+    terms = [((r[-1] - 1.0) ** 2).mean() + (f[-1] ** 2).mean() for r, f in zip(real, fake, strict=True)]
+    return torch.stack(terms).mean()
+
+
+def feature_matching_loss(
+    real: list[list[torch.Tensor]], fake: list[list[torch.Tensor]]
+) -> torch.Tensor:
+    terms = [
+        F.l1_loss(f, r.detach())
+        for real_scale, fake_scale in zip(real, fake, strict=True)
+        for r, f in zip(real_scale[:-1], fake_scale[:-1], strict=True)
+    ]
+    return torch.stack(terms).mean()
+
+
+def weights_dir() -> Path:
+    """The ImageNet weights folder: Django's ``PERCEPTLAB_WEIGHTS_DIR`` or the environment."""
+    try:
+        from django.conf import settings
+
+        if settings.configured:
+            return Path(settings.PERCEPTLAB_WEIGHTS_DIR)
+    except ImportError:  # pragma: no cover
+        pass
+    return Path(os.environ.get("PERCEPTLAB_WEIGHTS_DIR", "var/weights"))
+
+
+class PerceptualTerm(torch.nn.Module):
+    """A perceptual distance for training: ``preferred`` ("lpips" or "dists") when its weights
+    are present, else 1 − MS-SSIM. Never a network with random weights.
+
+    :attr:`kind` is what is actually used and :attr:`reason` why (for the model card).
+    """
+
+    def __init__(self, preferred: str, *, folder: Path | None = None, device: str = "cpu") -> None:
+        super().__init__()
+        from perceptlab.evaluation import weights as weightfiles
+        from perceptlab.evaluation.metrics import load_network
+
+        self.network: torch.nn.Module | None = None
+        self.kind = "ms-ssim"
+        self.reason = ""
+        if preferred != "ms-ssim":
+            try:
+                self.network = load_network(preferred, folder or weights_dir(), device=device)
+                self.kind = preferred
+            except weightfiles.WeightsUnavailable as error:
+                self.reason = f"{preferred} unavailable ({error}); 1 − MS-SSIM used instead"
+
+    def forward(self, x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        if self.network is not None:
+            return self.network(x_hat.clamp(0, 1), x)  # type: ignore[no-any-return]
+        return ms_ssim_loss(x_hat, x)

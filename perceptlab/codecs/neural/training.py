@@ -1,0 +1,405 @@
+"""Training of the neural codecs: one loop for every family, runnable with or without Django.
+
+``manage.py train_codec NAME --data DIR --steps N`` and ``python -m
+perceptlab.codecs.neural.training NAME ...`` (for a GPU machine without the platform's
+database) run the same :func:`train`. A family module (``hific``, ``gc`` ...) provides
+
+    CONFIGS: {"small": {...}, "paper": {...}}       architecture + loss settings
+    training_system(config) -> TrainingSystem          an nn.Module with the parts below
+
+and the loop does the rest: random crops from an image folder, Adam for the codec and (where
+there is one) the discriminator, a separate optimiser for CompressAI's entropy-bottleneck
+quantiles (their ``aux_loss``), a progress bar, a JSON-lines loss log, periodic training
+checkpoints that ``--resume`` continues from exactly (model, optimisers, step, random
+state), and at the end the inference checkpoint (:mod:`.checkpoints`) with CompressAI's
+coding tables built (``update(force=True)``).
+
+A TrainingSystem has ``codec`` (the module that ships), ``discriminator`` (or None) and::
+
+    generator_loss(x, step) -> (loss, logs, cache)     x: (B, 3, h, w) in [0, 1]
+    discriminator_loss(x, cache, step) -> (loss, logs)  only called when gan_active(step)
+    gan_active(step) -> bool                            e.g. HiFiC's second stage
+    description() -> dict                               loss terms, for the model card
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+
+RECIPES: dict[str, tuple[str, dict[str, Any]]] = {
+    "hific": ("hific", {}),
+    "hific-sparse": ("hific", {"sparsity_weight": 0.5}),
+    "gc": ("gc", {}),
+    "tunable": ("tunable", {}),
+    "rdo-gllmm": ("rdo", {}),
+}
+"""Registry slug → (family module, config overrides) of what ``train_codec NAME`` trains."""
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".ppm", ".bmp", ".tif", ".tiff"}
+
+
+class TrainingError(ValueError):
+    """Bad options or data for training; the message says what to change."""
+
+
+@dataclass
+class TrainOptions:
+    codec: str
+    data: Path
+    steps: int
+    config: str = "small"
+    name: str = ""
+    out: Path = Path("var/neural")
+    batch: int = 4
+    crop: int = 128
+    lr: float = 1e-4
+    device: str = "cpu"
+    threads: int | None = 1
+    seed: int = 0
+    resume: bool = False
+    save_every: int = 500
+    log_every: int = 10
+    overrides: dict[str, Any] = field(default_factory=dict)
+    progress: bool = True
+    max_seconds: float | None = None
+    """Stop (and write the checkpoint) once this much training time has passed."""
+
+    def checkpoint_name(self, config: Mapping[str, Any]) -> str:
+        """``--name``, else ``<codec>-<config>`` (``gc-c<C>-<config>`` for GC)."""
+        if self.name:
+            return self.name
+        channels = f"c{config['channels']}-" if self.codec == "gc" else ""
+        return f"{self.codec}-{channels}{self.config}"
+
+
+def family_module(family: str) -> Any:
+    import importlib
+
+    return importlib.import_module(f"perceptlab.codecs.neural.{family}")
+
+
+def resolve_config(options: TrainOptions) -> tuple[str, dict[str, Any]]:
+    """(family, config) for the options: the family's preset, the recipe, then overrides."""
+    if options.codec not in RECIPES:
+        raise TrainingError(f"unknown codec {options.codec!r}; trainable: {', '.join(RECIPES)}")
+    family, recipe = RECIPES[options.codec]
+    module = family_module(family)
+    if options.config not in module.CONFIGS:
+        raise TrainingError(
+            f"{options.codec} has no config {options.config!r}; choose {sorted(module.CONFIGS)}"
+        )
+    config = {**module.CONFIGS[options.config], **recipe}
+    unknown = sorted(set(options.overrides) - set(config))
+    if unknown:
+        raise TrainingError(f"unknown {family} setting(s) {unknown}; known: {sorted(config)}")
+    config.update(options.overrides)
+    return family, config
+
+
+def image_files(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        raise TrainingError(f"--data {folder} is not a folder")
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise TrainingError(f"--data {folder} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    return files
+
+
+class CropSampler:
+    """Random training crops: each image is first downscaled by a random factor in
+    [0.75, 0.95] (never below the crop size; HiFiC's data pipeline), then cropped at a random
+    position and flipped left–right with probability ½. All images stay in memory as uint8.
+    """
+
+    def __init__(self, files: Sequence[Path], crop: int, device: str, seed: int) -> None:
+        import torch
+        from PIL import Image
+
+        self.crop = crop
+        self.device = device
+        self.images: list[torch.Tensor] = []
+        for path in files:
+            with Image.open(path) as image:
+                pixels = np.asarray(image.convert("RGB"))
+            if min(pixels.shape[:2]) < crop:
+                continue
+            self.images.append(torch.from_numpy(pixels.copy()).permute(2, 0, 1).to(device))
+        if not self.images:
+            raise TrainingError(f"no training image is at least {crop}×{crop} pixels")
+        self.generator = np.random.default_rng(seed)
+
+    def state(self) -> dict[str, Any]:
+        return self.generator.bit_generator.state  # type: ignore[no-any-return]
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        self.generator.bit_generator.state = dict(state)
+
+    def batch(self, size: int) -> torch.Tensor:
+        import torch
+        import torch.nn.functional as F
+
+        crops = []
+        for index in self.generator.integers(len(self.images), size=size):
+            image = self.images[int(index)]
+            height, width = image.shape[1:]
+            low = max(0.75, self.crop / min(height, width))
+            factor = float(self.generator.uniform(low, max(low, 0.95)))
+            scaled = image.unsqueeze(0).float()
+            new_size = (max(self.crop, round(height * factor)), max(self.crop, round(width * factor)))
+            scaled = F.interpolate(scaled, size=new_size, mode="bilinear", antialias=True, align_corners=False)
+            top = int(self.generator.integers(new_size[0] - self.crop + 1))
+            left = int(self.generator.integers(new_size[1] - self.crop + 1))
+            crop = scaled[..., top : top + self.crop, left : left + self.crop]
+            if self.generator.random() < 0.5:
+                crop = crop.flip(-1)
+            crops.append(crop)
+        return torch.cat(crops).div_(255.0).clamp_(0.0, 1.0)
+
+
+def _optimisers(system: Any, lr: float) -> dict[str, torch.optim.Optimizer]:
+    import torch
+
+    codec_params = [p for n, p in system.codec.named_parameters() if not n.endswith("quantiles")]
+    aux_params = [p for n, p in system.codec.named_parameters() if n.endswith("quantiles")]
+    optimisers = {"codec": torch.optim.Adam(codec_params, lr=lr)}
+    if aux_params:
+        optimisers["aux"] = torch.optim.Adam(aux_params, lr=1e-3)
+    if system.discriminator is not None:
+        optimisers["discriminator"] = torch.optim.Adam(system.discriminator.parameters(), lr=lr)
+    return optimisers
+
+
+def hardware(device: str) -> str:
+    import torch
+
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name(0)} (CUDA {torch.version.cuda})"
+    return f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} thread(s)"
+
+
+def train(options: TrainOptions, *, echo: Any = print) -> Path:
+    """Train (or resume), write the inference checkpoint; returns its path."""
+    import torch
+
+    from perceptlab.codecs.neural import checkpoints
+
+    if options.steps < 1:
+        raise TrainingError("--steps must be at least 1")
+    if options.device.startswith("cuda") and not torch.cuda.is_available():
+        raise TrainingError(f"--device {options.device}: no CUDA device is available here")
+    if options.threads:
+        torch.set_num_threads(options.threads)
+    family, config = resolve_config(options)
+    name = options.checkpoint_name(config)
+    out = options.out
+    out.mkdir(parents=True, exist_ok=True)
+    state_path = out / f"{name}.train.pt"
+    log_path = out / f"{name}.log.jsonl"
+
+    torch.manual_seed(options.seed)
+    system = family_module(family).training_system(config).to(options.device)
+    optimisers = _optimisers(system, options.lr)
+    files = image_files(options.data)
+    sampler = CropSampler(files, options.crop, options.device, options.seed)
+    step = 0
+    seconds = 0.0
+    if options.resume and state_path.exists():
+        state = torch.load(state_path, map_location=options.device, weights_only=False)
+        if state["family"] != family or state["config"] != config:
+            raise TrainingError(
+                f"{state_path} was trained with other settings; use another --name or drop --resume"
+            )
+        system.load_state_dict(state["system"])
+        for key, optimiser in optimisers.items():
+            optimiser.load_state_dict(state["optimisers"][key])
+        sampler.restore(state["sampler"])
+        torch.set_rng_state(state["torch_rng"])
+        step, seconds = int(state["step"]), float(state["seconds"])
+        echo(f"resuming {name} at step {step}")
+    elif log_path.exists():
+        log_path.unlink()
+
+    def save_state() -> None:
+        tmp = state_path.with_suffix(".tmp")
+        torch.save(
+            {
+                "family": family,
+                "config": config,
+                "system": system.state_dict(),
+                "optimisers": {k: o.state_dict() for k, o in optimisers.items()},
+                "sampler": sampler.state(),
+                "torch_rng": torch.get_rng_state(),
+                "step": step,
+                "seconds": seconds,
+            },
+            tmp,
+        )
+        tmp.replace(state_path)
+
+    progress = None
+    if options.progress:
+        from tqdm import tqdm
+
+        progress = tqdm(total=options.steps, initial=step, desc=name, unit="step")
+    system.train()
+    with log_path.open("a") as log:
+        while step < options.steps:
+            if options.max_seconds is not None and seconds >= options.max_seconds:
+                echo(f"stopping at step {step}: --max-seconds {options.max_seconds:g} reached")
+                break
+            started = time.perf_counter()
+            x = sampler.batch(options.batch)
+            optimisers["codec"].zero_grad(set_to_none=True)
+            loss, logs, cache = system.generator_loss(x, step)
+            if not torch.isfinite(loss):
+                raise TrainingError(f"the loss became {loss.item()} at step {step}; lower --lr")
+            loss.backward()
+            optimisers["codec"].step()
+            if "aux" in optimisers:
+                optimisers["aux"].zero_grad(set_to_none=True)
+                aux = system.codec.aux_loss()
+                aux.backward()
+                optimisers["aux"].step()
+                logs["aux"] = float(aux.detach())
+            if "discriminator" in optimisers and system.gan_active(step):
+                optimisers["discriminator"].zero_grad(set_to_none=True)
+                d_loss, d_logs = system.discriminator_loss(x, cache, step)
+                d_loss.backward()
+                optimisers["discriminator"].step()
+                logs.update(d_logs)
+            step += 1
+            seconds += time.perf_counter() - started
+            out_of_time = options.max_seconds is not None and seconds >= options.max_seconds
+            if step % options.log_every == 0 or step == options.steps or out_of_time:
+                log.write(json.dumps({"step": step, "seconds": round(seconds, 3), **logs}) + "\n")
+                log.flush()
+                if progress is not None:
+                    progress.set_postfix({k: f"{v:.4g}" for k, v in list(logs.items())[:4]})
+            if progress is not None:
+                progress.update(1)
+            if step % options.save_every == 0:
+                save_state()
+    if progress is not None:
+        progress.close()
+    save_state()
+    system.eval()
+    system.codec.update(force=True)
+    card = {
+        "codec": options.codec,
+        "family": family,
+        "config_preset": options.config,
+        "data": f"{options.data} ({len(sampler.images)} images)",
+        "steps": step,
+        "steps_planned": options.steps,
+        "batch": options.batch,
+        "crop": options.crop,
+        "lr": options.lr,
+        "seed": options.seed,
+        "hardware": hardware(options.device),
+        "train_seconds": round(seconds, 1),
+        "torch": torch.__version__,
+        **system.description(),
+    }
+    path = out / f"{name}{checkpoints.SUFFIX}"
+    checkpoints.save(
+        path,
+        family=family,
+        name=name,
+        version="1",
+        config=config,
+        state_dict=system.codec.state_dict(),
+        card=card,
+    )
+    echo(f"wrote {path} after {step} steps in {seconds:.0f} s")
+    return path
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``key=value`` with value read as JSON where it parses (numbers, true/false), else text."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise TrainingError(f"--set takes key=value, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("codec", choices=sorted(RECIPES), help="registry slug to train")
+    parser.add_argument("--data", type=Path, required=True, help="folder of training images")
+    parser.add_argument("--steps", type=int, required=True, help="total training steps")
+    parser.add_argument("--config", default="small", help="small (CPU) or paper")
+    parser.add_argument("--name", default="", help="checkpoint name (default: codec-config)")
+    parser.add_argument("--out", type=Path, default=None, help="output folder")
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--crop", type=int, default=128)
+    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads (1 on a busy box)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--resume", action="store_true", help="continue a stopped run")
+    parser.add_argument("--save-every", type=int, default=500)
+    parser.add_argument("--log-every", type=int, default=10)
+    parser.add_argument("--channels", type=int, default=None, help="GC: latent channels C")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config entry"
+    )
+    parser.add_argument(
+        "--max-seconds", type=float, default=None, help="stop after this much training time"
+    )
+    parser.add_argument("--no-progress", action="store_true")
+
+
+def options_from(namespace: Mapping[str, Any], default_out: Path) -> TrainOptions:
+    overrides = dict(parse_override(text) for text in namespace.get("set") or [])
+    if namespace.get("channels") is not None:
+        overrides["channels"] = namespace["channels"]
+    return TrainOptions(
+        codec=namespace["codec"],
+        data=Path(namespace["data"]),
+        steps=int(namespace["steps"]),
+        config=namespace["config"],
+        name=namespace.get("name") or "",
+        out=Path(namespace["out"]) if namespace.get("out") else default_out,
+        batch=int(namespace["batch"]),
+        crop=int(namespace["crop"]),
+        lr=float(namespace["lr"]),
+        device=namespace["device"],
+        threads=namespace.get("threads"),
+        seed=int(namespace["seed"]),
+        resume=bool(namespace.get("resume")),
+        save_every=int(namespace["save_every"]),
+        log_every=int(namespace["log_every"]),
+        overrides=overrides,
+        progress=not namespace.get("no_progress"),
+        max_seconds=namespace.get("max_seconds"),
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m perceptlab.codecs.neural.training")
+    add_arguments(parser)
+    namespace = vars(parser.parse_args(argv))
+    try:
+        train(options_from(namespace, Path("var/neural")))
+    except TrainingError as error:
+        parser.error(str(error))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
+

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Train the shipped seed-codec checkpoints: HiFiC, HiFiC + sparsity and GC at C = 2, 4, 8, 16,
+# in parallel, each for at most SECONDS of training time (the checkpoints' model cards record
+# the steps reached). Usage:
+#   DATA=../shared/datasets/cid22/training DEVICE=cuda SECONDS=450 OUT=var/neural \
+#       bash scripts/train_seed_codecs.sh
+# On this project's 2-core CPU use DEVICE=cpu BATCH=4 CROP=128 and a longer SECONDS.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATA=${DATA:-../shared/datasets/cid22/training}
+DEVICE=${DEVICE:-cpu}
+SECONDS_EACH=${SECONDS:-3600}
+OUT=${OUT:-var/neural}
+BATCH=${BATCH:-8}
+CROP=${CROP:-256}
+THREADS=${THREADS:-1}
+PYTHON=${PYTHON:-python3}
+[ -x .venv/bin/python ] && PYTHON=.venv/bin/python
+common=(--data "$DATA" --steps 1000000 --max-seconds "$SECONDS_EACH" --device "$DEVICE"
+        --batch "$BATCH" --crop "$CROP" --threads "$THREADS" --out "$OUT" --no-progress
+        --log-every 50 --save-every 2000)
+mkdir -p "$OUT"
+run() {  # LABEL ARGS...: one training, its console output in $OUT/LABEL.stdout
+    local label=$1
+    shift
+    "$PYTHON" -m perceptlab.codecs.neural.training "$@" "${common[@]}" > "$OUT/$label.stdout" 2>&1
+}
+pids=()
+run hific hific --set warmup_steps=1000 --set gan_start_step=2500 & pids+=($!)
+run hific-sparse hific-sparse --set warmup_steps=1000 --set gan_start_step=2500 & pids+=($!)
+for c in 2 4 8 16; do
+    run "gc-c$c" gc --channels "$c" --lr 2e-4 --set gan_start_step=1000 & pids+=($!)
+done
+status=0
+for pid in "${pids[@]}"; do wait "$pid" || status=1; done
+exit $status
