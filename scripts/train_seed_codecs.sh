@@ -4,7 +4,8 @@
 # the steps reached). Usage:
 #   DATA=../shared/datasets/cid22/training DEVICE=cuda SECONDS=450 OUT=var/neural \
 #       bash scripts/train_seed_codecs.sh
-# On this project's 2-core CPU use DEVICE=cpu BATCH=4 CROP=128 and a longer SECONDS.
+# On this project's 2-core CPU use DEVICE=cpu BATCH=4 CROP=128 and a longer SECONDS, and pick
+# a few at a time with ONLY="hific gc-c8" (labels: hific hific-sparse gc-c2 gc-c4 gc-c8 gc-c16).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${DATA:-../shared/datasets/cid22/training}
@@ -20,14 +21,17 @@ common=(--data "$DATA" --steps 1000000 --max-seconds "$SECONDS_EACH" --device "$
         --batch "$BATCH" --crop "$CROP" --threads "$THREADS" --out "$OUT" --no-progress
         --log-every 50 --save-every 2000)
 mkdir -p "$OUT"
+ONLY=${ONLY:-hific hific-sparse gc-c2 gc-c4 gc-c8 gc-c16}
+GAN_START=${GAN_START:-2500}
 run() {  # LABEL ARGS...: one training, its console output in $OUT/LABEL.stdout
     local label=$1
     shift
+    case " $ONLY " in *" $label "*) ;; *) return 0 ;; esac
     "$PYTHON" -m perceptlab.codecs.neural.training "$@" "${common[@]}" > "$OUT/$label.stdout" 2>&1
 }
 pids=()
-run hific hific --set warmup_steps=1000 --set gan_start_step=2500 & pids+=($!)
-run hific-sparse hific-sparse --set warmup_steps=1000 --set gan_start_step=2500 & pids+=($!)
+run hific hific --set warmup_steps="${WARMUP:-1000}" --set gan_start_step="$GAN_START" & pids+=($!)
+run hific-sparse hific-sparse --set warmup_steps="${WARMUP:-1000}" --set gan_start_step="$GAN_START" & pids+=($!)
 for c in 2 4 8 16; do
     run "gc-c$c" gc --channels "$c" --lr 2e-4 --set gan_start_step=1000 & pids+=($!)
 done

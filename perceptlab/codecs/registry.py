@@ -41,6 +41,7 @@ def register(entry: CodecEntry) -> None:
 
 _C = "perceptlab.codecs.classical"
 _X = "perceptlab.codecs.external"
+_N = "perceptlab.codecs.neural"
 for _entry in (
     CodecEntry(
         "jpeg",
@@ -92,6 +93,29 @@ for _entry in (
         "external",
         f"{_X}:VvcCodec",
         "Fraunhofer vvencapp/vvdecapp, BT.709 full-range 4:2:0 10-bit",
+    ),
+    CodecEntry(
+        "hific",
+        "HiFiC",
+        "neural",
+        f"{_N}.hific:HiFiCCodec",
+        "HiFiC (Mentzer et al. 2020) on CompressAI: mean-scale hyperprior, ChannelNorm, "
+        "conditional GAN; rate by the latent quantisation step",
+    ),
+    CodecEntry(
+        "hific-sparse",
+        "HiFiC + latent sparsity",
+        "neural",
+        f"{_N}.hific:HiFiCSparseCodec",
+        "HiFiC trained with an extra penalty on non-zero latent values (seed 003)",
+    ),
+    CodecEntry(
+        "gc",
+        "GC (extreme generative compression)",
+        "neural",
+        f"{_N}.gc:GCCodec",
+        "Agustsson et al. 2019: 5-level quantised latent at the log2(5) bound, "
+        "multi-scale GAN; rate by the channel count C",
     ),
 ):
     register(_entry)

@@ -7,3 +7,11 @@ pretrained hyperprior models). Shared parts: the bitstream :mod:`.container`, th
 adapter :mod:`.codec`, :mod:`.checkpoints`, :mod:`.layers`, :mod:`.losses` and the training
 loop :mod:`.training` (``manage.py train_codec``).
 """
+
+import warnings
+
+# CompressAI decorates functions with torch.jit.script, which torch ≥ 2.10 deprecates: one
+# warning per import that says nothing about this project.
+warnings.filterwarnings(
+    "ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning
+)

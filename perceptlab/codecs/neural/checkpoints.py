@@ -7,10 +7,11 @@ A checkpoint is one ``torch.save`` file (loaded with ``weights_only=True``) hold
 
 Large floating-point tensors (convolution weights, ≥ 4096 values) are stored as float16 to
 keep shipped files small and loaded as float32; small ones (biases, norms, the entropy
-models' parameters and scale tables) stay float32, and integer tensors (CompressAI's quantised CDF tables) are stored exactly, so every
-machine codes with the same tables (recomputing them could differ in the last bit and break
-decoding across machines). The SHA-256 of the file goes into every bitstream's header, and
-a decoder refuses bytes made with other weights.
+models' parameters and scale tables) stay float32, and integer tensors (CompressAI's
+quantised CDF tables) are stored exactly, so every machine codes with the same tables
+(recomputing them could differ in the last bit and break decoding across machines). The
+SHA-256 of the file goes into every bitstream's header, and a decoder refuses bytes made
+with other weights.
 
 Where they are found: the folder named by ``PERCEPTLAB_NEURAL_DIR`` (checkpoints trained
 here), then the shipped ones beside this module (``checkpoints/``). The shipped ones have a
@@ -20,6 +21,7 @@ model card ``<name>.md`` next to them (see :mod:`.cards`).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
 from collections.abc import Mapping
@@ -142,9 +144,9 @@ def save(
         "family": family,
         "name": name,
         "version": version,
-        "config": dict(config),
+        "config": _plain(config),
         "state_dict": tensors,
-        "card": dict(card or {}),
+        "card": _plain(card or {}),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
@@ -157,6 +159,11 @@ def save(
         if os.path.exists(temporary):
             os.unlink(temporary)
     return sha256_file(path)
+
+
+def _plain(mapping: Mapping[str, Any]) -> dict[str, Any]:
+    """JSON types only (what ``torch.load(weights_only=True)`` accepts); others become text."""
+    return dict(json.loads(json.dumps(dict(mapping), default=str)))
 
 
 def load(path: Path, *, family: str | None = None) -> Checkpoint:

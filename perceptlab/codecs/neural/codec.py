@@ -25,7 +25,13 @@ import numpy as np
 
 from perceptlab.codecs.base import Availability, Codec, CodecError, CodecUnavailable, Params
 from perceptlab.codecs.neural import checkpoints
-from perceptlab.codecs.neural.container import ContainerError, Header, pack, unpack
+from perceptlab.codecs.neural.container import (
+    FORMAT_VERSION,
+    ContainerError,
+    Header,
+    pack,
+    unpack,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -145,7 +151,8 @@ class NeuralCodec(Codec):
             import torch
         except Exception:
             return f"{self.family} (PyTorch unavailable)"
-        return f"{self.family} container-1, torch {torch.__version__}, compressai {compressai.__version__}"
+        libraries = f"torch {torch.__version__}, compressai {compressai.__version__}"
+        return f"{self.family} container-{FORMAT_VERSION}, {libraries}"
 
     def availability(self) -> Availability:
         state = torch_available()
@@ -158,6 +165,13 @@ class NeuralCodec(Codec):
             except checkpoints.CheckpointError as error:
                 return Availability(False, str(error))
         return Availability(True)
+
+    def require_available(self) -> None:
+        """PyTorch must be importable; the checkpoint a call names is checked when it loads
+        (a codec whose default checkpoint is missing still runs with another one)."""
+        state = torch_available()
+        if not state.available:
+            raise CodecUnavailable(self.slug, state.reason)
 
     def _model(self, name: str, device: str) -> tuple[Any, checkpoints.Checkpoint]:
         try:
@@ -209,7 +223,9 @@ class NeuralCodec(Codec):
             raise CodecError(self.slug, str(error)) from None
         header = container.header
         device_type = header.device_type
-        device = self._device(None if configured_device().split(":")[0] == device_type else device_type)
+        device = self._device(
+            None if configured_device().split(":")[0] == device_type else device_type
+        )
         model, checkpoint = self._model(header.model, device)
         if checkpoint.sha256 != header.weights_sha256:
             raise CodecError(

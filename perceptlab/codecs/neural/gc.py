@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import math
 import zlib
+from itertools import pairwise
 from typing import Any, ClassVar
 
 import numpy as np
@@ -158,7 +159,7 @@ class GC(CompressionModel):
     def _encoder(inputs: int, config: dict[str, Any], norm: str, channels: int) -> nn.Sequential:
         widths = list(config["encoder_channels"])
         layers: list[nn.Module] = conv_norm_relu(inputs, widths[0], 7, 1, norm)
-        for previous, width in zip(widths[:-1], widths[1:], strict=True):
+        for previous, width in pairwise(widths):
             layers += conv_norm_relu(previous, width, 3, 2, norm)
         layers += [nn.ReflectionPad2d(1), nn.Conv2d(widths[-1], channels, 3)]
         return nn.Sequential(*layers)
@@ -169,9 +170,7 @@ class GC(CompressionModel):
     def aux_loss(self) -> torch.Tensor:
         return torch.zeros((), device=next(self.parameters()).device)
 
-    def generate(
-        self, w_hat: torch.Tensor, labels: torch.Tensor | None = None
-    ) -> torch.Tensor:
+    def generate(self, w_hat: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         if self.label_encoder is not None:
             if labels is None:
                 raise ValueError("an SC model needs the semantic label map")
@@ -240,9 +239,11 @@ class GC(CompressionModel):
         w = np.zeros((self.channels, cells), np.float32)
         w[:, keep] = preserved.reshape(self.channels, -1) - 2.0
         label_map = np.frombuffer(zlib.decompress(sections[2]), np.uint8).reshape(size)
-        labels = F.one_hot(
-            torch.from_numpy(label_map.astype(np.int64)), self.semantic_classes
-        ).permute(2, 0, 1)[None].float()
+        labels = (
+            F.one_hot(torch.from_numpy(label_map.astype(np.int64)), self.semantic_classes)
+            .permute(2, 0, 1)[None]
+            .float()
+        )
         w_hat = torch.from_numpy(w.reshape(1, self.channels, *grid)).to(device)
         return self.generate(w_hat, labels.to(device)).clamp_(0.0, 1.0)
 
@@ -276,9 +277,10 @@ class GCSystem(nn.Module):
         x_hat = out["x_hat"]
         mse = F.mse_loss(x_hat * 2.0 - 1.0, x * 2.0 - 1.0)  # images in [−1, 1]
         perceptual = self.perceptual(x_hat, x)
-        loss = float(self.config["mse_weight"]) * mse + float(
-            self.config["perceptual_weight"]
-        ) * perceptual
+        loss = (
+            float(self.config["mse_weight"]) * mse
+            + float(self.config["perceptual_weight"]) * perceptual
+        )
         logs = {"mse": float(mse.detach()), "perceptual": float(perceptual.detach())}
         if self.gan_active(step):
             fake = self.discriminator(x_hat)

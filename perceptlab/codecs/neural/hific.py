@@ -12,7 +12,8 @@ Architecture (paper Fig. 2 / the official TF code, ``models/hific/archs.py``):
   training), so training, evaluation and the bitstream agree exactly.
 - G: ChannelNorm, conv3×3, ChannelNorm, residual blocks with a global skip, four ×2
   transposed convs, conv7×7 to RGB in [0, 1].
-- D: conditional PatchGAN with spectral norm, D(x, sg(ŷ)) (:class:`layers.ConditionalDiscriminator`).
+- D: conditional PatchGAN with spectral norm, D(x, sg(ŷ))
+  (:class:`layers.ConditionalDiscriminator`).
 
 Loss (official ``configs.py``/``model.py``; effective weights in the research note):
 L = C·(R/λ′ + k_M·MSE₂₅₅) + k_P·P + β·(−log D(x̂, ŷ)), with C = 0.1·2⁻⁵, k_M = 0.75,
@@ -36,6 +37,7 @@ point; larger Δ spends fewer bits.
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import Any, ClassVar
 
 import torch
@@ -110,7 +112,7 @@ class HiFiC(CompressionModel):
         latent = int(config["latent_channels"])
         hyper = int(config["hyper_channels"])
         encoder: list[nn.Module] = conv_norm_relu(3, widths[0], 7, 1, "channel")
-        for previous, width in zip(widths[:-1], widths[1:], strict=True):
+        for previous, width in pairwise(widths):
             encoder += conv_norm_relu(previous, width, 3, 2, "channel")
         encoder += [nn.ReflectionPad2d(1), nn.Conv2d(widths[-1], latent, 3)]
         self.encoder = nn.Sequential(*encoder)
@@ -165,7 +167,9 @@ class HiFiC(CompressionModel):
         _, y_likelihoods = self.gaussian_conditional(y, scales, means=means)
         y_hat = quantize_ste(y - means) + means
         with torch.no_grad():  # the bpp of the hard-quantised latents (for the rate target)
-            hard_y = self.gaussian_conditional._likelihood(torch.round(y - means) + means, scales, means)
+            hard_y = self.gaussian_conditional._likelihood(
+                torch.round(y - means) + means, scales, means
+            )
             hard_y = self.gaussian_conditional.likelihood_lower_bound(hard_y)
             _, hard_z = self.entropy_bottleneck(z, training=False)
         return {
@@ -196,6 +200,12 @@ class HiFiC(CompressionModel):
     def decompress(
         self, sections: list[bytes], size: tuple[int, int], params: dict[str, Any]
     ) -> torch.Tensor:
+        return self.generate(self.decode_latent(sections, size, params)).clamp_(0.0, 1.0)
+
+    def decode_latent(
+        self, sections: list[bytes], size: tuple[int, int], params: dict[str, Any]
+    ) -> torch.Tensor:
+        """ŷ = Δ·symbols + μ from the two coded sections (``size``: the padded image size)."""
         if len(sections) != 2:
             raise ValueError(f"a HiFiC bitstream has 2 sections, this one {len(sections)}")
         step = float(params.get("qstep", 1.0))
@@ -206,8 +216,7 @@ class HiFiC(CompressionModel):
         symbols_plus_mean = self.gaussian_conditional.decompress(
             [sections[0]], indexes, means=means / step
         )
-        y_hat = symbols_plus_mean * step  # Δ·(s + μ/Δ) = Δ·s + μ
-        return self.generate(y_hat).clamp_(0.0, 1.0)
+        return symbols_plus_mean * step  # Δ·(s + μ/Δ) = Δ·s + μ
 
 
 def build(config: dict[str, Any]) -> HiFiC:
@@ -216,7 +225,8 @@ def build(config: dict[str, Any]) -> HiFiC:
 
 def bits_per_pixel(likelihoods: tuple[torch.Tensor, ...], pixels: int) -> torch.Tensor:
     """−Σ log₂ p over all latents, per image pixel (``pixels`` = B·H·W)."""
-    return sum(torch.log2(lk).sum() for lk in likelihoods).neg() / pixels  # type: ignore[no-any-return]
+    bits = torch.stack([torch.log2(lk).sum() for lk in likelihoods]).sum()
+    return -bits / pixels
 
 
 def sparsity_penalty(y_hat: torch.Tensor) -> torch.Tensor:
@@ -298,9 +308,8 @@ class HiFiCSystem(nn.Module):
         ]
         if float(self.config["sparsity_weight"]) > 0:
             terms.append(f"{self.config['sparsity_weight']}·sparsity φ(ŷ) (σ={SPARSITY_SIGMA})")
-        terms.append(
-            f"{self.config['gan_weight']}·non-saturating GAN from step {self.config['gan_start_step']}"
-        )
+        gan = f"{self.config['gan_weight']}·non-saturating GAN"
+        terms.append(f"{gan} from step {self.config['gan_start_step']}")
         return {
             "loss_terms": terms,
             "perceptual": self.perceptual.kind,
@@ -345,4 +354,3 @@ class HiFiCSparseCodec(HiFiCCodec):
         Param("model", str, "hific-sparse-small", "checkpoint name (shipped or trained here)"),
         HiFiCCodec.params[1],
     )
-

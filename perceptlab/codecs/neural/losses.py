@@ -55,7 +55,9 @@ def lsgan_generator_loss(fake: list[list[torch.Tensor]]) -> torch.Tensor:
 def lsgan_discriminator_loss(
     real: list[list[torch.Tensor]], fake: list[list[torch.Tensor]]
 ) -> torch.Tensor:
-    terms = [((r[-1] - 1.0) ** 2).mean() + (f[-1] ** 2).mean() for r, f in zip(real, fake, strict=True)]
+    terms = [
+        ((r[-1] - 1.0) ** 2).mean() + (f[-1] ** 2).mean() for r, f in zip(real, fake, strict=True)
+    ]
     return torch.stack(terms).mean()
 
 

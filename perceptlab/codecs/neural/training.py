@@ -113,7 +113,9 @@ def image_files(folder: Path) -> list[Path]:
         raise TrainingError(f"--data {folder} is not a folder")
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
-        raise TrainingError(f"--data {folder} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        raise TrainingError(
+            f"--data {folder} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})"
+        )
     return files
 
 
@@ -141,7 +143,7 @@ class CropSampler:
         self.generator = np.random.default_rng(seed)
 
     def state(self) -> dict[str, Any]:
-        return self.generator.bit_generator.state  # type: ignore[no-any-return]
+        return dict(self.generator.bit_generator.state)
 
     def restore(self, state: Mapping[str, Any]) -> None:
         self.generator.bit_generator.state = dict(state)
@@ -157,8 +159,13 @@ class CropSampler:
             low = max(0.75, self.crop / min(height, width))
             factor = float(self.generator.uniform(low, max(low, 0.95)))
             scaled = image.unsqueeze(0).float()
-            new_size = (max(self.crop, round(height * factor)), max(self.crop, round(width * factor)))
-            scaled = F.interpolate(scaled, size=new_size, mode="bilinear", antialias=True, align_corners=False)
+            new_size = (
+                max(self.crop, round(height * factor)),
+                max(self.crop, round(width * factor)),
+            )
+            scaled = F.interpolate(
+                scaled, size=new_size, mode="bilinear", antialias=True, align_corners=False
+            )
             top = int(self.generator.integers(new_size[0] - self.crop + 1))
             left = int(self.generator.integers(new_size[1] - self.crop + 1))
             crop = scaled[..., top : top + self.crop, left : left + self.crop]
@@ -173,7 +180,7 @@ def _optimisers(system: Any, lr: float) -> dict[str, torch.optim.Optimizer]:
 
     codec_params = [p for n, p in system.codec.named_parameters() if not n.endswith("quantiles")]
     aux_params = [p for n, p in system.codec.named_parameters() if n.endswith("quantiles")]
-    optimisers = {"codec": torch.optim.Adam(codec_params, lr=lr)}
+    optimisers: dict[str, torch.optim.Optimizer] = {"codec": torch.optim.Adam(codec_params, lr=lr)}
     if aux_params:
         optimisers["aux"] = torch.optim.Adam(aux_params, lr=1e-3)
     if system.discriminator is not None:
@@ -309,7 +316,7 @@ def train(options: TrainOptions, *, echo: Any = print) -> Path:
         "seed": options.seed,
         "hardware": hardware(options.device),
         "train_seconds": round(seconds, 1),
-        "torch": torch.__version__,
+        "torch": str(torch.__version__),
         **system.description(),
     }
     path = out / f"{name}{checkpoints.SUFFIX}"
@@ -402,4 +409,3 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":  # pragma: no cover
     raise SystemExit(main())
-

@@ -1,0 +1,166 @@
+"""The neural codec adapter, checkpoints, rate control over GC's channel counts, training."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from django.core.management import CommandError, call_command
+from neuralkit import TINY_GC, TINY_HIFIC, kodak, save_tiny, training_images
+
+from perceptlab.codecs.base import CodecError, CodecUnavailable, bits_per_pixel
+from perceptlab.codecs.neural import checkpoints, codec, gc
+from perceptlab.codecs.neural.container import unpack
+from perceptlab.codecs.neural.training import TrainingError, TrainOptions, train
+from perceptlab.codecs.ratecontrol import encode_at_bpp
+from perceptlab.codecs.registry import get_codec
+
+
+@pytest.fixture
+def neural_dir(settings, tmp_path: Path) -> Iterator[Path]:  # type: ignore[no-untyped-def]
+    settings.PERCEPTLAB_NEURAL_DIR = tmp_path
+    codec.forget_models()
+    yield tmp_path
+    codec.forget_models()
+
+
+def test_a_missing_checkpoint_makes_the_codec_unavailable_with_the_fix(neural_dir: Path) -> None:
+    state = get_codec("hific-sparse").availability()
+    assert not state.available
+    assert state.reason.startswith("weights missing: hific-sparse-small.pt, put it in ")
+    assert str(neural_dir) in state.reason and "train_codec" in state.reason
+    with pytest.raises(CodecUnavailable, match="weights missing"):
+        get_codec("hific").encode(kodak(1)[:64, :64], {"model": "nothing-here"})
+
+
+def test_encode_decode_through_the_adapter(neural_dir: Path) -> None:
+    path = save_tiny("hific", "tiny-hific", neural_dir, TINY_HIFIC)
+    hific = get_codec("hific")
+    image = kodak(2)[:100, :150]
+    data = hific.encode(image, {"model": "tiny-hific", "qstep": 2.0})
+    header = unpack(data).header
+    assert header.model == "tiny-hific" and header.params == {"qstep": 2.0}
+    assert header.weights_sha256 == checkpoints.sha256_file(path)
+    assert (header.height, header.width, header.pad_bottom, header.pad_right) == (100, 150, 28, 42)
+    first, second = hific.decode(data), hific.decode(data)
+    assert first.shape == image.shape and first.dtype == np.uint8
+    assert np.array_equal(first, second)
+    assert bits_per_pixel(len(data), 100, 150) == 8 * len(data) / 15000
+
+
+def test_bytes_made_with_other_weights_are_refused(neural_dir: Path) -> None:
+    save_tiny("hific", "tiny-hific", neural_dir, TINY_HIFIC, seed=0)
+    hific = get_codec("hific")
+    data = hific.encode(kodak(2)[:64, :64], {"model": "tiny-hific"})
+    save_tiny("hific", "tiny-hific", neural_dir, TINY_HIFIC, seed=1)
+    codec.forget_models()
+    with pytest.raises(CodecError, match="made with other weights"):
+        hific.decode(data)
+
+
+def test_a_cuda_bitstream_needs_a_cuda_device(neural_dir: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    from perceptlab.codecs.neural.container import Container
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    save_tiny("hific", "tiny-hific", neural_dir, TINY_HIFIC)
+    hific = get_codec("hific")
+    container = unpack(hific.encode(kodak(2)[:64, :64], {"model": "tiny-hific"}))
+    moved = Container(replace(container.header, device_type="cuda"), container.sections)
+    with pytest.raises(CodecUnavailable, match="needs a CUDA device"):
+        hific.decode(moved.to_bytes())
+
+
+def test_rate_control_chooses_among_gcs_channel_counts(neural_dir: Path) -> None:
+    for channels in gc.CHANNEL_COUNTS:
+        save_tiny("gc", f"gc-c{channels}-small", neural_dir, {**TINY_GC, "channels": channels})
+    model = get_codec("gc")
+    image = kodak(4)  # 768×512: the header adds 0.0015 bpp to the bound
+    result = encode_at_bpp(model, image, 0.08)
+    assert result.params["channels"] == 8 and result.within_tolerance
+    assert result.bpp <= 0.08 * 1.03
+    assert {value for value, _ in result.tried} <= {2.0, 4.0, 8.0, 16.0}
+    low = encode_at_bpp(model, image, 0.001)
+    assert low.params["channels"] == 2 and not low.within_tolerance
+    assert model.decode(result.bitstream).shape == image.shape
+    with pytest.raises(CodecError, match="not one of"):
+        model.encode(image, {"channels": 3})
+
+
+def test_checkpoints_store_large_floats_as_half_and_integers_exactly(tmp_path: Path) -> None:
+    state = {"big": torch.randn(64, 64), "small": torch.randn(10), "cdf": torch.arange(7)}
+    path = tmp_path / "x.pt"
+    checkpoints.save(path, family="gc", name="x", version="1", config={}, state_dict=state)
+    raw = torch.load(path, weights_only=True)["state_dict"]
+    assert raw["big"].dtype == torch.float16 and raw["small"].dtype == torch.float32
+    loaded = checkpoints.load(path, family="gc")
+    assert loaded.state_dict["big"].dtype == torch.float32
+    assert torch.allclose(loaded.state_dict["big"], state["big"], rtol=1e-3, atol=1e-3)
+    assert torch.equal(loaded.state_dict["small"], state["small"])
+    assert torch.equal(loaded.state_dict["cdf"], state["cdf"])
+    with pytest.raises(checkpoints.CheckpointError, match="holds a gc model, not hific"):
+        checkpoints.load(path, family="hific")
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(checkpoints.CheckpointError, match="not a readable checkpoint"):
+        checkpoints.load(tmp_path / "bad.pt")
+
+
+def test_training_writes_a_checkpoint_a_log_and_resumes(tmp_path: Path) -> None:
+    data = training_images(tmp_path / "data")
+    options = TrainOptions(
+        codec="gc",
+        data=data,
+        steps=2,
+        crop=64,
+        batch=2,
+        out=tmp_path / "out",
+        log_every=1,
+        progress=False,
+        overrides={k: v for k, v in TINY_GC.items() if k != "channels"},
+    )
+    path = train(options, echo=lambda _: None)
+    assert path.name == "gc-c8-small.pt"
+    loaded = checkpoints.load(path, family="gc")
+    assert loaded.card["steps"] == 2 and loaded.card["codec"] == "gc"
+    assert loaded.card["perceptual"] == "ms-ssim" and loaded.config["channels"] == 8
+    log = [json.loads(line) for line in (tmp_path / "out" / "gc-c8-small.log.jsonl").open()]
+    assert [row["step"] for row in log] == [1, 2] and all("mse" in row for row in log)
+    options.steps, options.resume = 3, True
+    messages: list[str] = []
+    train(options, echo=messages.append)
+    assert messages[0] == "resuming gc-c8-small at step 2"
+    assert checkpoints.load(path).card["steps"] == 3
+
+
+def test_training_refuses_bad_options(tmp_path: Path) -> None:
+    with pytest.raises(TrainingError, match="not a folder"):
+        train(TrainOptions(codec="gc", data=tmp_path / "none", steps=1, out=tmp_path))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(TrainingError, match="holds no images"):
+        train(TrainOptions(codec="gc", data=tmp_path / "empty", steps=1, out=tmp_path))
+    with pytest.raises(TrainingError, match="unknown gc setting"):
+        train(
+            TrainOptions(codec="gc", data=tmp_path, steps=1, out=tmp_path, overrides={"colour": 1})
+        )
+    with pytest.raises(TrainingError, match="has no config 'huge'"):
+        train(TrainOptions(codec="hific", data=tmp_path, steps=1, config="huge", out=tmp_path))
+
+
+def test_train_codec_command(tmp_path: Path, neural_dir: Path) -> None:
+    data = training_images(tmp_path / "data")
+    overrides = [f"--set={k}={json.dumps(v)}" for k, v in TINY_HIFIC.items()]
+    call_command(
+        "train_codec", "hific", "--data", str(data), "--steps", "1", "--crop", "64",
+        "--batch", "1", "--name", "cmd-hific", "--no-progress", *overrides,
+    )  # fmt: skip
+    assert (neural_dir / "cmd-hific.pt").is_file()
+    image = kodak(5)[:64, :80]
+    hific = get_codec("hific")
+    assert hific.decode(hific.encode(image, {"model": "cmd-hific"})).shape == image.shape
+    with pytest.raises(CommandError, match="not a folder"):
+        call_command("train_codec", "gc", "--data", str(tmp_path / "nope"), "--steps", "1")
