@@ -117,6 +117,30 @@ for _entry in (
         "Agustsson et al. 2019: 5-level quantised latent at the log2(5) bound, "
         "multi-scale GAN; rate by the channel count C",
     ),
+    CodecEntry(
+        "bmshj2018-hyperprior",
+        "Ballé 2018 hyperprior (MSE)",
+        "neural",
+        f"{_N}.baselines:Bmshj2018HyperpriorCodec",
+        "CompressAI zoo scale hyperprior (Ballé et al., ICLR 2018), pretrained for MSE, "
+        "quality 1–8",
+    ),
+    CodecEntry(
+        "mbt2018-mean",
+        "Minnen 2018 mean-scale (MSE)",
+        "neural",
+        f"{_N}.baselines:Mbt2018MeanCodec",
+        "CompressAI zoo mean-scale hyperprior (Minnen et al., NeurIPS 2018), pretrained for "
+        "MSE, quality 1–8",
+    ),
+    CodecEntry(
+        "cheng2020-anchor",
+        "Cheng 2020 anchor (MSE)",
+        "neural",
+        f"{_N}.baselines:Cheng2020AnchorCodec",
+        "CompressAI zoo Cheng et al. (CVPR 2020) anchor with the autoregressive context "
+        "model, pretrained for MSE, quality 1–6 (slow on CPU)",
+    ),
 ):
     register(_entry)
 

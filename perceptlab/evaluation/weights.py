@@ -46,7 +46,8 @@ class WeightFile:
     sha256_source: str
     """Where the digest was seen, or why there is none."""
     metrics: tuple[str, ...]
-    """Slugs of the metrics (perceptlab.evaluation.metrics.METRICS) that need this file."""
+    """Slugs of the metrics (perceptlab.evaluation.metrics.METRICS) or codecs (the CompressAI
+    baselines) that need this file; ``fetch_weights --only <slug>`` selects them."""
 
 
 MANIFEST: dict[str, WeightFile] = {
@@ -90,6 +91,31 @@ MANIFEST: dict[str, WeightFile] = {
         ),
     )
 }
+
+
+def _compressai_zoo() -> dict[str, WeightFile]:
+    """CompressAI's pretrained MSE models, one file per quality level (the learned baselines
+    of :mod:`perceptlab.codecs.neural.baselines`, which checks the 8-digit prefix on load)."""
+    from perceptlab.codecs.neural import baselines
+
+    entries = {}
+    for slug, prefixes in baselines.OFFICIAL_HASHES.items():
+        for quality in range(1, len(prefixes) + 1):
+            name = baselines.official_name(slug, quality)
+            entries[name] = WeightFile(
+                name=name,
+                url=baselines.official_url(slug, quality),
+                sha256=None,
+                sha256_source=(
+                    "CompressAI publishes no full SHA-256; the file name carries its first 8 "
+                    "hex digits (torch.hub check_hash), which the codec checks on load"
+                ),
+                metrics=(slug,),
+            )
+    return entries
+
+
+MANIFEST.update(_compressai_zoo())
 
 
 class WeightsError(Exception):

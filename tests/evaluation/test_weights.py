@@ -228,14 +228,20 @@ def weights_dir(settings: Any, tmp_path: Path) -> Path:
 
 def test_check_lists_every_file_as_missing_and_fails(weights_dir: Path) -> None:
     out = StringIO()
-    with pytest.raises(CommandError, match=r"3 weight file\(s\) missing or corrupt: vgg16"):
+    with pytest.raises(CommandError, match=r"25 weight file\(s\) missing or corrupt: vgg16"):
         call_command("fetch_weights", "--check", stdout=out)
-    assert out.getvalue().splitlines() == [
+    lines = out.getvalue().splitlines()
+    assert lines[:4] == [
         f"weights directory: {weights_dir}",
         "vgg16-397923af.pth: missing (needed by dists, lpips)",
         "dists_weights.pt: missing (needed by dists)",
         "lpips_weights.pt: missing (needed by lpips)",
     ]
+    # then CompressAI's zoo files, one per quality level of the three learned baselines
+    assert len(lines) == 4 + 8 + 8 + 6
+    assert (
+        "bmshj2018-hyperprior-1-7eb97409.pth.tar: missing (needed by bmshj2018-hyperprior)" in lines
+    )
 
 
 def test_check_reports_corrupt_and_unverified_copies(weights_dir: Path) -> None:
@@ -243,7 +249,8 @@ def test_check_reports_corrupt_and_unverified_copies(weights_dir: Path) -> None:
     (weights_dir / "vgg16-397923af.pth").write_bytes(b"truncated")
     (weights_dir / "dists_weights.pt").write_bytes(b"whatever piq published")
     out = StringIO()
-    with pytest.raises(CommandError, match=r"2 weight file\(s\) missing or corrupt"):
+    # vgg16 corrupt, lpips and the 22 CompressAI zoo files missing
+    with pytest.raises(CommandError, match=r"24 weight file\(s\) missing or corrupt: vgg16"):
         call_command("fetch_weights", "--check", stdout=out)
     lines = out.getvalue().splitlines()
     bad = hashlib.sha256(b"truncated").hexdigest()
