@@ -1,0 +1,85 @@
+"""Model cards: measured on Kodak through the codec; shipped checkpoints match their cards."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from django.core.management import CommandError, call_command
+from neuralkit import TINY_HIFIC, kodak, save_tiny
+from support import KODAK
+
+from perceptlab.codecs.neural import cards, checkpoints, codec
+
+
+@pytest.fixture
+def neural_dir(settings, tmp_path: Path) -> Iterator[Path]:  # type: ignore[no-untyped-def]
+    settings.PERCEPTLAB_NEURAL_DIR = tmp_path
+    codec.forget_models()
+    yield tmp_path
+    codec.forget_models()
+
+
+def test_psnr_and_ms_ssim_follow_their_definitions() -> None:
+    image = kodak(7)[:192, :192]
+    noisy = np.clip(image.astype(int) + 3, 0, 255).astype(np.uint8)
+    mse = np.mean((image.astype(float) - noisy.astype(float)) ** 2)
+    assert cards.psnr(image, noisy) == pytest.approx(10 * np.log10(255**2 / mse))
+    assert cards.psnr(image, image) == float("inf")
+    assert cards.ms_ssim(image, image) == pytest.approx(1.0)
+    assert 0.9 < cards.ms_ssim(image, noisy) < 1.0
+
+
+def test_model_card_command_measures_kodak_and_writes_json_and_markdown(neural_dir: Path) -> None:
+    path = save_tiny("hific", "tiny-hific", neural_dir, TINY_HIFIC)
+    call_command(
+        "model_card", "tiny-hific", "--codec", "hific", "--limit", "2",
+        "--params", '{"qstep": 1.0}', "--params", '{"qstep": 4.0}', "--hardware", "test CPU",
+    )  # fmt: skip
+    card = json.loads(cards.card_path(path).read_text())
+    assert card["weights_sha256"] == checkpoints.sha256_file(path)
+    fine, coarse = card["evaluation"]["operating_points"]
+    assert fine["params"] == {"qstep": 1.0} and len(fine["images"]) == 2
+    assert fine["summary"]["bpp"] > coarse["summary"]["bpp"] > 0
+    again = cards.measure("hific", {"model": "tiny-hific", "qstep": 1.0}, [KODAK / "kodim01.png"])
+    assert again[0].bytes == fine["images"][0]["bytes"]
+    assert again[0].psnr == pytest.approx(fine["images"][0]["psnr"])
+    text = path.with_suffix(".md").read_text()
+    assert text.startswith("# Model card: tiny-hific") and "| qstep=4.0 |" in text
+    with pytest.raises(CommandError, match="weights missing"):
+        call_command("model_card", "nothing", "--codec", "hific")
+
+
+SHIPPED_CARDS = sorted(checkpoints.SHIPPED_DIR.glob(f"*{cards.CARD_SUFFIX}"))
+
+
+def test_every_shipped_checkpoint_has_a_card_and_every_card_its_checkpoint() -> None:
+    shipped = sorted(checkpoints.SHIPPED_DIR.glob(f"*{checkpoints.SUFFIX}"))
+    assert shipped, "no shipped checkpoint"
+    assert {p.stem for p in shipped} == {
+        c.name.removesuffix(cards.CARD_SUFFIX) for c in SHIPPED_CARDS
+    }
+    for path in shipped:
+        assert path.stat().st_size <= 25 * 1024 * 1024
+        assert path.with_suffix(".md").is_file()
+
+
+@pytest.mark.parametrize("card_file", SHIPPED_CARDS, ids=lambda p: p.name)
+def test_a_shipped_checkpoint_decodes_kodak_at_its_cards_numbers(card_file: Path) -> None:
+    card = json.loads(card_file.read_text())
+    checkpoint = checkpoints.SHIPPED_DIR / f"{card['name']}{checkpoints.SUFFIX}"
+    assert checkpoints.sha256_file(checkpoint) == card["weights_sha256"]
+    point = card["evaluation"]["operating_points"][0]
+    recorded = point["images"][0]
+    params = {"model": card["name"], **point["params"]}
+    if card["codec"] == "gc":
+        params = {"channels": card["config"]["channels"], "config": card["name"].rsplit("-", 1)[1]}
+    result = cards.measure(card["codec"], params, [KODAK / recorded["image"]])[0]
+    # the same bytes on this CPU; another CPU's float kernels may round a few latents the
+    # other way, hence tolerances rather than equality
+    assert result.bpp == pytest.approx(recorded["bpp"], rel=0.01)
+    assert result.psnr == pytest.approx(recorded["psnr"], abs=0.1)
+    assert result.ms_ssim == pytest.approx(recorded["ms_ssim"], abs=0.002)
