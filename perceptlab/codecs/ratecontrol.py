@@ -152,9 +152,7 @@ def encode_at_bpp(
         encode_seconds=chosen.encode_seconds,
         within_tolerance=within,
         attempts=len(search.tried),
-        tried=tuple(
-            sorted((float(dial.value_at(a.value)), a.bpp) for a in search.tried.values())
-        ),
+        tried=tuple(sorted((float(dial.value_at(a.value)), a.bpp) for a in search.tried.values())),
     )
 
 
