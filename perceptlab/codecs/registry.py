@@ -118,6 +118,14 @@ for _entry in (
         "multi-scale GAN; rate by the channel count C",
     ),
     CodecEntry(
+        "rdo-gllmm",
+        "RDO-GAN (GLLMM)",
+        "neural",
+        f"{_N}.rdo:RDOCodec",
+        "HiFiC-style GAN codec with a DISTS + MS-SSIM rate-distortion objective and a "
+        "Gaussian–Laplacian–logistic mixture entropy model (Xia et al. 2023)",
+    ),
+    CodecEntry(
         "bmshj2018-hyperprior",
         "Ballé 2018 hyperprior (MSE)",
         "neural",

@@ -27,6 +27,11 @@ DEMO_CODECS = ("jpeg", "webp", "jpeg2000", "avif", "jxl", "heic", "bpg", "vvc")
 DEMO_BPPS = (0.25, 0.5, 1.0)
 # The studies compare a few codecs (fewer conditions keep the demo's rater count small).
 STUDY_CODECS = ("jpeg", "webp", "avif", "jxl")
+# The GAN-codec study: the neural codecs with a checkpoint here against two classical
+# anchors, at low rates where GAN codecs are meant to shine (2AFC against the original).
+GAN_STUDY_CODECS = ("hific", "hific-sparse", "gc", "tunable", "rdo-gllmm")
+GAN_ANCHORS = ("jpeg", "webp")
+GAN_BPPS = (0.1, 0.3)
 # Two 384-px panes and the 16-px gap fit a laptop screen at devicePixelRatio 1 (784 px).
 DEMO_CROP = 384
 
@@ -152,6 +157,41 @@ def ensure_demo_studies(
             study.save()
         studies.append(study)
     return studies
+
+
+def gan_codecs() -> tuple[list[str], dict[str, str]]:
+    """The GAN codecs usable here (a checkpoint found), and why the others are not."""
+    available, skipped = [], {}
+    for slug in GAN_STUDY_CODECS:
+        try:
+            state = get_codec(slug).availability()
+        except Exception as error:  # an import error of an optional dependency
+            skipped[slug] = f"cannot load: {error}"
+            continue
+        if state.available:
+            available.append(slug)
+        else:
+            skipped[slug] = state.reason
+    return available, skipped
+
+
+def ensure_gan_study(*, image_set: ImageSet, codecs: Sequence[str]) -> Study:
+    """``<set>-gan-2afc``: the GAN codecs and the anchors at :data:`GAN_BPPS`, 2AFC."""
+    wanted = {
+        **_COMMON,
+        **DEMO_STUDIES["2afc"],
+        "title": "Demo: GAN codecs — which image is closer to the original? (2AFC)",
+        "pair_band": 3.5,  # 0.1 and 0.3 bpp meet: one connected scale
+        "image_set": image_set,
+        "codecs": [*codecs, *GAN_ANCHORS],
+        "target_bpps": list(GAN_BPPS),
+    }
+    study, created = Study.objects.get_or_create(name=f"{image_set.name}-gan-2afc", defaults=wanted)
+    if not created and study.state == Study.State.DRAFT:
+        for name, value in wanted.items():
+            setattr(study, name, value)
+        study.save()
+    return study
 
 
 def plan_demo_studies(*, studies: Sequence[Study]) -> list[GenerationJob]:

@@ -26,7 +26,7 @@ def run_demo(*args: str) -> str:
 @pytest.fixture
 def small_demo_args(tmp_path: Path) -> list[str]:
     folder = write_images(tmp_path / "photos", 2, width=160, height=112)
-    return ["--images", str(folder), "--bpp", "0.5,1", "--codecs", "jpeg,webp"]
+    return ["--images", str(folder), "--bpp", "0.5,1", "--codecs", "jpeg,webp", "--no-gan"]
 
 
 def test_the_demo_launches_a_study_of_each_method_and_prints_their_rater_links(
@@ -114,3 +114,32 @@ def test_the_demo_adds_example_results_rated_by_simulated_raters(
         assert page.status_code == 200 and "Rate–perception" in page.content.decode()
     again = run_demo(*small_demo_args)
     assert "study demo-acr-example: already rated" in again
+
+
+def test_the_demo_adds_a_gan_codec_study_when_two_gan_codecs_have_checkpoints(
+    tmp_path: Path, settings
+) -> None:  # type: ignore[no-untyped-def]
+    from neuralkit import TINY_GC, TINY_HIFIC, save_tiny
+
+    from perceptlab.codecs.neural import codec
+    from perceptlab.studies.demo import GAN_ANCHORS, GAN_BPPS
+
+    settings.PERCEPTLAB_NEURAL_DIR = tmp_path / "neural"
+    (tmp_path / "neural").mkdir()
+    save_tiny("hific", "hific-small", tmp_path / "neural", TINY_HIFIC)
+    for channels in (2, 4, 8, 16):
+        save_tiny(
+            "gc", f"gc-c{channels}-small", tmp_path / "neural", {**TINY_GC, "channels": channels}
+        )
+    settings.PERCEPTLAB_NEURAL_DIR = tmp_path / "neural"
+    codec.forget_models()
+    folder = write_images(tmp_path / "photos", 2, width=160, height=112)
+    try:
+        out = run_demo("--images", str(folder), "--bpp", "0.5", "--codecs", "jpeg")
+    finally:
+        codec.forget_models()
+    study = Study.objects.get(name="demo-gan-2afc")
+    assert study.codecs[:2] == ["hific", "gc"] and study.codecs[-2:] == list(GAN_ANCHORS)
+    assert study.target_bpps == list(GAN_BPPS) and study.method == "2afc"
+    assert study.state == Study.State.LIVE and study.items.filter(kind=Item.Kind.TEST).exists()
+    assert f"rater link (2afc): http://127.0.0.1:8000/study/{study.invite}/" in out

@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from perceptlab.codecs.generation import parse_bpps, progress, run_job
 from perceptlab.codecs.intake import IMAGE_SUFFIXES
+from perceptlab.codecs.models import ImageSet
 from perceptlab.codecs.registry import UnknownCodec, parse_slugs
 from perceptlab.codecs.tasks import enqueue_jobs
 from perceptlab.evaluation.demo import ensure_example_studies, rate_example_studies
@@ -20,6 +21,8 @@ from perceptlab.studies.demo import (
     DEMO_CODECS,
     build_demo,
     ensure_demo_studies,
+    ensure_gan_study,
+    gan_codecs,
     launch_demo_studies,
     plan_demo_studies,
     skimage_photo_paths,
@@ -58,6 +61,11 @@ class Command(BaseCommand):
         )
         parser.add_argument("--admin-user", default="admin", help="staff account to create")
         parser.add_argument(
+            "--no-gan",
+            action="store_true",
+            help="leave out the GAN-codec study (built when two GAN codecs have checkpoints)",
+        )
+        parser.add_argument(
             "--base-url",
             default=os.environ.get("PERCEPTLAB_BASE_URL") or "http://127.0.0.1:8000",
             help="where the server is reached, for the printed links "
@@ -81,6 +89,8 @@ class Command(BaseCommand):
         studies = ensure_demo_studies(
             image_set=plan.image_set, codecs=study_codecs(plan.codecs), bpps=bpps
         )
+        if not options["no_gan"]:
+            studies += self._gan_study(plan.image_set)
         examples = ensure_example_studies(
             image_set=plan.image_set, codecs=study_codecs(plan.codecs), bpps=bpps
         )
@@ -112,6 +122,18 @@ class Command(BaseCommand):
         self.stdout.write("\n".join(links))
         self.stdout.write(f"admin: {base}{reverse('admin:index')}")
         self._admin_account(options["admin_user"])
+
+    def _gan_study(self, image_set: ImageSet) -> list[Study]:
+        """The GAN-codec study when at least two GAN codecs have a checkpoint here."""
+        available, skipped = gan_codecs()
+        if len(available) < 2:
+            self.stdout.write(
+                "no GAN-codec study: fewer than two GAN codecs can run here ("
+                + "; ".join(f"{slug}: {reason}" for slug, reason in skipped.items())
+                + ")"
+            )
+            return []
+        return [ensure_gan_study(image_set=image_set, codecs=available)]
 
     def _examples(self, examples: list[Study], base: str) -> list[str]:
         """Closed example studies rated by simulated raters, with their report links."""
