@@ -135,6 +135,15 @@ def test_training_writes_a_checkpoint_a_log_and_resumes(tmp_path: Path) -> None:
     train(options, echo=messages.append)
     assert messages[0] == "resuming gc-c8-small at step 2"
     assert checkpoints.load(path).card["steps"] == 3
+    # continue from the finished checkpoint under another name (e.g. on another machine)
+    options.resume, options.steps, options.name = False, 1, "gc-more"
+    options.init_from = str(path)
+    more = checkpoints.load(train(options, echo=lambda _: None))
+    assert more.card["initialised_from"]["sha256"] == checkpoints.sha256_file(path)
+    assert more.card["steps"] == 1 and more.card["steps_total"] == 4
+    options.init_from = "no-such-checkpoint"
+    with pytest.raises(TrainingError, match="no such checkpoint"):
+        train(options, echo=lambda _: None)
 
 
 def test_training_refuses_bad_options(tmp_path: Path) -> None:

@@ -75,6 +75,9 @@ class TrainOptions:
     progress: bool = True
     max_seconds: float | None = None
     """Stop (and write the checkpoint) once this much training time has passed."""
+    init_from: str = ""
+    """Start the codec from this checkpoint (name or path) — e.g. to continue training a
+    shipped model on another machine; the discriminator and optimisers start afresh."""
 
     def checkpoint_name(self, config: Mapping[str, Any]) -> str:
         """``--name``, else ``<codec>-<config>`` (``gc-c<C>-<config>`` for GC)."""
@@ -222,6 +225,7 @@ def train(options: TrainOptions, *, echo: Any = print) -> Path:
     sampler = CropSampler(files, options.crop, options.device, options.seed)
     step = 0
     seconds = 0.0
+    previous: dict[str, Any] = {}
     if options.resume and state_path.exists():
         state = torch.load(state_path, map_location=options.device, weights_only=False)
         if state["family"] != family or state["config"] != config:
@@ -234,9 +238,13 @@ def train(options: TrainOptions, *, echo: Any = print) -> Path:
         sampler.restore(state["sampler"])
         torch.set_rng_state(state["torch_rng"])
         step, seconds = int(state["step"]), float(state["seconds"])
+        previous = dict(state.get("previous") or {})
         echo(f"resuming {name} at step {step}")
-    elif log_path.exists():
-        log_path.unlink()
+    else:
+        if log_path.exists():
+            log_path.unlink()
+        if options.init_from:
+            previous = _initialise(system, options.init_from, family)
 
     def save_state() -> None:
         tmp = state_path.with_suffix(".tmp")
@@ -250,6 +258,7 @@ def train(options: TrainOptions, *, echo: Any = print) -> Path:
                 "torch_rng": torch.get_rng_state(),
                 "step": step,
                 "seconds": seconds,
+                "previous": previous,
             },
             tmp,
         )
@@ -319,6 +328,9 @@ def train(options: TrainOptions, *, echo: Any = print) -> Path:
         "torch": str(torch.__version__),
         **system.description(),
     }
+    if previous:
+        card["initialised_from"] = previous
+        card["steps_total"] = step + int(previous.get("steps_total", previous.get("steps", 0)))
     path = out / f"{name}{checkpoints.SUFFIX}"
     checkpoints.save(
         path,
@@ -331,6 +343,26 @@ def train(options: TrainOptions, *, echo: Any = print) -> Path:
     )
     echo(f"wrote {path} after {step} steps in {seconds:.0f} s")
     return path
+
+
+def _initialise(system: Any, source: str, family: str) -> dict[str, Any]:
+    """Load the codec weights of checkpoint ``source``; returns what the card should say."""
+    from perceptlab.codecs.neural import checkpoints
+
+    path = Path(source) if source.endswith(checkpoints.SUFFIX) else checkpoints.find(source)
+    if path is None or not path.is_file():
+        raise TrainingError(f"--init-from {source}: no such checkpoint")
+    checkpoint = checkpoints.load(path, family=family)
+    try:
+        system.codec.load_state_dict(checkpoint.state_dict)
+    except RuntimeError as error:
+        raise TrainingError(f"--init-from {source} has another architecture ({error})") from None
+    return {
+        "name": checkpoint.name,
+        "sha256": checkpoint.sha256,
+        "steps": checkpoint.card.get("steps"),
+        "steps_total": checkpoint.card.get("steps_total", checkpoint.card.get("steps", 0)),
+    }
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -367,6 +399,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-seconds", type=float, default=None, help="stop after this much training time"
     )
+    parser.add_argument(
+        "--init-from", default="", help="start the codec from this checkpoint (name or path)"
+    )
     parser.add_argument("--no-progress", action="store_true")
 
 
@@ -393,6 +428,7 @@ def options_from(namespace: Mapping[str, Any], default_out: Path) -> TrainOption
         overrides=overrides,
         progress=not namespace.get("no_progress"),
         max_seconds=namespace.get("max_seconds"),
+        init_from=namespace.get("init_from") or "",
     )
 
 
