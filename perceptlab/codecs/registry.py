@@ -118,6 +118,14 @@ for _entry in (
         "multi-scale GAN; rate by the channel count C",
     ),
     CodecEntry(
+        "tunable",
+        "Tunable importance-map GAN codec",
+        "neural",
+        f"{_N}.tunable:TunableCodec",
+        "Wu, Huang & Shen 2020: pyramid encoder, importance map with a tunable offset n, "
+        "L=4 quantiser, per-channel Huffman; rate by bisecting n per image",
+    ),
+    CodecEntry(
         "rdo-gllmm",
         "RDO-GAN (GLLMM)",
         "neural",

@@ -173,3 +173,43 @@ def test_train_codec_command(tmp_path: Path, neural_dir: Path) -> None:
     assert hific.decode(hific.encode(image, {"model": "cmd-hific"})).shape == image.shape
     with pytest.raises(CommandError, match="not a folder"):
         call_command("train_codec", "gc", "--data", str(tmp_path / "nope"), "--steps", "1")
+
+
+@pytest.mark.django_db
+def test_neural_codecs_are_listed_and_generate_stimuli_at_a_target(
+    neural_dir: Path, tmp_path: Path
+) -> None:
+    from io import StringIO
+
+    from support import kodak_path
+
+    for slug in ("hific", "hific-sparse", "gc", "tunable", "rdo-gllmm"):
+        assert slug in {row["slug"] for row in _codecs_json()}
+    save_tiny("hific", "hific-small", neural_dir, TINY_HIFIC)
+    rows = {row["slug"]: row for row in _codecs_json()}
+    assert rows["hific"]["available"] and rows["hific"]["rate_dial"] == "qstep"
+    assert rows["gc"]["rate_dial"] == "channels" and rows["gc"]["family"] == "neural"
+    assert (
+        not rows["hific-sparse"]["available"]
+        and "weights missing" in rows["hific-sparse"]["reason"]
+    )
+    folder = tmp_path / "images"
+    folder.mkdir()
+    (folder / "kodim23.png").write_bytes(kodak_path("kodim23").read_bytes())
+    call_command("import_images", str(folder), "--set", "n", stdout=StringIO())
+    out = StringIO()
+    call_command(
+        "generate", "--set", "n", "--codecs", "hific", "--bpp", "0.5", "--json", stdout=out
+    )
+    (row,) = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert row["codec"] == "hific" and row["params"]["model"] == "hific-small"
+    assert row["achieved_bpp"] == 8 * row["bytes"] / (768 * 512)
+    assert row["achieved_bpp"] <= 0.5 * 1.03
+
+
+def _codecs_json() -> list[dict[str, object]]:
+    from io import StringIO
+
+    out = StringIO()
+    call_command("codecs", "--json", stdout=out)
+    return [json.loads(line) for line in out.getvalue().splitlines()]
