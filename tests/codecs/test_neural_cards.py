@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -83,3 +84,36 @@ def test_a_shipped_checkpoint_decodes_kodak_at_its_cards_numbers(card_file: Path
     assert result.bpp == pytest.approx(recorded["bpp"], rel=0.01)
     assert result.psnr == pytest.approx(recorded["psnr"], abs=0.1)
     assert result.ms_ssim == pytest.approx(recorded["ms_ssim"], abs=0.002)
+
+
+def test_the_tunability_curve_is_drawn_and_fitted(neural_dir: Path) -> None:
+    from perceptlab.codecs.neural import tunable
+
+    path = save_tiny("tunable", "tiny-tunable", neural_dir, dict(tunable.CONFIGS["small"]))
+    call_command(
+        "model_card", "tiny-tunable", "--codec", "tunable", "--limit", "1",
+        "--params", '{"offset": 0}', "--tunability",
+    )  # fmt: skip
+    card = json.loads(cards.card_path(path).read_text())
+    curve = card["tunability"]
+    assert curve["offsets"] == [-2.0, -1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0]
+    assert all(a < b for a, b in pairwise(curve["mean_bpp"]))
+    fitted = np.polyfit(curve["offsets"], curve["mean_bpp"], 1)  # one image: the same line
+    assert curve["slope"] == pytest.approx(fitted[0]) and curve["slope"] > 0
+    svg = (neural_dir / "tiny-tunable.tunability.svg").read_text()
+    assert svg.startswith("<svg") and svg.count("<circle") == 2 * 9
+    assert "tiny-tunable.tunability.svg" in path.with_suffix(".md").read_text()
+
+
+SHIPPED_TUNABLE = [c for c in SHIPPED_CARDS if json.loads(c.read_text())["codec"] == "tunable"]
+
+
+@pytest.mark.parametrize("card_file", SHIPPED_TUNABLE, ids=lambda p: p.name)
+def test_the_shipped_tunable_codec_spends_more_bits_as_n_grows(card_file: Path) -> None:
+    name = json.loads(card_file.read_text())["name"]
+    offsets = [-2.0, -1.0, 0.0, 1.0, 2.0]
+    bpps = [
+        cards.measure("tunable", {"model": name, "offset": n}, [KODAK / "kodim23.png"])[0].bpp
+        for n in offsets
+    ]
+    assert all(a < b for a, b in pairwise(bpps)), bpps

@@ -185,4 +185,109 @@ def markdown(card: Mapping[str, Any]) -> str:
             f"| {params} | {s['bpp']:.4f} | {s['psnr']:.2f} | {s['ms_ssim']:.4f} | "
             f"{s['encode_seconds']:.2f} | {s['decode_seconds']:.2f} |"
         )
+    if "tunability" in card:
+        t = card["tunability"]
+        lines += [
+            "",
+            "## Tunability (bpp against the importance offset n, as the paper's Fig. 8)",
+            "",
+            f"![tunability curve]({card['name']}.tunability.svg)",
+            "",
+            "| n | " + " | ".join(f"{n:g}" for n in t["offsets"]) + " |",
+            "|---|" + "---|" * len(t["offsets"]),
+            "| mean bpp | " + " | ".join(f"{b:.4f}" for b in t["mean_bpp"]) + " |",
+            "",
+            f"Least-squares line: bpp = {t['slope']:.4f}·n + {t['intercept']:.4f}, "
+            f"r² = {t['r2']:.3f}.",
+        ]
     return "\n".join(lines) + "\n"
+
+
+def tunability_svg(
+    offsets: Sequence[float],
+    per_image: Sequence[Sequence[float]],
+    slope: float,
+    intercept: float,
+    r2: float,
+    *,
+    title: str,
+) -> str:
+    """bpp against the importance offset n, each image's points, their mean and the
+    least-squares line — the tunability curve of Wu et al.'s Fig. 8 — as a standalone SVG."""
+    width, height, left, bottom, top, right = 560, 380, 64, 48, 36, 16
+    table = np.asarray(per_image, dtype=np.float64)
+    low_x, high_x = min(offsets), max(offsets)
+    high_y = float(table.max()) * 1.08 or 1.0
+
+    def px(n: float) -> float:
+        return left + (n - low_x) / ((high_x - low_x) or 1.0) * (width - left - right)
+
+    def py(bpp: float) -> float:
+        return height - bottom - bpp / high_y * (height - bottom - top)
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        'font-family="sans-serif" font-size="12">',
+        f'<rect width="{width}" height="{height}" fill="white"/>',
+        f'<text x="{width / 2}" y="20" text-anchor="middle" font-size="14">{title}</text>',
+        f'<line x1="{left}" y1="{py(0)}" x2="{width - right}" y2="{py(0)}" stroke="black"/>',
+        f'<line x1="{left}" y1="{py(0)}" x2="{left}" y2="{top}" stroke="black"/>',
+        f'<text x="{width / 2}" y="{height - 10}" text-anchor="middle">offset n</text>',
+        f'<text x="16" y="{height / 2}" transform="rotate(-90 16 {height / 2})" '
+        'text-anchor="middle">bpp</text>',
+    ]
+    for n in offsets:
+        parts.append(
+            f'<text x="{px(n):.1f}" y="{py(0) + 16:.1f}" text-anchor="middle">{n:g}</text>'
+        )
+    for tick in np.linspace(0, high_y, 5)[1:]:
+        parts.append(
+            f'<text x="{left - 6}" y="{py(tick) + 4:.1f}" text-anchor="end">{tick:.3f}</text>'
+        )
+    for row in table:
+        for n, bpp in zip(offsets, row, strict=True):
+            parts.append(f'<circle cx="{px(n):.1f}" cy="{py(bpp):.1f}" r="2" fill="#bbb"/>')
+    for n, bpp in zip(offsets, table.mean(axis=0), strict=True):
+        parts.append(f'<circle cx="{px(n):.1f}" cy="{py(bpp):.1f}" r="4" fill="#1f77b4"/>')
+    y0, y1 = slope * low_x + intercept, slope * high_x + intercept
+    parts += [
+        f'<line x1="{px(low_x):.1f}" y1="{py(y0):.1f}" x2="{px(high_x):.1f}" y2="{py(y1):.1f}" '
+        'stroke="#d62728" stroke-width="2"/>',
+        f'<text x="{left + 8}" y="{top + 12}">bpp = {slope:.4f}·n + {intercept:.4f} '
+        f"(least squares, r² = {r2:.3f}); grey: images, blue: mean</text>",
+        "</svg>",
+    ]
+    return "\n".join(parts) + "\n"
+
+
+def write_tunability(
+    checkpoint_path: Path, images: Sequence[Path], offsets: Sequence[float]
+) -> Any:
+    """The tunable codec's curve on ``images``: ``<name>.tunability.svg`` and its numbers
+    (returned, and added to the card JSON when there is one)."""
+    from perceptlab.codecs.neural.codec import load_model
+    from perceptlab.codecs.neural.tunable import tunability_curve
+
+    checkpoint = checkpoints.load(checkpoint_path)
+    model, _ = load_model("tunable", checkpoint.name, "cpu")
+    pixels = [np.asarray(Image.open(p).convert("RGB")) for p in images]
+    curve = tunability_curve(model, pixels, list(offsets), name=checkpoint.name)
+    svg = tunability_svg(
+        curve.offsets, curve.per_image, curve.slope, curve.intercept, curve.r2,
+        title=f"{checkpoint.name}: tunability on Kodak ({len(images)} images)",
+    )  # fmt: skip
+    checkpoint_path.with_name(checkpoint.name + ".tunability.svg").write_text(svg)
+    numbers = {
+        "offsets": list(curve.offsets),
+        "mean_bpp": list(curve.bpp),
+        "slope": curve.slope,
+        "intercept": curve.intercept,
+        "r2": curve.r2,
+    }
+    path = card_path(checkpoint_path)
+    if path.is_file():
+        card = json.loads(path.read_text())
+        card["tunability"] = numbers
+        path.write_text(json.dumps(card, indent=1, ensure_ascii=False) + "\n")
+        checkpoint_path.with_suffix(".md").write_text(markdown(card))
+    return numbers

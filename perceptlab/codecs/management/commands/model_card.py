@@ -29,6 +29,11 @@ class Command(BaseCommand):
         parser.add_argument("--kodak", type=Path, default=DEFAULT_KODAK)
         parser.add_argument("--limit", type=int, default=None, help="first N images only")
         parser.add_argument("--hardware", default="", help="where the evaluation ran")
+        parser.add_argument(
+            "--tunability",
+            action="store_true",
+            help="tunable codec: also draw bpp against n (−2…2) with its least-squares line",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         from perceptlab.codecs.neural import cards, checkpoints
@@ -49,5 +54,11 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"{point['params'] or 'defaults'}: {s['bpp']:.4f} bpp, {s['psnr']:.2f} dB, "
                 f"MS-SSIM {s['ms_ssim']:.4f} ({s['images']} images)"
+            )
+        if options["tunability"]:
+            numbers = cards.write_tunability(path, images, [n / 2 for n in range(-4, 5)])
+            self.stdout.write(
+                f"tunability: bpp = {numbers['slope']:.4f}·n + {numbers['intercept']:.4f} "
+                f"(r² {numbers['r2']:.3f})"
             )
         self.stdout.write(self.style.SUCCESS(f"wrote {cards.card_path(path)}"))
