@@ -37,6 +37,7 @@ from perceptlab.codecs.neural.baselines import (
     Mbt2018MeanCodec,
     official_name,
 )
+from perceptlab.codecs.neural.codec import device_kind
 from perceptlab.codecs.neural.container import pack, unpack
 
 pytestmark = pytest.mark.needs_torch
@@ -217,7 +218,7 @@ def test_round_trip_is_the_zoo_models_own_compress_and_decompress(
     assert header.model == path.name[: -len(SUFFIX)]
     assert header.weights_sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
     assert (header.height, header.width, header.pad_bottom, header.pad_right) == (64, 96, 0, 32)
-    assert header.params == {"quality": 1} and header.device_type == "cpu"
+    assert header.params == {"quality": 1} and header.device_type == device_kind("cpu")
     assert len(container.sections) == 2
 
     # Same bytes and pixels as CompressAI's own compress/decompress on the padded input.

@@ -45,6 +45,7 @@ def test_encode_decode_through_the_adapter(neural_dir: Path) -> None:
     header = unpack(data).header
     assert header.model == "tiny-hific" and header.params == {"qstep": 2.0}
     assert header.weights_sha256 == checkpoints.sha256_file(path)
+    assert header.device_type == f"cpu/{torch.backends.cpu.get_cpu_capability()}"
     assert (header.height, header.width, header.pad_bottom, header.pad_right) == (100, 150, 28, 42)
     first, second = hific.decode(data), hific.decode(data)
     assert first.shape == image.shape and first.dtype == np.uint8

@@ -73,6 +73,19 @@ def configured_threads() -> int | None:
     return None
 
 
+def device_kind(device: str) -> str:
+    """What the header records of the encoding device: ``cuda``, or ``cpu/<SIMD level>``
+    (``torch.backends.cpu.get_cpu_capability()``: AVX2, AVX512 …). CPUs with other vector
+    units may round a network's outputs differently in the last bit, which can change the
+    coding tables the decoder derives from them."""
+    import torch
+
+    kind = device.split(":")[0]
+    if kind == "cpu":
+        return f"cpu/{torch.backends.cpu.get_cpu_capability()}"
+    return kind
+
+
 def to_tensor(image: np.ndarray, device: str = "cpu") -> torch.Tensor:
     """(H, W, 3) uint8 → (1, 3, H, W) float32 in [0, 1] (the one place this happens)."""
     import torch
@@ -209,7 +222,7 @@ class NeuralCodec(Codec):
             width=image.shape[1],
             pad_bottom=pad_bottom,
             pad_right=pad_right,
-            device_type=device.split(":")[0],
+            device_type=device_kind(device),
             params=model_params,
         )
         return pack(header, sections)
@@ -222,7 +235,7 @@ class NeuralCodec(Codec):
         except ContainerError as error:
             raise CodecError(self.slug, str(error)) from None
         header = container.header
-        device_type = header.device_type
+        device_type = header.device_type.split("/")[0]
         device = self._device(
             None if configured_device().split(":")[0] == device_type else device_type
         )
@@ -234,6 +247,17 @@ class NeuralCodec(Codec):
                 f"(sha256 {header.weights_sha256[:12]}…, here {checkpoint.sha256[:12]}…)",
             )
         padded = (header.height + header.pad_bottom, header.width + header.pad_right)
-        with torch.inference_mode():
-            x_hat = model.decompress(list(container.sections), padded, dict(header.params))
+        here = device_kind(device)
+        try:
+            with torch.inference_mode():
+                x_hat = model.decompress(list(container.sections), padded, dict(header.params))
+        except (ValueError, RuntimeError) as error:
+            note = (
+                f"; it was encoded on {header.device_type} and this is {here}: entropy-coded "
+                "neural bitstreams decode reliably only where the model's floating-point "
+                "results are bit-identical"
+                if header.device_type != here
+                else ""
+            )
+            raise CodecError(self.slug, f"the bitstream does not decode ({error}){note}") from None
         return to_image(x_hat[..., : header.height, : header.width])

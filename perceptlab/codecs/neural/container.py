@@ -7,7 +7,7 @@ Layout (all integers are unsigned LEB128 varints unless a width is given)::
     model name                   varint length + UTF-8   (the checkpoint's name, e.g. "hific-small")
     model version                varint length + UTF-8
     weights SHA-256              32 bytes (of the checkpoint file the encoder used)
-    device type                  varint length + ASCII ("cpu" or "cuda": decode on the same type)
+    device type                  varint length + ASCII ("cuda", or "cpu/<SIMD>" e.g. "cpu/AVX2")
     height, width                varints (the image's own size)
     pad bottom, pad right        varints (rows/columns added to reach the model's stride)
     codec parameters             varint length + compact JSON object (e.g. {"qstep":1.0})
