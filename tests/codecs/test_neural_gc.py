@@ -85,3 +85,51 @@ def test_one_training_step_gives_finite_losses_and_gradients() -> None:
     assert torch.isfinite(d_loss)
     card = system.description()
     assert card["bound_bpp"] == pytest.approx(gc.bound_bpp(4)) and card["perceptual"] == "ms-ssim"
+
+
+def test_selective_mode_trains_on_label_maps(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from neuralkit import training_images
+    from PIL import Image
+
+    from perceptlab.codecs.neural import checkpoints
+    from perceptlab.codecs.neural.training import TrainingError, TrainOptions, train
+
+    data = training_images(tmp_path / "images")
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    for path in sorted(data.glob("*.png")):
+        grey = np.asarray(Image.open(path).convert("L"))
+        Image.fromarray((grey // 86).astype(np.uint8), mode="L").save(labels / path.name)
+    sc = {k: v for k, v in TINY_GC.items() if k != "semantic_classes"}
+    options = TrainOptions(
+        codec="gc", data=data, steps=2, crop=64, batch=2, out=tmp_path / "out",
+        progress=False, labels=labels, overrides={**sc, "semantic_classes": 3},
+    )  # fmt: skip
+    path = train(options, echo=lambda _: None)
+    model = gc.build(checkpoints.load(path).config)
+    assert model.semantic_classes == 3 and model.label_encoder is not None
+    log = (tmp_path / "out" / "gc-c4-small.log.jsonl").read_text()
+    assert '"preserved"' in log
+    (labels / "1.png").unlink()
+    with pytest.raises(TrainingError, match=r"no label map 1\.png"):
+        train(options, echo=lambda _: None)
+    options.overrides = sc
+    with pytest.raises(TrainingError, match="needs a model with semantic classes"):
+        train(options, echo=lambda _: None)
+    options.labels, options.overrides = None, {**sc, "semantic_classes": 3}
+    with pytest.raises(TrainingError, match="needs --labels"):
+        train(options, echo=lambda _: None)
+
+
+def test_training_masks_are_boxes_and_label_maps_become_one_hot() -> None:
+    torch.manual_seed(0)
+    masks = gc.random_boxes(4, (40, 60))
+    for mask in masks[:, 0]:
+        rows, cols = mask.sum(1), mask.sum(0)
+        assert 0.3 * 40 - 1 <= rows.count_nonzero() <= 0.8 * 40 + 1
+        assert 0.3 * 60 - 1 <= cols.count_nonzero() <= 0.8 * 60 + 1
+        assert float(mask.sum()) == float(rows.count_nonzero() * cols.count_nonzero())
+    labels = torch.tensor([[[[0, 2], [1, 1]]]])
+    assert gc.one_hot(labels, 3)[0, :, 0, 1].tolist() == [0.0, 0.0, 1.0]
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        gc.one_hot(labels, 2)

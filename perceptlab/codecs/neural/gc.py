@@ -26,7 +26,9 @@ map s (one-hot) and a preservation mask m. F(s), an encoder of E's structure, fe
 ŵ; ŵ is zeroed where m (downsampled to the latent grid) is 0 and only the preserved symbols
 are coded, plus the mask (one bit per latent position) and the label map (zlib-compressed
 class indices). No dataset here has semantic label maps, so SC is trainable with
-``--set semantic_classes=K`` on data that has them but no SC checkpoint ships.
+``--set semantic_classes=K --labels DIR`` (one PNG of class indices per image; training
+preserves a random box per image and conditions D on s) on data that has them, but no SC
+checkpoint ships.
 """
 
 from __future__ import annotations
@@ -253,6 +255,30 @@ def latent_mask(mask: torch.Tensor, grid: torch.Size | tuple[int, int]) -> torch
     return (F.adaptive_max_pool2d(mask.float(), tuple(grid)) > 0.5).float()
 
 
+def one_hot(labels: torch.Tensor, classes: int) -> torch.Tensor:
+    """(B, 1, H, W) class indices → (B, K, H, W) float one-hot; an index ≥ K is an error."""
+    if int(labels.max()) >= classes or int(labels.min()) < 0:
+        raise ValueError(f"label map values must lie in [0, {classes - 1}]")
+    return F.one_hot(labels[:, 0], classes).permute(0, 3, 1, 2).float()
+
+
+def random_boxes(
+    count: int, size: torch.Size | tuple[int, int], *, device: Any = "cpu"
+) -> torch.Tensor:
+    """SC training's preservation masks: one random box per image covering 30–80 % of each
+    side (1 = preserved, stored; 0 = generated from the label map)."""
+    height, width = int(size[0]), int(size[1])
+    masks = torch.zeros(count, 1, height, width, device=device)
+    sides = 0.3 + 0.5 * torch.rand(count, 2)
+    for index in range(count):
+        h = max(1, int(sides[index, 0] * height))
+        w = max(1, int(sides[index, 1] * width))
+        top = int(torch.randint(0, height - h + 1, ()))
+        left = int(torch.randint(0, width - w + 1, ()))
+        masks[index, :, top : top + h, left : left + w] = 1.0
+    return masks
+
+
 def build(config: dict[str, Any]) -> GC:
     return GC(config)
 
@@ -264,16 +290,29 @@ class GCSystem(nn.Module):
             raise ValueError("channels must be at least 1")
         self.config = config
         self.codec = GC(config)
-        self.discriminator = MultiScaleDiscriminator(3, tuple(config["discriminator_channels"]))
+        classes = int(config["semantic_classes"])
+        # SC's D is conditioned on the label map: it sees [image, one-hot s]
+        self.discriminator = MultiScaleDiscriminator(
+            3 + classes, tuple(config["discriminator_channels"])
+        )
         self.perceptual = losses.PerceptualTerm(str(config["perceptual"]))
 
     def gan_active(self, step: int) -> bool:
         return step >= int(self.config["gan_start_step"])
 
+    def _condition(self, x: torch.Tensor, onehot: torch.Tensor | None) -> torch.Tensor:
+        return x if onehot is None else torch.cat([x, onehot], dim=1)
+
     def generator_loss(
-        self, x: torch.Tensor, step: int
+        self, x: torch.Tensor, step: int, labels: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, dict[str, float], dict[str, torch.Tensor]]:
-        out = self.codec(x)
+        onehot = mask = None
+        if self.codec.semantic_classes:
+            if labels is None:
+                raise ValueError("an SC model trains on images with label maps")
+            onehot = one_hot(labels, self.codec.semantic_classes)
+            mask = random_boxes(x.shape[0], x.shape[-2:], device=x.device)
+        out = self.codec(x, onehot, mask)
         x_hat = out["x_hat"]
         mse = F.mse_loss(x_hat * 2.0 - 1.0, x * 2.0 - 1.0)  # images in [−1, 1]
         perceptual = self.perceptual(x_hat, x)
@@ -282,22 +321,29 @@ class GCSystem(nn.Module):
             + float(self.config["perceptual_weight"]) * perceptual
         )
         logs = {"mse": float(mse.detach()), "perceptual": float(perceptual.detach())}
+        if mask is not None:
+            logs["preserved"] = float(mask.mean())
         if self.gan_active(step):
-            fake = self.discriminator(x_hat)
+            fake = self.discriminator(self._condition(x_hat, onehot))
             with torch.no_grad():
-                real = self.discriminator(x)
+                real = self.discriminator(self._condition(x, onehot))
             adversarial = losses.lsgan_generator_loss(fake)
             matching = losses.feature_matching_loss(real, fake)
             loss = loss + adversarial + float(self.config["feature_matching_weight"]) * matching
             logs.update({"g_adv": float(adversarial.detach()), "fm": float(matching.detach())})
         logs["loss"] = float(loss.detach())
-        return loss, logs, {"x_hat": x_hat.detach()}
+        cache = {"x_hat": x_hat.detach()}
+        if onehot is not None:
+            cache["onehot"] = onehot
+        return loss, logs, cache
 
     def discriminator_loss(
         self, x: torch.Tensor, cache: dict[str, torch.Tensor], step: int
     ) -> tuple[torch.Tensor, dict[str, float]]:
+        onehot = cache.get("onehot")
         loss = losses.lsgan_discriminator_loss(
-            self.discriminator(x), self.discriminator(cache["x_hat"])
+            self.discriminator(self._condition(x, onehot)),
+            self.discriminator(self._condition(cache["x_hat"], onehot)),
         )
         return loss, {"d_loss": float(loss.detach())}
 

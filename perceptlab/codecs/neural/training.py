@@ -75,6 +75,8 @@ class TrainOptions:
     progress: bool = True
     max_seconds: float | None = None
     """Stop (and write the checkpoint) once this much training time has passed."""
+    labels: Path | None = None
+    """Folder of semantic label maps (GC's selective mode, ``semantic_classes`` > 0)."""
     init_from: str = ""
     """Start the codec from this checkpoint (name or path) — e.g. to continue training a
     shipped model on another machine; the discriminator and optimisers start afresh."""
@@ -126,24 +128,42 @@ class CropSampler:
     """Random training crops: each image is first downscaled by a random factor in
     [0.75, 0.95] (never below the crop size; HiFiC's data pipeline), then cropped at a random
     position and flipped left–right with probability ½. All images stay in memory as uint8.
+
+    With ``labels_dir`` (GC's selective mode) every image needs a semantic label map of the
+    same size, ``<labels_dir>/<image stem>.png`` holding class indices (8-bit, one channel),
+    which is scaled (nearest neighbour), cropped and flipped with its image.
     """
 
-    def __init__(self, files: Sequence[Path], crop: int, device: str, seed: int) -> None:
+    def __init__(
+        self,
+        files: Sequence[Path],
+        crop: int,
+        device: str,
+        seed: int,
+        labels_dir: Path | None = None,
+    ) -> None:
         import torch
         from PIL import Image
 
         self.crop = crop
         self.device = device
         self.images: list[torch.Tensor] = []
+        self.labels: list[torch.Tensor] = []
         for path in files:
             with Image.open(path) as image:
                 pixels = np.asarray(image.convert("RGB"))
             if min(pixels.shape[:2]) < crop:
                 continue
             self.images.append(torch.from_numpy(pixels.copy()).permute(2, 0, 1).to(device))
+            if labels_dir is not None:
+                self.labels.append(_label_map(labels_dir, path, pixels.shape[:2]).to(device))
         if not self.images:
             raise TrainingError(f"no training image is at least {crop}×{crop} pixels")
         self.generator = np.random.default_rng(seed)
+
+    @property
+    def has_labels(self) -> bool:
+        return bool(self.labels)
 
     def state(self) -> dict[str, Any]:
         return dict(self.generator.bit_generator.state)
@@ -152,30 +172,60 @@ class CropSampler:
         self.generator.bit_generator.state = dict(state)
 
     def batch(self, size: int) -> torch.Tensor:
+        return self.batch_with_labels(size)[0]
+
+    def batch_with_labels(self, size: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(B, 3, crop, crop) in [0, 1], and (B, 1, crop, crop) class indices or None."""
         import torch
         import torch.nn.functional as F
 
-        crops = []
+        crops, label_crops = [], []
         for index in self.generator.integers(len(self.images), size=size):
             image = self.images[int(index)]
             height, width = image.shape[1:]
             low = max(0.75, self.crop / min(height, width))
             factor = float(self.generator.uniform(low, max(low, 0.95)))
-            scaled = image.unsqueeze(0).float()
             new_size = (
                 max(self.crop, round(height * factor)),
                 max(self.crop, round(width * factor)),
             )
             scaled = F.interpolate(
-                scaled, size=new_size, mode="bilinear", antialias=True, align_corners=False
+                image.unsqueeze(0).float(),
+                size=new_size,
+                mode="bilinear",
+                antialias=True,
+                align_corners=False,
             )
             top = int(self.generator.integers(new_size[0] - self.crop + 1))
             left = int(self.generator.integers(new_size[1] - self.crop + 1))
-            crop = scaled[..., top : top + self.crop, left : left + self.crop]
-            if self.generator.random() < 0.5:
-                crop = crop.flip(-1)
-            crops.append(crop)
-        return torch.cat(crops).div_(255.0).clamp_(0.0, 1.0)
+            window = (slice(None), slice(None), slice(top, top + self.crop))
+            crop = scaled[window][..., left : left + self.crop]
+            flip = self.generator.random() < 0.5
+            crops.append(crop.flip(-1) if flip else crop)
+            if self.labels:
+                labels = F.interpolate(
+                    self.labels[int(index)][None, None].float(), size=new_size, mode="nearest"
+                )
+                label_crop = labels[window][..., left : left + self.crop]
+                label_crops.append(label_crop.flip(-1) if flip else label_crop)
+        images = torch.cat(crops).div_(255.0).clamp_(0.0, 1.0)
+        return images, (torch.cat(label_crops).long() if label_crops else None)
+
+
+def _label_map(folder: Path, image: Path, size: tuple[int, ...]) -> torch.Tensor:
+    import torch
+    from PIL import Image
+
+    path = folder / f"{image.stem}.png"
+    if not path.is_file():
+        raise TrainingError(f"--labels {folder}: no label map {path.name} for {image.name}")
+    with Image.open(path) as opened:
+        if opened.mode not in ("L", "P"):
+            raise TrainingError(f"{path} is not a one-channel map of class indices")
+        labels = np.asarray(opened)
+    if labels.shape != tuple(size):
+        raise TrainingError(f"{path} is {labels.shape}, its image {tuple(size)}")
+    return torch.from_numpy(labels.astype(np.int64))
 
 
 def _optimisers(system: Any, lr: float) -> dict[str, torch.optim.Optimizer]:
@@ -222,7 +272,13 @@ def train(options: TrainOptions, *, echo: Any = print) -> Path:
     system = family_module(family).training_system(config).to(options.device)
     optimisers = _optimisers(system, options.lr)
     files = image_files(options.data)
-    sampler = CropSampler(files, options.crop, options.device, options.seed)
+    if options.labels is not None and not int(config.get("semantic_classes", 0)):
+        raise TrainingError(
+            "--labels needs a model with semantic classes (--set semantic_classes=K)"
+        )
+    if int(config.get("semantic_classes", 0)) and options.labels is None:
+        raise TrainingError("a selective (SC) model needs --labels DIR with the label maps")
+    sampler = CropSampler(files, options.crop, options.device, options.seed, options.labels)
     step = 0
     seconds = 0.0
     previous: dict[str, Any] = {}
@@ -276,9 +332,10 @@ def train(options: TrainOptions, *, echo: Any = print) -> Path:
                 echo(f"stopping at step {step}: --max-seconds {options.max_seconds:g} reached")
                 break
             started = time.perf_counter()
-            x = sampler.batch(options.batch)
+            x, labels = sampler.batch_with_labels(options.batch)
+            extra = {} if labels is None else {"labels": labels}
             optimisers["codec"].zero_grad(set_to_none=True)
-            loss, logs, cache = system.generator_loss(x, step)
+            loss, logs, cache = system.generator_loss(x, step, **extra)
             if not torch.isfinite(loss):
                 raise TrainingError(f"the loss became {loss.item()} at step {step}; lower --lr")
             loss.backward()
@@ -400,6 +457,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-seconds", type=float, default=None, help="stop after this much training time"
     )
     parser.add_argument(
+        "--labels", type=Path, default=None, help="GC selective mode: folder of label maps"
+    )
+    parser.add_argument(
         "--init-from", default="", help="start the codec from this checkpoint (name or path)"
     )
     parser.add_argument("--no-progress", action="store_true")
@@ -429,6 +489,7 @@ def options_from(namespace: Mapping[str, Any], default_out: Path) -> TrainOption
         progress=not namespace.get("no_progress"),
         max_seconds=namespace.get("max_seconds"),
         init_from=namespace.get("init_from") or "",
+        labels=Path(namespace["labels"]) if namespace.get("labels") else None,
     )
 
 
