@@ -85,7 +85,7 @@ from torch import nn
 
 from perceptlab.codecs.base import Dial, Param, Params, bits_per_pixel
 from perceptlab.codecs.neural import huffman, losses
-from perceptlab.codecs.neural.codec import NeuralCodec, pad_to, to_tensor
+from perceptlab.codecs.neural.codec import NeuralCodec, device_kind, pad_to, to_tensor
 from perceptlab.codecs.neural.container import Header, pack
 from perceptlab.codecs.neural.layers import (
     MultiScaleDiscriminator,
@@ -543,6 +543,7 @@ def tunability_curve(
                     width=int(width),
                     pad_bottom=pad_bottom,
                     pad_right=pad_right,
+                    device_type=device_kind(str(device)),
                     params={"offset": float(offset)},
                 )
                 row.append(bits_per_pixel(len(pack(header, sections)), int(height), int(width)))
