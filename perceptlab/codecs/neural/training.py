@@ -242,11 +242,22 @@ def _optimisers(system: Any, lr: float) -> dict[str, torch.optim.Optimizer]:
 
 
 def hardware(device: str) -> str:
+    """The GPU's name, or the CPU's model name (``/proc/cpuinfo`` where there is one)."""
+    import os
+
     import torch
 
     if device.startswith("cuda") and torch.cuda.is_available():
         return f"{torch.cuda.get_device_name(0)} (CUDA {torch.version.cuda})"
-    return f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} thread(s)"
+    name = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text(errors="replace").splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    threads = torch.get_num_threads()
+    return f"{name}, {os.cpu_count()} cores, torch on {threads} thread(s)"
 
 
 def train(options: TrainOptions, *, echo: Any = print) -> Path:
