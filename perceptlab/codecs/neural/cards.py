@@ -25,6 +25,7 @@ from PIL import Image
 
 from perceptlab.codecs.base import bits_per_pixel
 from perceptlab.codecs.neural import checkpoints
+from perceptlab.codecs.neural.codec import NeuralCodec
 from perceptlab.codecs.registry import get_codec
 
 CARD_SUFFIX = ".card.json"
@@ -116,12 +117,22 @@ def write_card(
 ) -> dict[str, Any]:
     """Measure each operating point on ``images`` and write the JSON and Markdown card."""
     checkpoint = checkpoints.load(checkpoint_path)
+    codec = get_codec(slug)
+    if not isinstance(codec, NeuralCodec):
+        raise ValueError(f"{slug} is not a neural codec")
     points = []
     for params in operating_points:
-        results = measure(slug, {"model": checkpoint.name, **params}, images)
+        params = dict(params)
+        if "model" in {p.name for p in codec.params}:
+            params = {"model": checkpoint.name, **params}
+        chosen = codec.checkpoint_name(codec.validate_params(params))
+        if chosen != checkpoint.name:
+            raise ValueError(f"{slug} with {params} encodes with {chosen}, not {checkpoint.name}")
+        results = measure(slug, params, images)
         points.append(
             {
-                "params": dict(params),
+                "params": {k: v for k, v in params.items() if k != "model"},
+                "codec_params": codec.validate_params(params),
                 "summary": summary(results),
                 "images": [asdict(r) for r in results],
             }

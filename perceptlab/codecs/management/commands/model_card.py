@@ -8,6 +8,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from perceptlab.codecs.base import CodecError
+
 DEFAULT_KODAK = Path(__file__).resolve().parents[5] / "shared" / "datasets" / "kodak"
 
 
@@ -46,9 +48,12 @@ class Command(BaseCommand):
             raise CommandError(str(error)) from None
         if not all(isinstance(point, dict) for point in points):
             raise CommandError("--params takes a JSON object")
-        card = cards.write_card(
-            path, options["codec"], points, images, hardware=options["hardware"]
-        )
+        try:
+            card = cards.write_card(
+                path, options["codec"], points, images, hardware=options["hardware"]
+            )
+        except (ValueError, CodecError) as error:
+            raise CommandError(str(error)) from None
         for point in card["evaluation"]["operating_points"]:
             s = point["summary"]
             self.stdout.write(
