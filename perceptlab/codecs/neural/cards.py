@@ -182,7 +182,7 @@ def markdown(card: Mapping[str, Any]) -> str:
         "This is a small model trained briefly on a CPU: it is undertrained, far from the "
         "paper's quality, and shipped so that the codec runs end to end.",
         "",
-        f"## Kodak ({card['evaluation']['dataset']})",
+        f"## Evaluation on {card['evaluation']['dataset']}",
         "",
         f"{card['evaluation']['metrics']}. Hardware: {card['evaluation']['hardware']}.",
         "",
