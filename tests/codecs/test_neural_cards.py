@@ -69,7 +69,10 @@ def test_every_shipped_checkpoint_has_a_card_and_every_card_its_checkpoint() -> 
 
 
 @pytest.mark.parametrize("card_file", SHIPPED_CARDS, ids=lambda p: p.name)
-def test_a_shipped_checkpoint_decodes_kodak_at_its_cards_numbers(card_file: Path) -> None:
+def test_a_shipped_checkpoint_decodes_kodak_at_its_cards_numbers(
+    card_file: Path, neural_dir: Path
+) -> None:
+    # neural_dir: an empty PERCEPTLAB_NEURAL_DIR, so the shipped file is the one measured
     card = json.loads(card_file.read_text())
     checkpoint = checkpoints.SHIPPED_DIR / f"{card['name']}{checkpoints.SUFFIX}"
     assert checkpoints.sha256_file(checkpoint) == card["weights_sha256"]
@@ -107,7 +110,9 @@ SHIPPED_TUNABLE = [c for c in SHIPPED_CARDS if json.loads(c.read_text())["codec"
 
 
 @pytest.mark.parametrize("card_file", SHIPPED_TUNABLE, ids=lambda p: p.name)
-def test_the_shipped_tunable_codec_spends_more_bits_as_n_grows(card_file: Path) -> None:
+def test_the_shipped_tunable_codec_spends_more_bits_as_n_grows(
+    card_file: Path, neural_dir: Path
+) -> None:
     name = json.loads(card_file.read_text())["name"]
     offsets = [-2.0, -1.0, 0.0, 1.0, 2.0]
     bpps = [

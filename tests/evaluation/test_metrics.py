@@ -310,9 +310,10 @@ def fake_weights(tmp_path: Path) -> tuple[Path, dict[str, weights.WeightFile]]:
     torch.save({"alpha": half, "beta": half}, folder / "dists_weights.pt")
     lpips = [torch.full((1, c, 1, 1), 0.1) for c in (64, 128, 256, 512, 512)]
     torch.save(lpips, folder / "lpips_weights.pt")
+    metric_files = ("vgg16-397923af.pth", "dists_weights.pt", "lpips_weights.pt")
     manifest = {
-        name: dataclasses.replace(entry, sha256=weights.sha256_of(folder / name))
-        for name, entry in weights.MANIFEST.items()
+        name: dataclasses.replace(weights.MANIFEST[name], sha256=weights.sha256_of(folder / name))
+        for name in metric_files
     }
     return folder, manifest
 
