@@ -98,7 +98,7 @@ for _entry in (
         "hific",
         "HiFiC",
         "neural",
-        f"{_N}.hific:HiFiCCodec",
+        f"{_N}.registered:HiFiCCodec",
         "HiFiC (Mentzer et al. 2020) on CompressAI: mean-scale hyperprior, ChannelNorm, "
         "conditional GAN; rate by the latent quantisation step",
     ),
@@ -106,14 +106,14 @@ for _entry in (
         "hific-sparse",
         "HiFiC + latent sparsity",
         "neural",
-        f"{_N}.hific:HiFiCSparseCodec",
+        f"{_N}.registered:HiFiCSparseCodec",
         "HiFiC trained with an extra penalty on non-zero latent values (seed 003)",
     ),
     CodecEntry(
         "gc",
         "GC (extreme generative compression)",
         "neural",
-        f"{_N}.gc:GCCodec",
+        f"{_N}.registered:GCCodec",
         "Agustsson et al. 2019: 5-level quantised latent at the log2(5) bound, "
         "multi-scale GAN; rate by the channel count C",
     ),
@@ -121,7 +121,7 @@ for _entry in (
         "tunable",
         "Tunable importance-map GAN codec",
         "neural",
-        f"{_N}.tunable:TunableCodec",
+        f"{_N}.registered:TunableCodec",
         "Wu, Huang & Shen 2020: pyramid encoder, importance map with a tunable offset n, "
         "L=4 quantiser, per-channel Huffman; rate by bisecting n per image",
     ),
@@ -129,7 +129,7 @@ for _entry in (
         "rdo-gllmm",
         "RDO-GAN (GLLMM)",
         "neural",
-        f"{_N}.rdo:RDOCodec",
+        f"{_N}.registered:RDOCodec",
         "HiFiC-style GAN codec with a DISTS + MS-SSIM rate-distortion objective and a "
         "Gaussian–Laplacian–logistic mixture entropy model (Xia et al. 2023)",
     ),

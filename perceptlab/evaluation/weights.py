@@ -180,9 +180,12 @@ class FileState:
 
 def configured_weights_dir() -> Path:
     """The weights directory from Django settings (``PERCEPTLAB_WEIGHTS_DIR``, else
-    ``VAR_DIR / "weights"``)."""
+    ``VAR_DIR / "weights"``); outside Django (a training run on a GPU machine) the
+    ``PERCEPTLAB_WEIGHTS_DIR`` environment variable, else ``var/weights``."""
     from django.conf import settings
 
+    if not settings.configured:
+        return Path(os.environ.get("PERCEPTLAB_WEIGHTS_DIR", "var/weights"))
     return Path(getattr(settings, "PERCEPTLAB_WEIGHTS_DIR", settings.VAR_DIR / "weights"))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -214,3 +215,23 @@ def _codecs_json() -> list[dict[str, object]]:
     out = StringIO()
     call_command("codecs", "--json", stdout=out)
     return [json.loads(line) for line in out.getvalue().splitlines()]
+
+
+def test_listing_the_codecs_and_their_availability_does_not_import_torch() -> None:
+    """The admin's codec choices run on web requests: no torch or CompressAI import there."""
+    import subprocess
+    import sys
+
+    script = (
+        "import django, sys; django.setup()\n"
+        "from perceptlab.codecs.admin import codec_choices_with_availability\n"
+        "from perceptlab.codecs.registry import REGISTRY, get_codec\n"
+        "codec_choices_with_availability()\n"
+        "[get_codec(slug).version() for slug in REGISTRY]\n"
+        "print(sorted({'torch', 'compressai'} & set(sys.modules)))\n"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "perceptlab.settings"}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True
+    )
+    assert done.stdout.strip().splitlines()[-1] == "[]"

@@ -22,6 +22,7 @@ from perceptlab.codecs.neural import codec as neural_codec
 from perceptlab.codecs.neural import rdo
 from perceptlab.codecs.neural.checkpoints import Checkpoint, load
 from perceptlab.codecs.neural.codec import to_tensor
+from perceptlab.codecs.neural.registered import RDOCodec
 from perceptlab.codecs.neural.training import TrainOptions, train
 
 pytestmark = pytest.mark.needs_torch
@@ -173,7 +174,7 @@ def test_a_two_step_training_run_writes_a_checkpoint_the_codec_encodes_with(
 ) -> None:
     checkpoint: Checkpoint = load(trained_dir / "rdo-gllmm-small.pt", family="rdo")
     assert checkpoint.card["steps"] == 2 and checkpoint.card["perceptual"] == "ms-ssim"
-    codec = rdo.RDOCodec()
+    codec = RDOCodec()
     assert codec.availability().available
     image = np.ascontiguousarray(kodim23[:72, :100])  # padded to 128×128 inside
     bitstream = codec.encode(image, {})

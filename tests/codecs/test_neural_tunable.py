@@ -22,6 +22,7 @@ from perceptlab.codecs.base import CodecParamError, bits_per_pixel
 from perceptlab.codecs.neural import checkpoints, huffman, tunable
 from perceptlab.codecs.neural.codec import forget_models, load_model, pad_to, to_tensor
 from perceptlab.codecs.neural.container import unpack
+from perceptlab.codecs.neural.registered import TunableCodec
 from perceptlab.codecs.neural.training import TrainOptions, train
 
 pytestmark = pytest.mark.needs_torch
@@ -269,7 +270,7 @@ def test_a_short_training_run_gives_a_checkpoint_the_codec_uses(
     assert checkpoint.name == "tunable-small" and checkpoint.card["steps"] == 2
     assert path.stat().st_size <= 6_000_000  # fp16 weights of < 3 M parameters
 
-    codec = tunable.TunableCodec()
+    codec = TunableCodec()
     assert codec.dial is not None and codec.dial.name == "offset" and codec.dial.increasing
     assert codec.availability().available
     image = np.ascontiguousarray(kodim23[200:270, 300:390])  # 70 x 90: needs padding

@@ -65,7 +65,13 @@ from perceptlab.codecs.base import (
     Params,
 )
 from perceptlab.codecs.neural.checkpoints import Checkpoint, sha256_file
-from perceptlab.codecs.neural.codec import NeuralCodec, configured_threads, torch_available
+from perceptlab.codecs.neural.codec import (
+    NeuralCodec,
+    configured_threads,
+    library_versions,
+    torch_installed,
+)
+from perceptlab.codecs.neural.container import FORMAT_VERSION
 
 if TYPE_CHECKING:
     import torch
@@ -363,20 +369,12 @@ class CompressAIBaseline(NeuralCodec):
     default_quality: ClassVar[int]
 
     def version(self) -> str:
-        try:
-            import compressai
-            import torch
-        except Exception:
-            return f"{self.slug} {ZOO_VERSION} (PyTorch unavailable)"
-        return (
-            f"{self.slug} mse {ZOO_VERSION} container-1, torch {torch.__version__}, "
-            f"compressai {compressai.__version__}"
-        )
+        return f"{self.slug} mse {ZOO_VERSION} container-{FORMAT_VERSION}, {library_versions()}"
 
     def availability(self) -> Availability:
-        """Torch and CompressAI import, and the default quality's weights are present and
-        match their name's hash prefix (other qualities are checked when used)."""
-        state = torch_available()
+        """Torch and CompressAI are installed, and the default quality's weights are present
+        and match their name's hash prefix (other qualities are checked when used)."""
+        state = torch_installed()
         if not state.available:
             return state
         try:

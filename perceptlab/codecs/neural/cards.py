@@ -13,7 +13,6 @@ Kodak images with each shipped checkpoint and checks them against the card.
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -43,9 +42,11 @@ class ImageResult:
 
 
 def psnr(reference: np.ndarray, decoded: np.ndarray) -> float:
-    """10·log10(255² / MSE) over all pixels and channels (∞ for identical images)."""
-    mse = float(np.mean((reference.astype(np.float64) - decoded.astype(np.float64)) ** 2))
-    return math.inf if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
+    """PSNR of two uint8 RGB images, peak 255 (:func:`perceptlab.evaluation.metrics.psnr`)."""
+    from perceptlab.evaluation.metrics import psnr as psnr_batch
+
+    pair = (reference[None].astype(np.float64), decoded[None].astype(np.float64))
+    return float(psnr_batch(*pair, data_range=255.0)[0])
 
 
 def ms_ssim(reference: np.ndarray, decoded: np.ndarray) -> float:

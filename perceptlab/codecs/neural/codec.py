@@ -18,6 +18,7 @@ only when a model is first used.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import threading
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -49,6 +50,27 @@ def torch_available() -> Availability:
             False, f"PyTorch/CompressAI cannot be imported ({error}); pip install -e '.[neural]'"
         )
     return Availability(True)
+
+
+def torch_installed() -> Availability:
+    """Whether PyTorch and CompressAI are installed, found without importing them (the
+    admin asks on web requests; importing torch there would cost seconds and memory)."""
+    missing = [name for name in ("torch", "compressai") if importlib.util.find_spec(name) is None]
+    if missing:
+        return Availability(
+            False, f"{' and '.join(missing)} not installed; pip install -e '.[neural]'"
+        )
+    return Availability(True)
+
+
+def library_versions() -> str:
+    """``torch X, compressai Y`` from the installed distributions (nothing imported)."""
+    from importlib import metadata
+
+    try:
+        return f"torch {metadata.version('torch')}, compressai {metadata.version('compressai')}"
+    except metadata.PackageNotFoundError:
+        return "PyTorch unavailable"
 
 
 def configured_device() -> str:
@@ -159,16 +181,10 @@ class NeuralCodec(Codec):
         raise NotImplementedError
 
     def version(self) -> str:
-        try:
-            import compressai
-            import torch
-        except Exception:
-            return f"{self.family} (PyTorch unavailable)"
-        libraries = f"torch {torch.__version__}, compressai {compressai.__version__}"
-        return f"{self.family} container-{FORMAT_VERSION}, {libraries}"
+        return f"{self.family} container-{FORMAT_VERSION}, {library_versions()}"
 
     def availability(self) -> Availability:
-        state = torch_available()
+        state = torch_installed()
         if not state.available:
             return state
         name = self.default_checkpoint()

@@ -36,7 +36,7 @@ from __future__ import annotations
 import math
 import zlib
 from itertools import pairwise
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
@@ -46,19 +46,18 @@ from compressai.ans import RansDecoder, RansEncoder
 from compressai.models import CompressionModel
 from torch import nn
 
-from perceptlab.codecs.base import Dial, Param, Params
 from perceptlab.codecs.neural import losses
-from perceptlab.codecs.neural.codec import NeuralCodec
 from perceptlab.codecs.neural.layers import (
     MultiScaleDiscriminator,
     ResidualBlock,
     conv_norm_relu,
     up_norm_relu,
 )
+from perceptlab.codecs.neural.registered import GC_CHANNEL_COUNTS
 
 CENTERS = (-2.0, -1.0, 0.0, 1.0, 2.0)
 LEVELS = len(CENTERS)
-CHANNEL_COUNTS = (2, 4, 8, 16)
+CHANNEL_COUNTS = GC_CHANNEL_COUNTS
 
 CONFIGS: dict[str, dict[str, Any]] = {
     "small": {
@@ -367,31 +366,3 @@ class GCSystem(nn.Module):
 
 def training_system(config: dict[str, Any]) -> GCSystem:
     return GCSystem(config)
-
-
-class GCCodec(NeuralCodec):
-    """``gc``: one trained model per latent channel count C; C is the rate dial."""
-
-    slug = "gc"
-    family = "gc"
-    params = (
-        Param(
-            "channels",
-            int,
-            8,
-            "latent channels C (bpp ≤ C·log₂5/256: 0.018, 0.036, 0.073, 0.145)",
-            choices=CHANNEL_COUNTS,
-        ),
-        Param("config", str, "small", "which trained configuration (checkpoint gc-c<C>-<config>)"),
-    )
-    dial = Dial("channels", 2, 16, integer=True, increasing=True, values=CHANNEL_COUNTS)
-    default_checkpoint_name: ClassVar[str] = "gc-c8-small"
-
-    def checkpoint_name(self, params: Params) -> str:
-        return f"gc-c{params['channels']}-{params['config']}"
-
-    def model_params(self, params: Params) -> dict[str, int | float | str]:
-        return {}
-
-    def default_checkpoint(self) -> str:
-        return self.default_checkpoint_name

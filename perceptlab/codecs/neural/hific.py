@@ -38,7 +38,7 @@ point; larger Δ spends fewer bits.
 from __future__ import annotations
 
 from itertools import pairwise
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -47,9 +47,7 @@ from compressai.models import CompressionModel
 from compressai.ops import quantize_ste
 from torch import nn
 
-from perceptlab.codecs.base import Dial, Param
 from perceptlab.codecs.neural import losses
-from perceptlab.codecs.neural.codec import NeuralCodec
 from perceptlab.codecs.neural.layers import (
     ChannelNorm,
     ConditionalDiscriminator,
@@ -320,37 +318,3 @@ class HiFiCSystem(nn.Module):
 
 def training_system(config: dict[str, Any]) -> HiFiCSystem:
     return HiFiCSystem(config)
-
-
-class HiFiCCodec(NeuralCodec):
-    """``hific``: HiFiC-small trained here; Δ (``qstep``) moves it along its rate curve."""
-
-    slug = "hific"
-    family = "hific"
-    default_model: ClassVar[str] = "hific-small"
-    params = (
-        Param("model", str, "hific-small", "checkpoint name (shipped or trained here)"),
-        Param(
-            "qstep",
-            float,
-            1.0,
-            "quantisation step Δ of the latent (1 = as trained; larger = fewer bits)",
-            low=0.25,
-            high=16.0,
-        ),
-    )
-    dial = Dial("qstep", 0.25, 16.0, integer=False, increasing=False, log_scale=True)
-
-    def bracket(self, target_bpp: float) -> tuple[float, float] | None:
-        return (0.5, 4.0)
-
-
-class HiFiCSparseCodec(HiFiCCodec):
-    """``hific-sparse``: HiFiC trained with the latent-sparsity loss of seed 003."""
-
-    slug = "hific-sparse"
-    default_model = "hific-sparse-small"
-    params = (
-        Param("model", str, "hific-sparse-small", "checkpoint name (shipped or trained here)"),
-        HiFiCCodec.params[1],
-    )

@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
@@ -72,18 +71,6 @@ def feature_matching_loss(
     return torch.stack(terms).mean()
 
 
-def weights_dir() -> Path:
-    """The ImageNet weights folder: Django's ``PERCEPTLAB_WEIGHTS_DIR`` or the environment."""
-    try:
-        from django.conf import settings
-
-        if settings.configured:
-            return Path(settings.PERCEPTLAB_WEIGHTS_DIR)
-    except ImportError:  # pragma: no cover
-        pass
-    return Path(os.environ.get("PERCEPTLAB_WEIGHTS_DIR", "var/weights"))
-
-
 class PerceptualTerm(torch.nn.Module):
     """A perceptual distance for training: ``preferred`` ("lpips" or "dists") when its weights
     are present, else 1 − MS-SSIM. Never a network with random weights.
@@ -95,13 +82,16 @@ class PerceptualTerm(torch.nn.Module):
         super().__init__()
         from perceptlab.evaluation import weights as weightfiles
         from perceptlab.evaluation.metrics import load_network
+        from perceptlab.evaluation.weights import configured_weights_dir
 
         self.network: torch.nn.Module | None = None
         self.kind = "ms-ssim"
         self.reason = ""
         if preferred != "ms-ssim":
             try:
-                self.network = load_network(preferred, folder or weights_dir(), device=device)
+                self.network = load_network(
+                    preferred, folder or configured_weights_dir(), device=device
+                )
                 self.kind = preferred
             except weightfiles.WeightsUnavailable as error:
                 self.reason = f"{preferred} unavailable ({error}); 1 − MS-SSIM used instead"

@@ -37,14 +37,13 @@ ICCV 2019): symbols round(y/Δ) coded with the mixture of y/Δ (every mean and s
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from compressai.ops import quantize_ste
 from torch import nn
 
-from perceptlab.codecs.base import Param
 from perceptlab.codecs.neural import hific, losses
 from perceptlab.codecs.neural.gllmm import (
     COMPONENTS,
@@ -257,15 +256,3 @@ class RDOSystem(hific.HiFiCSystem):
 
 def training_system(config: dict[str, Any]) -> RDOSystem:
     return RDOSystem(config)
-
-
-class RDOCodec(hific.HiFiCCodec):
-    """``rdo-gllmm``: the improved-RDO GAN codec (seed 000); Δ (``qstep``) as HiFiC's dial."""
-
-    slug = "rdo-gllmm"
-    family = "rdo"
-    default_model: ClassVar[str] = "rdo-gllmm-small"
-    params = (
-        Param("model", str, "rdo-gllmm-small", "checkpoint name (shipped or trained here)"),
-        hific.HiFiCCodec.params[1],
-    )

@@ -171,9 +171,6 @@ class CropSampler:
     def restore(self, state: Mapping[str, Any]) -> None:
         self.generator.bit_generator.state = dict(state)
 
-    def batch(self, size: int) -> torch.Tensor:
-        return self.batch_with_labels(size)[0]
-
     def batch_with_labels(self, size: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(B, 3, crop, crop) in [0, 1], and (B, 1, crop, crop) class indices or None."""
         import torch

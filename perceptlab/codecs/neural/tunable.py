@@ -83,9 +83,9 @@ import torch.nn.functional as F
 from compressai.models import CompressionModel
 from torch import nn
 
-from perceptlab.codecs.base import Dial, Param, Params, bits_per_pixel
+from perceptlab.codecs.base import bits_per_pixel
 from perceptlab.codecs.neural import huffman, losses
-from perceptlab.codecs.neural.codec import NeuralCodec, device_kind, pad_to, to_tensor
+from perceptlab.codecs.neural.codec import device_kind, pad_to, to_tensor
 from perceptlab.codecs.neural.container import Header, pack
 from perceptlab.codecs.neural.layers import (
     MultiScaleDiscriminator,
@@ -94,8 +94,9 @@ from perceptlab.codecs.neural.layers import (
     norm_layer,
     up_norm_relu,
 )
+from perceptlab.codecs.neural.registered import TUNABLE_OFFSET_RANGE
 
-OFFSET_RANGE = (-2.0, 2.0)
+OFFSET_RANGE = TUNABLE_OFFSET_RANGE
 """The tunable offset n of paper eq. (2): drawn from U[−2, 2] in training, the dial's range."""
 
 CONFIGS: dict[str, dict[str, Any]] = {
@@ -521,7 +522,7 @@ def tunability_curve(
 
     ``images``: (H, W, 3) uint8 arrays or (1, 3, H, W) / (3, H, W) float tensors in [0, 1].
     The container header is the codec's own (:func:`.container.pack`) with a dummy weights
-    hash of the same length, so the byte counts equal what :class:`TunableCodec` writes.
+    hash of the same length, so the byte counts equal what :class:`.registered.TunableCodec` writes.
     """
     if not images or not offsets:
         raise ValueError("tunability_curve needs at least one image and one offset")
@@ -565,25 +566,3 @@ def tunability_curve(
         intercept=float(intercept),
         r2=r2,
     )
-
-
-class TunableCodec(NeuralCodec):
-    """``tunable``: one model, any rate in its range by the importance offset n."""
-
-    slug = "tunable"
-    family = "tunable"
-    params = (
-        Param("model", str, "tunable-small", "checkpoint name (trained configuration)"),
-        Param(
-            "offset",
-            float,
-            0.0,
-            "importance offset n (−2 … 2; higher keeps more latent channels, more bits)",
-            low=OFFSET_RANGE[0],
-            high=OFFSET_RANGE[1],
-        ),
-    )
-    dial = Dial("offset", OFFSET_RANGE[0], OFFSET_RANGE[1], integer=False, increasing=True)
-
-    def model_params(self, params: Params) -> dict[str, int | float | str]:
-        return {"offset": float(params["offset"])}

@@ -1,0 +1,116 @@
+"""The registered seed GAN codecs: parameters, rate dials and checkpoint names only.
+
+This module imports neither torch nor CompressAI, so listing the codecs and asking whether
+they can run (the admin's forms, ``manage.py codecs``) stays cheap on a web request; the
+model family modules (:mod:`.hific`, :mod:`.gc`, :mod:`.tunable`, :mod:`.rdo`) are imported
+by :func:`.codec.load_model` the first time something is encoded or decoded.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from perceptlab.codecs.base import Dial, Param, Params
+from perceptlab.codecs.neural.codec import NeuralCodec
+
+GC_CHANNEL_COUNTS = (2, 4, 8, 16)
+"""GC's latent channel counts, one trained model each (Agustsson et al. 2019)."""
+TUNABLE_OFFSET_RANGE = (-2.0, 2.0)
+"""The tunable codec's importance offset n (Wu, Huang & Shen 2020)."""
+
+_QSTEP = Param(
+    "qstep",
+    float,
+    1.0,
+    "quantisation step Δ of the latent (1 = as trained; larger = fewer bits)",
+    low=0.25,
+    high=16.0,
+)
+
+
+class HiFiCCodec(NeuralCodec):
+    """``hific``: HiFiC-small trained here; Δ (``qstep``) moves it along its rate curve."""
+
+    slug = "hific"
+    family = "hific"
+    params = (
+        Param("model", str, "hific-small", "checkpoint name (shipped or trained here)"),
+        _QSTEP,
+    )
+    dial = Dial("qstep", 0.25, 16.0, integer=False, increasing=False, log_scale=True)
+
+    def bracket(self, target_bpp: float) -> tuple[float, float] | None:
+        return (0.5, 4.0)
+
+
+class HiFiCSparseCodec(HiFiCCodec):
+    """``hific-sparse``: HiFiC trained with the latent-sparsity loss of seed 003."""
+
+    slug = "hific-sparse"
+    params = (
+        Param("model", str, "hific-sparse-small", "checkpoint name (shipped or trained here)"),
+        _QSTEP,
+    )
+
+
+class RDOCodec(HiFiCCodec):
+    """``rdo-gllmm``: the improved-RDO GAN codec (seed 000); Δ (``qstep``) as HiFiC's dial."""
+
+    slug = "rdo-gllmm"
+    family = "rdo"
+    params = (
+        Param("model", str, "rdo-gllmm-small", "checkpoint name (shipped or trained here)"),
+        _QSTEP,
+    )
+
+
+class GCCodec(NeuralCodec):
+    """``gc``: one trained model per latent channel count C; C is the rate dial."""
+
+    slug = "gc"
+    family = "gc"
+    params = (
+        Param(
+            "channels",
+            int,
+            8,
+            "latent channels C (bpp ≤ C·log₂5/256: 0.018, 0.036, 0.073, 0.145)",
+            choices=GC_CHANNEL_COUNTS,
+        ),
+        Param("config", str, "small", "which trained configuration (checkpoint gc-c<C>-<config>)"),
+    )
+    dial = Dial("channels", 2, 16, integer=True, increasing=True, values=GC_CHANNEL_COUNTS)
+    default_checkpoint_name: ClassVar[str] = "gc-c8-small"
+
+    def checkpoint_name(self, params: Params) -> str:
+        return f"gc-c{params['channels']}-{params['config']}"
+
+    def model_params(self, params: Params) -> dict[str, int | float | str]:
+        return {}
+
+    def default_checkpoint(self) -> str:
+        return self.default_checkpoint_name
+
+
+class TunableCodec(NeuralCodec):
+    """``tunable``: one model, any rate in its range by the importance offset n."""
+
+    slug = "tunable"
+    family = "tunable"
+    params = (
+        Param("model", str, "tunable-small", "checkpoint name (trained configuration)"),
+        Param(
+            "offset",
+            float,
+            0.0,
+            "importance offset n (−2 … 2; higher keeps more latent channels, more bits)",
+            low=TUNABLE_OFFSET_RANGE[0],
+            high=TUNABLE_OFFSET_RANGE[1],
+        ),
+    )
+    dial = Dial(
+        "offset", TUNABLE_OFFSET_RANGE[0], TUNABLE_OFFSET_RANGE[1], integer=False, increasing=True
+    )
+
+    def model_params(self, params: Params) -> dict[str, int | float | str]:
+        return {"offset": float(params["offset"])}
