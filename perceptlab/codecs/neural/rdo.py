@@ -111,7 +111,7 @@ class RDOGAN(hific.HiFiC):
 
     def forward(self, x: torch.Tensor) -> dict[str, Any]:
         """Training pass: noisy likelihoods, straight-through ŷ = round(y), reconstruction."""
-        y = self.encoder(x)
+        y = self.analyse(x)
         z = self.hyper_analysis(y)
         z_hat, z_likelihoods = self.entropy_bottleneck(z)
         params = self.mixture_parameters(z_hat)
@@ -133,7 +133,7 @@ class RDOGAN(hific.HiFiC):
 
     def _analyse(self, x: torch.Tensor) -> tuple[torch.Tensor, bytes, torch.Tensor]:
         """(y, z bytes, mixture parameters from the *decoded* ẑ, as the decoder sees them)."""
-        y = self.encoder(x)
+        y = self.analyse(x)
         z = self.hyper_analysis(y)
         z_strings = self.entropy_bottleneck.compress(z)
         z_hat = self.entropy_bottleneck.decompress(z_strings, z.shape[-2:])
@@ -148,7 +148,7 @@ class RDOGAN(hific.HiFiC):
 
     def symbols(self, x: torch.Tensor, step: float = 1.0) -> torch.Tensor:
         """The integer symbols round(y/Δ) that :meth:`compress` codes (for tests)."""
-        return self.mixture_conditional.symbols(self.encoder(x), step)
+        return self.mixture_conditional.symbols(self.analyse(x), step)
 
     def estimated_bits(self, x: torch.Tensor, step: float = 1.0) -> tuple[float, float]:
         """(y bits, z bits) = −Σ log₂ p of what :meth:`compress` codes (likelihood estimate)."""
