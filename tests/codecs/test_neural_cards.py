@@ -120,3 +120,58 @@ def test_the_shipped_tunable_codec_spends_more_bits_as_n_grows(
         for n in offsets
     ]
     assert all(a < b for a, b in pairwise(bpps)), bpps
+
+
+SHIPPED_QSTEP = [
+    c
+    for c in SHIPPED_CARDS
+    if json.loads(c.read_text())["codec"] in ("hific", "hific-sparse", "rdo-gllmm")
+]
+
+
+@pytest.mark.parametrize("card_file", SHIPPED_QSTEP, ids=lambda p: p.name)
+def test_a_shipped_quantisation_step_codec_spends_fewer_bits_as_the_step_grows(
+    card_file: Path, neural_dir: Path
+) -> None:
+    card = json.loads(card_file.read_text())
+    steps = [0.5, 1.0, 2.0, 4.0]
+    image = [KODAK / "kodim23.png"]
+    results = [
+        cards.measure(card["codec"], {"model": card["name"], "qstep": q}, image)[0] for q in steps
+    ]
+    bpps = [r.bpp for r in results]
+    assert all(a > b for a, b in pairwise(bpps)), bpps
+    assert results[0].psnr > results[-1].psnr
+
+
+def test_the_shipped_sparse_hific_codes_more_zero_symbols_than_hific(neural_dir: Path) -> None:
+    # seed 003's point: the sparsity loss leaves more of the quantised latent at exactly zero
+    import torch
+
+    from perceptlab.codecs.neural.codec import load_model, pad_to, to_tensor
+
+    x, _, _ = pad_to(to_tensor(kodak(23)), 64)
+    zeros = {}
+    for name in ("hific-small", "hific-sparse-small"):
+        model, _ = load_model("hific", name, "cpu")
+        with torch.no_grad():
+            zeros[name] = float((model.symbols(x) == 0).float().mean())
+    assert zeros["hific-sparse-small"] > zeros["hific-small"] + 0.02, zeros
+
+
+def test_the_card_says_which_checkpoint_a_continued_training_started_from() -> None:
+    card = {
+        "name": "b",
+        "codec": "hific",
+        "family": "hific",
+        "weights_sha256": "0" * 64,
+        "training": {
+            "steps": 10,
+            "steps_total": 30,
+            "initialised_from": {"name": "a", "steps": 20, "note": "before its GAN stage"},
+        },
+        "evaluation": {"dataset": "Kodak", "metrics": "bpp", "hardware": "cpu",
+                       "operating_points": []},
+    }  # fmt: skip
+    text = cards.markdown(card)
+    assert "- Initialised from `a` after 20 steps (before its GAN stage); 30 steps in all" in text

@@ -176,6 +176,13 @@ def markdown(card: Mapping[str, Any]) -> str:
         f"{training.get('parameters', '?')}",
         "- Loss terms: " + "; ".join(training.get("loss_terms", [])),
     ]
+    start = training.get("initialised_from")
+    if start:
+        note = f" ({start['note']})" if start.get("note") else ""
+        lines.append(
+            f"- Initialised from `{start.get('name')}` after {start.get('steps')} steps{note}; "
+            f"{training.get('steps_total', '?')} steps in all"
+        )
     if training.get("perceptual_note"):
         lines.append(f"- Note: {training['perceptual_note']}")
     lines += [
