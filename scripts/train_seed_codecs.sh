@@ -7,7 +7,9 @@
 #       bash scripts/train_seed_codecs.sh
 # On this project's 2-core CPU use DEVICE=cpu BATCH=4 CROP=128 and a longer SECONDS, and pick
 # a few at a time with ONLY="hific gc-c8" (labels: hific hific-sparse gc-c2 gc-c4 gc-c8 gc-c16
-# tunable rdo-gllmm).
+# tunable rdo-gllmm). The shipped hific-small and rdo-gllmm-small are these defaults with
+# DEVICE=cpu BATCH=4 CROP=128 SECONDS=5100; hific-sparse-small started from hific-small's
+# step-2000 weights (--init-from, --set warmup_steps=0 --set gan_start_step=1250).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${DATA:-../shared/datasets/cid22/training}
@@ -24,7 +26,7 @@ common=(--data "$DATA" --steps 1000000 --max-seconds "$SECONDS_EACH" --device "$
         --log-every 50 --save-every 2000)
 mkdir -p "$OUT"
 ONLY=${ONLY:-hific hific-sparse gc-c2 gc-c4 gc-c8 gc-c16 tunable rdo-gllmm}
-GAN_START=${GAN_START:-2500}
+GAN_START=${GAN_START:-3500}
 run() {  # LABEL ARGS...: one training, its console output in $OUT/LABEL.stdout
     local label=$1
     shift
@@ -32,13 +34,13 @@ run() {  # LABEL ARGS...: one training, its console output in $OUT/LABEL.stdout
     "$PYTHON" -m perceptlab.codecs.neural.training "$@" "${common[@]}" > "$OUT/$label.stdout" 2>&1
 }
 pids=()
-run hific hific --lr "${HIFIC_LR:-1e-4}" --set warmup_steps="${WARMUP:-1000}" --set gan_start_step="$GAN_START" & pids+=($!)
-run hific-sparse hific-sparse --lr "${HIFIC_LR:-1e-4}" --set warmup_steps="${WARMUP:-1000}" --set gan_start_step="$GAN_START" & pids+=($!)
+run hific hific --lr "${HIFIC_LR:-2e-4}" --set warmup_steps="${WARMUP:-1000}" --set gan_start_step="$GAN_START" & pids+=($!)
+run hific-sparse hific-sparse --lr "${HIFIC_LR:-2e-4}" --set warmup_steps="${WARMUP:-1000}" --set gan_start_step="$GAN_START" & pids+=($!)
 for c in 2 4 8 16; do
     run "gc-c$c" gc --channels "$c" --lr 2e-4 --set gan_start_step=1000 & pids+=($!)
 done
 run tunable tunable --lr 2e-4 & pids+=($!)
-run rdo-gllmm rdo-gllmm --lr "${HIFIC_LR:-1e-4}" --set warmup_steps="${WARMUP:-1000}" --set gan_start_step="$GAN_START" & pids+=($!)
+run rdo-gllmm rdo-gllmm --lr "${HIFIC_LR:-2e-4}" --set warmup_steps="${WARMUP:-1000}" --set gan_start_step="$GAN_START" & pids+=($!)
 status=0
 for pid in "${pids[@]}"; do wait "$pid" || status=1; done
 exit $status

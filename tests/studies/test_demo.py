@@ -139,7 +139,8 @@ def test_the_demo_adds_a_gan_codec_study_when_two_gan_codecs_have_checkpoints(
     finally:
         codec.forget_models()
     study = Study.objects.get(name="demo-gan-2afc")
-    assert study.codecs[:2] == ["hific", "gc"] and study.codecs[-2:] == list(GAN_ANCHORS)
+    # the tiny hific and gc models here, plus whichever GAN codecs ship a checkpoint
+    assert {"hific", "gc"} <= set(study.codecs) and study.codecs[-2:] == list(GAN_ANCHORS)
     assert study.target_bpps == list(GAN_BPPS) and study.method == "2afc"
     assert study.state == Study.State.LIVE and study.items.filter(kind=Item.Kind.TEST).exists()
     assert f"rater link (2afc): http://127.0.0.1:8000/study/{study.invite}/" in out
