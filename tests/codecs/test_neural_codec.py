@@ -29,6 +29,15 @@ def neural_dir(settings, tmp_path: Path) -> Iterator[Path]:  # type: ignore[no-u
     codec.forget_models()
 
 
+@pytest.fixture
+def nothing_shipped(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """As on a checkout whose shipped checkpoints were removed: only the user folder counts."""
+    from perceptlab.codecs.neural import checkpoints
+
+    monkeypatch.setattr(checkpoints, "SHIPPED_DIR", tmp_path / "nothing-shipped")
+
+
+@pytest.mark.usefixtures("nothing_shipped")
 def test_a_missing_checkpoint_makes_the_codec_unavailable_with_the_fix(neural_dir: Path) -> None:
     state = get_codec("hific-sparse").availability()
     assert not state.available
@@ -178,6 +187,7 @@ def test_train_codec_command(tmp_path: Path, neural_dir: Path) -> None:
 
 
 @pytest.mark.django_db
+@pytest.mark.usefixtures("nothing_shipped")
 def test_neural_codecs_are_listed_and_generate_stimuli_at_a_target(
     neural_dir: Path, tmp_path: Path
 ) -> None:
