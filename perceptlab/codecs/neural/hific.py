@@ -11,14 +11,14 @@ Architecture (paper Fig. 2 / the official TF code, ``models/hific/archs.py``):
   symbols round(y − μ), and the decoder sees ŷ = round(y − μ) + μ (straight-through in
   training), so training, evaluation and the bitstream agree exactly.
 - G: ChannelNorm, conv3×3, ChannelNorm, residual blocks with a global skip, four ×2
-  transposed convs, conv7×7 to RGB in [0, 1].
+  transposed convs, conv7×7 to RGB (on [−1, 1], see the value range below).
 - D: conditional PatchGAN with spectral norm, D(x, sg(ŷ))
   (:class:`layers.ConditionalDiscriminator`).
 - Value range: E sees 2x − 1 and x̂ = (G(ŷ) + 1)/2, so the untrained G outputs mid-grey. With
   x in [0, 1] fed straight through, G first spends thousands of Adam steps (≤ lr per step)
   moving its output bias to the image mean — measured here: MSE₂₅₅ 28,200 at step 0 and
   still ≈ 5,000 at step 100, against 6,400 and ≈ 2,300 centred (HiFiC-small, lr 1e-4, random
-  CID22 crops). The PyTorch re-implementations of HiFiC normalise to [−1, 1] the same way.
+  CID22 crops). GC and the tunable codec here use the same range.
 
 Loss (official ``configs.py``/``model.py``; effective weights in the research note):
 L = C·(R/λ′ + k_M·MSE₂₅₅) + k_P·P + β·(−log D(x̂, ŷ)), with C = 0.1·2⁻⁵, k_M = 0.75,

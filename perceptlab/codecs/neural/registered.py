@@ -28,15 +28,16 @@ _QSTEP = Param(
 )
 
 
+def _model(default: str) -> Param:
+    return Param("model", str, default, "checkpoint name (shipped or trained here)")
+
+
 class HiFiCCodec(NeuralCodec):
     """``hific``: HiFiC-small trained here; Δ (``qstep``) moves it along its rate curve."""
 
     slug = "hific"
     family = "hific"
-    params = (
-        Param("model", str, "hific-small", "checkpoint name (shipped or trained here)"),
-        _QSTEP,
-    )
+    params = (_model("hific-small"), _QSTEP)
     dial = Dial("qstep", 0.25, 16.0, integer=False, increasing=False, log_scale=True)
 
     def bracket(self, target_bpp: float) -> tuple[float, float] | None:
@@ -47,10 +48,7 @@ class HiFiCSparseCodec(HiFiCCodec):
     """``hific-sparse``: HiFiC trained with the latent-sparsity loss of seed 003."""
 
     slug = "hific-sparse"
-    params = (
-        Param("model", str, "hific-sparse-small", "checkpoint name (shipped or trained here)"),
-        _QSTEP,
-    )
+    params = (_model("hific-sparse-small"), _QSTEP)
 
 
 class RDOCodec(HiFiCCodec):
@@ -58,10 +56,7 @@ class RDOCodec(HiFiCCodec):
 
     slug = "rdo-gllmm"
     family = "rdo"
-    params = (
-        Param("model", str, "rdo-gllmm-small", "checkpoint name (shipped or trained here)"),
-        _QSTEP,
-    )
+    params = (_model("rdo-gllmm-small"), _QSTEP)
 
 
 class GCCodec(NeuralCodec):
