@@ -18,9 +18,10 @@ from perceptlab.codecs.intake import import_image
 from perceptlab.codecs.models import ImageSet
 from perceptlab.lib.images import encode_png
 from perceptlab.studies import stimuli
-from perceptlab.studies.assignment import start_rating, upcoming
+from perceptlab.studies.assignment import upcoming
 from perceptlab.studies.judging import Answer, Recorded, record
 from perceptlab.studies.models import Session, Study, Trial
+from perceptlab.studies.sessions import start_rating
 
 
 def synthetic_image(seed: int, width: int = 96, height: int = 64) -> np.ndarray:
@@ -96,6 +97,7 @@ def make_study(
 
 def rating_session(study: Study, **fields: Any) -> Session:
     """A session of ``study`` (``fields`` set any Session field), its schedule started."""
+    fields.setdefault("state", Session.State.INSTRUCTIONS)
     session = Session.objects.create(study=study, **fields)
     start_rating(session=session)
     return session

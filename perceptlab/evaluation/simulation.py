@@ -23,9 +23,10 @@ import numpy as np
 
 from perceptlab.codecs.files import read_bytes
 from perceptlab.lib.images import decode_png
-from perceptlab.studies.assignment import start_rating, upcoming
+from perceptlab.studies.assignment import upcoming
 from perceptlab.studies.judging import Answer, record
 from perceptlab.studies.models import Session, Stimulus, Study, Trial
+from perceptlab.studies.sessions import start_rating
 from perceptlab.studies.stimuli import reference_of
 
 BIAS_SD = 0.3
@@ -53,7 +54,11 @@ def simulate_raters(*, study: Study, raters: int, seed: int = 0) -> list[Session
     scale = (1.0, 5.0) if study.is_pairwise else study.scale_range()
     sessions = []
     for index in range(raters):
-        session = Session.objects.create(study=study, participant_id=f"simulated-{seed}-{index}")
+        session = Session.objects.create(
+            study=study,
+            participant_id=f"simulated-{seed}-{index}",
+            state=Session.State.INSTRUCTIONS,  # simulated raters have nothing to consent to
+        )
         start_rating(session=session)
         bias = np.random.default_rng([seed, index]).normal(0.0, BIAS_SD)
         seen: Counter[tuple[str, ...]] = Counter()

@@ -21,28 +21,40 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import Count, F, QuerySet
 from django.utils import timezone
 
-from perceptlab.studies.models import Item, Session, Study, Trial
+from perceptlab.studies.models import Item, Session, Stimulus, Study, Trial
 from perceptlab.studies.planners import planner_for
 
 LOOKAHEAD = 2  # the trial on screen and the next one, which the browser preloads
 SKIP = "skip"  # a schedule position left empty because no item was available
+REFERENCE = "reference"  # ACR-HR: a test trial rating the hidden reference (no slot)
 
 
 def make_schedule(*, study: Study, rng: random.Random | None = None) -> list[str]:
     """Practice trials, then test, gold and repeat trials in random order.
 
     Counts are capped by what the study holds (no rater sees an item twice); a repeat is
-    never placed before the test trial it can repeat.
+    never placed before the test trial it can repeat. ACR-HR studies add ``reference``
+    positions (:func:`reference_count`), where the rater rates the hidden reference of
+    an image whose conditions they rate (:func:`_bind_reference`).
     """
     rng = rng or random.Random()
-    tests = min(study.trials_per_session, study.items.filter(kind=Item.Kind.TEST).count())
+    test_items = study.items.filter(kind=Item.Kind.TEST)
+    if study.is_acr_hr:
+        test_items = test_items.exclude(a__role=Stimulus.Role.HIDDEN)
+    tests = min(study.trials_per_session, test_items.count())
     golds = min(study.gold_trials, study.items.filter(kind=Item.Kind.GOLD).count())
     repeats = min(study.repeat_trials, max(tests - 1, 0))
+    references = reference_count(study=study, tests=tests)
     practice = study.practice_trials if study.items.exists() else 0
-    main = [Trial.Kind.TEST] * tests + [Trial.Kind.GOLD] * golds + [Trial.Kind.REPEAT] * repeats
+    main = (
+        [Trial.Kind.TEST] * tests
+        + [REFERENCE] * references
+        + [Trial.Kind.GOLD] * golds
+        + [Trial.Kind.REPEAT] * repeats
+    )
     rng.shuffle(main)
     for _ in range(len(main)):
         moved = False
@@ -59,33 +71,21 @@ def make_schedule(*, study: Study, rng: random.Random | None = None) -> list[str
     return [str(Trial.Kind.PRACTICE)] * practice + [str(kind) for kind in main]
 
 
-def start_rating(*, session: Session) -> None:
-    """Fix the schedule and enter the rating state (idempotent)."""
-    if session.state == Session.State.RATING:
-        return
-    session.schedule = make_schedule(study=session.study)
-    session.state = Session.State.RATING
-    session.started = timezone.now()
-    session.save(update_fields=["schedule", "state", "started"])
-    settle(session=session)
+def reference_count(*, study: Study, tests: int) -> int:
+    """ACR-HR: how many hidden references a rater rates, one per image they rate.
 
-
-def settle(*, session: Session) -> bool:
-    """End a rating session that has nothing left to answer; True if it ended.
-
-    A rater who answered something is done (COMPLETED); one who arrived when every item
-    had reached its target gets the screen-out page ("the study is full").
+    Enough images to fill the rater's test trials with their conditions (tests ÷
+    conditions per image, rounded up), at most every image: a rater's test trials are
+    then drawn from those images only, so each of their ratings has the same rater's
+    rating of its reference (P.910 DMOS is a per-rater difference).
     """
-    if session.state != Session.State.RATING or upcoming(session=session).current is not None:
-        return False
-    answered = session.trials.filter(judgment__isnull=False).exists()
-    state = Session.State.COMPLETED if answered else Session.State.SCREENED_OUT
-    reason = "" if answered else "study full: every item already has its judgments"
-    Session.objects.filter(pk=session.pk, state=Session.State.RATING).update(
-        state=state, screened_reason=reason, finished=timezone.now()
-    )
-    session.refresh_from_db()
-    return True
+    if not study.is_acr_hr or tests == 0:
+        return 0
+    hidden = study.items.filter(kind=Item.Kind.TEST, a__role=Stimulus.Role.HIDDEN)
+    images = hidden.values("a__study_image_id").distinct().count()
+    conditions = study.items.filter(kind=Item.Kind.TEST).count() - hidden.count()
+    per_image = max(1, round(conditions / max(images, 1)))
+    return min(images, -(-tests // per_image))
 
 
 @dataclass(frozen=True)
@@ -150,13 +150,18 @@ def _bind(session: Session, position: int, kind: str) -> Trial | None:
         return _bind_repeat(session, position)
     if kind == Trial.Kind.PRACTICE:
         return _bind_practice(session, position)
-    raise ValueError(f"unknown trial kind {kind!r}; valid: {list(Trial.Kind.values)}")
+    if kind == REFERENCE:
+        return _bind_reference(session, position)
+    valid = [*Trial.Kind.values, REFERENCE]
+    raise ValueError(f"unknown trial kind {kind!r}; valid: {valid}")
 
 
 def _bind_test(session: Session, position: int) -> Trial | None:
     study = session.study
     seen = session.trials.filter(kind=Trial.Kind.TEST).values("item_id")
     candidates = study.items.filter(kind=Item.Kind.TEST).exclude(pk__in=seen)
+    if study.is_acr_hr:
+        candidates = _referenced_images_only(session, position, candidates)
     if session.is_preview:  # a researcher's preview takes no slot
         ranked = list(candidates.order_by("?")[:1])
         return _create(session, position, Trial.Kind.TEST, ranked[0]) if ranked else None
@@ -183,16 +188,14 @@ def _give_back(item_id: int) -> None:
 
 
 def _bind_gold(session: Session, position: int) -> Trial | None:
-    """A gold item new to the session; one seen in practice (with its answer) only if
-    nothing else is left."""
-    used = session.trials.filter(kind=Trial.Kind.GOLD).values("item_id")
-    golds = list(session.study.items.filter(kind=Item.Kind.GOLD).exclude(pk__in=used))
-    practised = set(
-        session.trials.filter(kind=Trial.Kind.PRACTICE).values_list("item_id", flat=True)
+    """A gold item new to the session; never one it saw in practice (with its answer)."""
+    used = session.trials.filter(kind__in=[Trial.Kind.GOLD, Trial.Kind.PRACTICE])
+    golds = list(
+        session.study.items.filter(kind=Item.Kind.GOLD).exclude(
+            pk__in=used.values("item_id")
+        )
     )
-    fresh = [item for item in golds if item.pk not in practised]
-    pool = fresh or golds
-    return _create(session, position, Trial.Kind.GOLD, random.choice(pool)) if pool else None
+    return _create(session, position, Trial.Kind.GOLD, random.choice(golds)) if golds else None
 
 
 def _bind_repeat(session: Session, position: int) -> Trial | None:
@@ -209,13 +212,79 @@ def _bind_repeat(session: Session, position: int) -> Trial | None:
     return _create(session, position, Trial.Kind.REPEAT, random.choice(distant).item)
 
 
+PRACTICE_ORDER = (Item.Expect.HIGH, Item.Expect.LOW, Item.Expect.NONE)
+
+
 def _bind_practice(session: Session, position: int) -> Trial | None:
-    """Gold items first (the rater gets feedback on them), then test items; no slots."""
-    used = session.trials.filter(kind=Trial.Kind.PRACTICE).values("item_id")
-    items = session.study.items.exclude(pk__in=used)
-    golds = list(items.filter(kind=Item.Kind.GOLD))
-    pool = golds or list(items.filter(kind=Item.Kind.TEST).order_by("?")[:20])
+    """Practice items calibrate; they take no slots.
+
+    ACR/DCR: the study's practice items in the order original (expected high), heavily
+    degraded (expected low), a mid-rate condition, so the first trials show the scale's
+    range. 2AFC (and studies built without practice items): gold items, which give
+    feedback, then test items.
+    """
+    used = session.trials.filter(kind=Trial.Kind.PRACTICE)
+    done = used.count()
+    items = session.study.items.exclude(pk__in=used.values("item_id"))
+    practice = list(items.filter(kind=Item.Kind.PRACTICE))
+    if practice:
+        wanted = PRACTICE_ORDER[done % len(PRACTICE_ORDER)]
+        pool = [item for item in practice if item.expected == wanted] or practice
+    else:
+        pool = list(items.filter(kind=Item.Kind.GOLD)) or list(
+            items.filter(kind=Item.Kind.TEST).order_by("?")[:20]
+        )
     return _create(session, position, Trial.Kind.PRACTICE, random.choice(pool)) if pool else None
+
+
+def _session_images(session: Session) -> tuple[set[int], set[int]]:
+    """ACR-HR: (images whose hidden reference the session has, images it rates)."""
+    rows = session.trials.filter(kind=Trial.Kind.TEST).values_list(
+        "item__a__study_image_id", "item__a__role"
+    )
+    referenced = {image for image, role in rows if role == Stimulus.Role.HIDDEN}
+    rated = {image for image, role in rows if role != Stimulus.Role.HIDDEN}
+    return referenced, rated
+
+
+def _referenced_images_only(
+    session: Session, position: int, candidates: QuerySet[Item]
+) -> QuerySet[Item]:
+    """ACR-HR test candidates: conditions (never a hidden reference, those come at
+    reference positions) of images the session has a reference for, or will still get
+    one for at a later reference position."""
+    referenced, rated = _session_images(session)
+    pending = rated - referenced
+    later = session.schedule[position + 1 :].count(REFERENCE)
+    conditions = candidates.exclude(a__role=Stimulus.Role.HIDDEN)
+    if len(pending) < later:
+        return conditions  # a new image can still get its reference later
+    return conditions.filter(a__study_image_id__in=referenced | rated)
+
+
+def _bind_reference(session: Session, position: int) -> Trial | None:
+    """ACR-HR: the hidden reference of an image the session rates and has no reference
+    for yet; else of the image with the most free condition slots. No slot is taken:
+    every rater of an image rates its reference."""
+    study = session.study
+    referenced, rated = _session_images(session)
+    hidden = study.items.filter(kind=Item.Kind.TEST, a__role=Stimulus.Role.HIDDEN)
+    pending = sorted(rated - referenced)
+    if pending:
+        item = hidden.filter(a__study_image_id=pending[0]).first()
+    else:
+        free = (
+            study.items.filter(kind=Item.Kind.TEST, assigned__lt=study.judgments_per_item)
+            .exclude(a__role=Stimulus.Role.HIDDEN)
+            .exclude(a__study_image_id__in=referenced)
+            .values("a__study_image_id")
+            .annotate(free=Count("id"))
+            .order_by("-free", "?")
+            .first()
+        )
+        image = free["a__study_image_id"] if free else None
+        item = hidden.filter(a__study_image_id=image).first() if image is not None else None
+    return _create(session, position, Trial.Kind.TEST, item) if item is not None else None
 
 
 def _create(

@@ -8,6 +8,7 @@ from django import forms
 
 from perceptlab.studies.judging import Answer
 from perceptlab.studies.models import Judgment, Study
+from perceptlab.studies.viewing import Screen, trial_viewing
 
 PANE_GAP_DEVICE_PX = 16  # between side-by-side panes (rater.css/rater.js use the same)
 CONTROLS_CSS_PX = 160  # header, pane labels and answer buttons around the images
@@ -32,11 +33,19 @@ class ConsentForm(forms.Form):
 
 
 class ScreenForm(forms.Form):
-    """The viewport the rater's browser reports (filled in by rater.js)."""
+    """The viewport and device the rater's browser reports (filled in by the
+    instructions page's script); ``gave_up``: the rater could not make the window large
+    enough and chose to leave."""
 
     inner_width = forms.IntegerField(min_value=1, max_value=100_000)
     inner_height = forms.IntegerField(min_value=1, max_value=100_000)
     device_pixel_ratio = forms.FloatField(min_value=0.1, max_value=16.0)
+    screen_width = forms.IntegerField(min_value=0, max_value=100_000, required=False)
+    screen_height = forms.IntegerField(min_value=0, max_value=100_000, required=False)
+    touch_points = forms.IntegerField(min_value=0, max_value=1_000, required=False)
+    pointer_fine = forms.BooleanField(required=False)
+    zoom = forms.FloatField(min_value=0.1, max_value=10.0, required=False)
+    gave_up = forms.BooleanField(required=False)
 
     def screen(self) -> dict[str, float | int]:
         data = self.cleaned_data
@@ -48,6 +57,19 @@ class ScreenForm(forms.Form):
             "device_width": round(data["inner_width"] * dpr),
             "device_height": round(data["inner_height"] * dpr),
         }
+
+    def device(self) -> Screen:
+        data = self.cleaned_data
+        return Screen(
+            inner_width=data["inner_width"],
+            inner_height=data["inner_height"],
+            device_pixel_ratio=data["device_pixel_ratio"],
+            screen_width=data.get("screen_width") or 0,
+            screen_height=data.get("screen_height") or 0,
+            touch_points=data.get("touch_points") or 0,
+            pointer_fine=bool(data.get("pointer_fine")),
+            zoom=data.get("zoom") or 1.0,
+        )
 
     def shortfall(self, study: Study) -> str:
         """Why the window cannot show the study's crops at 1:1 device pixels ("" if it can)."""
@@ -71,6 +93,10 @@ class JudgeForm(forms.Form):
     choice = forms.ChoiceField(choices=Judgment.Choice.choices, required=False)
     flips = forms.IntegerField(min_value=0, max_value=10_000, required=False)
     view_ms = forms.IntegerField(min_value=0, max_value=86_400_000, required=False)
+    # How long before sending the rater answered (a replay after a lost connection
+    # sends its original answer's age, so the server's clock stops when they answered).
+    age_ms = forms.IntegerField(min_value=0, max_value=7 * 86_400_000, required=False)
+    viewing = forms.JSONField(required=False)
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -89,4 +115,6 @@ class JudgeForm(forms.Form):
             choice=data["choice"] or "",
             flips=data["flips"] or 0,
             view_ms=data["view_ms"] or 0,
+            age_ms=data["age_ms"] or 0,
+            viewing=trial_viewing(data.get("viewing")),
         )

@@ -21,14 +21,18 @@ Quality control (flags, never deletions):
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from perceptlab.studies.assignment import release_unanswered, settle, upcoming
+from perceptlab.studies.assignment import upcoming
 from perceptlab.studies.models import Item, Judgment, Method, Session, Study, Trial
+from perceptlab.studies.sessions import screen_out, settle
+from perceptlab.studies.viewing import viewing_flags
 
 
 class JudgmentRejected(Exception):
@@ -47,7 +51,9 @@ class Answer:
     score: float | None = None
     choice: str = ""
     flips: int = 0
-    view_ms: int = 0
+    view_ms: int = 0  # visible time: decoded-and-shown → answer, paused while hidden
+    age_ms: int = 0  # answered this long before the request (replays keep their time)
+    viewing: dict[str, Any] = field(default_factory=dict)  # viewing.trial_viewing
 
 
 @dataclass(frozen=True)
@@ -122,8 +128,9 @@ def _build(session: Session, trial: Trial, answer: Answer) -> Judgment:
             raise JudgmentRejected("bad_score", f"Scores run from {low:g} to {high:g}.")
         if points and answer.score not in points:
             raise JudgmentRejected("bad_score", "Pick one of the categories.")
-    served = trial.shown or trial.assigned
-    server_ms = max(0, int((timezone.now() - served).total_seconds() * 1000))
+    answered = timezone.now() - timedelta(milliseconds=answer.age_ms)
+    sent = trial.shown or trial.assigned
+    server_ms = max(0, int((answered - sent).total_seconds() * 1000))
     judgment = Judgment(
         trial=trial,
         key=answer.key,
@@ -133,35 +140,53 @@ def _build(session: Session, trial: Trial, answer: Answer) -> Judgment:
         flips=answer.flips,
         view_ms=answer.view_ms,
         server_ms=server_ms,
+        viewing=answer.viewing,
+        answered=answered,
     )
     judgment.flags = _flags(trial=trial, judgment=judgment)
-    if trial.item.kind == Item.Kind.GOLD:
+    if trial.item.kind in (Item.Kind.GOLD, Item.Kind.PRACTICE):
         judgment.gold_passed = gold_passed(trial=trial, judgment=judgment)
-        if not judgment.gold_passed and trial.kind != Trial.Kind.PRACTICE:
+        if judgment.gold_passed is False and trial.kind != Trial.Kind.PRACTICE:
             judgment.flags.append("gold_failed")
     return judgment
 
 
+CLOCK_SLACK_MS = 1000  # network and timer jitter between the two clocks
+
+
 def _flags(*, trial: Trial, judgment: Judgment) -> list[str]:
+    """Quality-control flags of one judgment (see the module docstring)."""
     study = trial.session.study
     study_min_ms = int(study.min_view_seconds * 1000)
     flags = []
     if study_min_ms and min(judgment.view_ms, judgment.server_ms) < study_min_ms:
         flags.append("too_fast")
-    if study.is_pairwise and judgment.flips < study.min_flips:
+    if judgment.view_ms > judgment.server_ms + CLOCK_SLACK_MS:
+        flags.append("clock_mismatch")
+    if study.uses_flips and judgment.flips < study.min_flips:
         flags.append("too_few_flips")
+    flags.extend(viewing_flags(judgment.viewing))
     if trial.kind == Trial.Kind.REPEAT and _inconsistent(trial, judgment):
         flags.append("inconsistent_repeat")
     return flags
 
 
-def gold_passed(*, trial: Trial, judgment: Judgment) -> bool:
-    """2AFC: picked the expected stimulus; ACR/DCR: scored in the top 40 % of the scale."""
+def gold_passed(*, trial: Trial, judgment: Judgment) -> bool | None:
+    """2AFC: picked the expected stimulus; ACR/DCR: scored in the top 40 % of the scale
+    (the original), or in the bottom 40 % for a heavily degraded practice image; None
+    for an item with no right answer (a mid-rate practice image)."""
     study = trial.session.study
+    expected = trial.item.expected
     if study.is_pairwise:
-        expected = trial.item.a if trial.item.expected != "b" else trial.item.b
-        return judgment.chosen is not None and judgment.chosen.pk == expected.pk  # type: ignore[union-attr]
-    return judgment.score is not None and judgment.score >= study.gold_expectation()
+        stimulus = trial.item.a if expected != Item.Expect.B else trial.item.b
+        return judgment.chosen is not None and judgment.chosen.pk == stimulus.pk  # type: ignore[union-attr]
+    if judgment.score is None:
+        return False
+    if expected == Item.Expect.LOW:
+        return judgment.score <= study.degraded_expectation()
+    if expected == Item.Expect.NONE and trial.item.kind == Item.Kind.PRACTICE:
+        return None
+    return judgment.score >= study.gold_expectation()
 
 
 def _inconsistent(trial: Trial, judgment: Judgment) -> bool:
@@ -210,25 +235,29 @@ def _gold_summary(session: Session) -> str:
     return f"passed {passed} of {total} gold trials (needs {session.study.gold_pass_fraction:.0%})"
 
 
-def screen_out(*, session: Session, reason: str) -> None:
-    """Stop the session with the screen-out code; its judgments stay, marked by state."""
-    Session.objects.filter(pk=session.pk).update(
-        state=Session.State.SCREENED_OUT, screened_reason=reason[:300], finished=timezone.now()
-    )
-    session.refresh_from_db()
-    release_unanswered(session=session)
-
-
 def _feedback(session: Session, trial: Trial, judgment: Judgment) -> str:
-    if trial.kind != Trial.Kind.PRACTICE or trial.item.kind != Item.Kind.GOLD:
+    """Practice feedback that teaches the scale: what the image was and where on the
+    scale it belongs, naming the scale's own words."""
+    item = trial.item
+    if trial.kind != Trial.Kind.PRACTICE or item.kind == Item.Kind.TEST:
         return ""
     study = session.study
+    verdict = {True: "Right", False: "Not quite", None: "Thank you"}[judgment.gold_passed]
     if study.method == Method.AFC2:
-        expected = trial.item.a if trial.item.expected != "b" else trial.item.b
+        expected = item.a if item.expected != Item.Expect.B else item.b
         shown_a, _ = trial.shown_as()
         label = "A" if expected == shown_a else "B"
-        verdict = "Right" if judgment.gold_passed else "Not quite"
         return f"{verdict}: {label} was identical to the original."
-    best = study.scale_points()[-1][1] if study.scale_points() else f"{study.scale_range()[1]:g}"
-    verdict = "Right" if judgment.gold_passed else "Not quite"
-    return f"{verdict}: this image was the original itself; it deserves “{best}”."
+    low, high = study.scale_range()
+    top, bottom = study.label_of(high), study.label_of(low)
+    if item.expected == Item.Expect.LOW:
+        return (
+            f"{verdict}: this image was heavily degraded, about the worst you will see; "
+            f"it belongs near the bottom of the scale (“{bottom}”)."
+        )
+    if item.expected == Item.Expect.NONE:
+        return (
+            f"{verdict}. This was a typical test image: there is no right answer, rate "
+            f"what you see between “{bottom}” and “{top}”."
+        )
+    return f"{verdict}: this image was the original itself; it deserves “{top}”."

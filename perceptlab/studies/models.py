@@ -32,6 +32,32 @@ def new_token() -> str:
     return secrets.token_urlsafe(16)
 
 
+def new_completion_code() -> str:
+    """A session's own completion code: 60 random bits in 12 unambiguous characters
+    (no 0/O, 1/I/L), so a rater can type it and nobody can guess another's."""
+    alphabet = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+    return "".join(secrets.choice(alphabet) for _ in range(12))
+
+
+def default_gold_params() -> dict[str, object]:
+    """JPEG quality 5: about 0.2 bpp, blocking no honest rater misses (the CLIC gold)."""
+    return {"quality": 5}
+
+
+class DeviceClass(models.TextChoices):
+    """What kind of device a rater uses, classified from what the browser reports
+    (``perceptlab.studies.viewing.device_class``)."""
+
+    DESKTOP = "desktop", "desktop (large screen, mouse)"
+    LAPTOP = "laptop", "laptop (built-in screen, mouse or touchpad)"
+    TABLET = "tablet", "tablet"
+    PHONE = "phone", "phone"
+
+
+def default_devices() -> list[str]:
+    return [DeviceClass.DESKTOP.value, DeviceClass.LAPTOP.value]
+
+
 class Method(models.TextChoices):
     ACR = "acr", "ACR / MOS (absolute category rating)"
     DCR = "dcr", "DCR / DSIS (degradation category rating with reference)"
@@ -121,7 +147,9 @@ class Study(models.Model):
     )
     gold_codec = models.CharField(max_length=50, default="jpeg")
     gold_params = models.JSONField(
-        default=dict, blank=True, help_text='heavily compressed gold, e.g. {"quality": 5}'
+        default=default_gold_params,
+        blank=True,
+        help_text='heavily compressed gold; default {"quality": 5} with JPEG',
     )
     gold_pass_fraction = models.FloatField(
         default=0.75,
@@ -131,8 +159,20 @@ class Study(models.Model):
     gold_min_answered = models.PositiveIntegerField(
         default=2, help_text="gold trials answered before screening can apply"
     )
-    min_view_seconds = models.FloatField(default=0.0, help_text="shorter trials are flagged")
-    min_flips = models.PositiveIntegerField(default=0, help_text="2AFC: fewer flips are flagged")
+    min_view_seconds = models.FloatField(
+        default=0.0,
+        validators=[MinValueValidator(0.0)],
+        help_text="the answer buttons open after the images were visible this long",
+    )
+    min_flips = models.PositiveIntegerField(
+        default=0,
+        help_text="2AFC and sequential DCR: flips needed before the answer buttons open",
+    )
+    allowed_devices = models.JSONField(
+        default=default_devices,
+        blank=True,
+        help_text=f"device classes admitted: {', '.join(DeviceClass.values)}",
+    )
     session_timeout_minutes = models.PositiveIntegerField(
         default=60, help_text="unanswered trials of a session idle this long are given back"
     )
@@ -166,12 +206,30 @@ class Study(models.Model):
         bpps = self.target_bpps or []
         if not all(isinstance(b, int | float) and b > 0 for b in bpps):
             raise ValidationError({"target_bpps": "every target bpp must be a positive number"})
+        devices = self.allowed_devices or []
+        if not devices or any(d not in DeviceClass.values for d in devices):
+            raise ValidationError(
+                {"allowed_devices": f"choose one or more of {list(DeviceClass.values)}"}
+            )
         if self.gold_trials and self.gold_codec not in REGISTRY:
             raise ValidationError({"gold_codec": f"unknown codec {self.gold_codec!r}"})
 
     @property
     def is_pairwise(self) -> bool:
         return self.method == Method.AFC2
+
+    @property
+    def uses_flips(self) -> bool:
+        """2AFC and sequential DCR: the rater flips between two images in one place."""
+        return self.is_pairwise or (
+            self.method == Method.DCR and self.dcr_layout == Study.DcrLayout.SEQUENTIAL
+        )
+
+    @property
+    def is_acr_hr(self) -> bool:
+        """ACR with hidden reference (ITU-T P.910 §6.1.1): each rater also rates the
+        originals of the images they rate, for per-rater DMOS."""
+        return self.method == Method.ACR and self.hidden_reference
 
     @property
     def accepts_raters(self) -> bool:
@@ -200,6 +258,22 @@ class Study(models.Model):
         """Lowest score that passes a gold ACR/DCR trial (the original): the top 40 %."""
         low, high = self.scale_range()
         return low + 0.6 * (high - low)
+
+    def degraded_expectation(self) -> float:
+        """Highest score that passes a heavily degraded practice image: the bottom 40 %."""
+        low, high = self.scale_range()
+        return low + 0.4 * (high - low)
+
+    def label_of(self, score: float) -> str:
+        """The scale's words for a score: the category's label, else the nearer end's
+        label with the number ("8 (near “Excellent”)") for unlabelled points."""
+        for value, label in self.scale_points():
+            if value == score and label:
+                return label
+        labels = DCR_LABELS if self.method == Method.DCR else ACR_LABELS
+        low, high = self.scale_range()
+        end = labels[-1] if score >= (low + high) / 2 else labels[0]
+        return f"{score:g} (near “{end}”)"
 
     def panes(self) -> int:
         """How many crops are side by side on a rater's screen."""
@@ -293,15 +367,26 @@ class Item(models.Model):
     class Kind(models.TextChoices):
         TEST = "test"
         GOLD = "gold"
+        PRACTICE = "practice", "practice (ACR/DCR: shows the scale's range, with feedback)"
+
+    class Expect(models.TextChoices):
+        NONE = "", "no right answer"
+        A = "a", "2AFC: the item's a"
+        B = "b", "2AFC: the item's b"
+        HIGH = "high", "ACR/DCR: the top 40 % of the scale (the original)"
+        LOW = "low", "ACR/DCR: the bottom 40 % of the scale (heavily degraded)"
 
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="items")
-    kind = models.CharField(max_length=4, choices=Kind.choices, default=Kind.TEST)
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.TEST)
     a = models.ForeignKey(Stimulus, on_delete=models.CASCADE, related_name="items_as_a")
     b = models.ForeignKey(
         Stimulus, null=True, blank=True, on_delete=models.CASCADE, related_name="items_as_b"
     )
     expected = models.CharField(
-        max_length=1, blank=True, help_text="gold 2AFC: the stimulus to pick ('a' or 'b')"
+        max_length=4,
+        choices=Expect.choices,
+        blank=True,
+        help_text="gold and practice: the right answer",
     )
     assigned = models.PositiveIntegerField(default=0)
 
@@ -348,6 +433,17 @@ class Session(models.Model):
     external = models.JSONField(default=dict, blank=True, help_text="platform ids as received")
     schedule = models.JSONField(default=list, blank=True, help_text="trial kinds, in order")
     screen = models.JSONField(default=dict, blank=True, help_text="viewport the rater reported")
+    viewing = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="viewing conditions: device class, DPR, window, screen, zoom, size checks",
+    )
+    completion_secret = models.CharField(
+        max_length=16,
+        default=new_completion_code,
+        editable=False,
+        help_text="this session's own completion code (shown next to the study's)",
+    )
     user_agent = models.CharField(max_length=500, blank=True)
     screened_reason = models.CharField(max_length=300, blank=True)
     created = models.DateTimeField(default=timezone.now)
@@ -400,7 +496,11 @@ class Trial(models.Model):
         default=False, help_text="counted in the item's assigned slots"
     )
     assigned = models.DateTimeField(default=timezone.now)
-    shown = models.DateTimeField(null=True, blank=True, help_text="first served to the rater")
+    shown = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="first sent to the browser (as the current or the preloaded next trial)",
+    )
 
     class Meta:
         ordering = ["session", "position"]
@@ -446,8 +546,20 @@ class Judgment(models.Model):
         help_text="2AFC: the stimulus picked (resolved from what was shown)",
     )
     flips = models.PositiveIntegerField(default=0)
-    view_ms = models.PositiveIntegerField(default=0, help_text="time on the trial, browser clock")
-    server_ms = models.PositiveIntegerField(default=0, help_text="served → answered, server clock")
+    view_ms = models.PositiveIntegerField(
+        default=0, help_text="visible time on the trial (browser clock, paused while hidden)"
+    )
+    server_ms = models.PositiveIntegerField(
+        default=0, help_text="first sent → answered, server clock (an upper bound of view_ms)"
+    )
+    viewing = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="per-trial viewing conditions the browser reported (hidden time, resizes, …)",
+    )
+    answered = models.DateTimeField(
+        null=True, blank=True, help_text="when the rater answered (replays keep it)"
+    )
     flags = models.JSONField(default=list, blank=True, help_text="quality-control flags")
     gold_passed = models.BooleanField(null=True, blank=True)
     created = models.DateTimeField(default=timezone.now)

@@ -27,8 +27,10 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from perceptlab.codecs.files import read_bytes
-from perceptlab.studies.assignment import progress, settle, start_rating, upcoming
+from perceptlab.studies import sessions
+from perceptlab.studies.assignment import progress, upcoming
 from perceptlab.studies.forms import (
+    CONTROLS_CSS_PX,
     PANE_GAP_DEVICE_PX,
     ConsentForm,
     JudgeForm,
@@ -47,6 +49,7 @@ from perceptlab.studies.models import (
     Trial,
 )
 from perceptlab.studies.stimuli import reference_of
+from perceptlab.studies.viewing import device_class
 
 logger = logging.getLogger(__name__)
 
@@ -171,6 +174,14 @@ def _new_session(request: HttpRequest, study: Study, came: Arrival) -> Session:
 
 @require_http_methods(["GET", "HEAD", "POST"])
 def session_page(request: HttpRequest, code: uuid.UUID) -> HttpResponse:
+    """The one page of a session; what it shows follows the session's state. Never
+    cached (not even for Back/Forward), so a rater never sees an answered trial again."""
+    response = _session_page(request, code)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def _session_page(request: HttpRequest, code: uuid.UUID) -> HttpResponse:
     session = session_or_404(code)
     study = session.study
     context = {"session": session, "study": study}
@@ -196,8 +207,11 @@ def _final_page(request: HttpRequest, session: Session) -> HttpResponse:
     context = {
         "session": session,
         "study": session.study,
-        # Gold-trial reasons stay private; a too-small window is worth telling the rater.
-        "show_reason": session.screened_reason.startswith("screen too small"),
+        # Gold-trial reasons stay private; the window, the device or a full study are
+        # worth telling the rater.
+        "show_reason": session.screened_reason.startswith(
+            ("screen too small", DEVICE_REFUSED, sessions.STUDY_FULL)
+        ),
     }
     return render(request, FINAL_PAGES[session.state], context)
 
@@ -205,11 +219,10 @@ def _final_page(request: HttpRequest, session: Session) -> HttpResponse:
 def _consent(request: HttpRequest, session: Session) -> HttpResponse:
     form = ConsentForm(request.POST if request.method == "POST" else None)
     if form.is_valid():
-        waiting = Session.objects.filter(pk=session.pk, state=Session.State.CONSENT)
         if form.agreed():
-            waiting.update(state=Session.State.INSTRUCTIONS, consented=timezone.now())
+            sessions.agree(session=session)
         else:
-            waiting.update(state=Session.State.DECLINED, finished=timezone.now())
+            sessions.decline(session=session)
         return redirect("studies:session", code=session.code)
     context = {"session": session, "study": session.study, "form": form}
     return render(request, "studies/rater/consent.html", context)
@@ -218,29 +231,58 @@ def _consent(request: HttpRequest, session: Session) -> HttpResponse:
 def _instructions(request: HttpRequest, session: Session) -> HttpResponse:
     study = session.study
     form = ScreenForm(request.POST if request.method == "POST" else None)
+    problem = ""
     if form.is_valid():
-        problem = form.shortfall(study)
-        if problem and not session.is_preview:
-            Session.objects.filter(pk=session.pk, state=Session.State.INSTRUCTIONS).update(
-                state=Session.State.SCREENED_OUT,
-                screened_reason=problem[:300],
-                screen=form.screen(),
-                finished=timezone.now(),
-            )
-        else:
-            session.screen = form.screen()
-            session.save(update_fields=["screen"])
-            start_rating(session=session)
-        return redirect("studies:session", code=session.code)
+        problem = _screen_problem(session, form)
+        recorded = {"screen": form.screen(), "viewing": _session_viewing(session, form)}
+        if not problem or session.is_preview:
+            Session.objects.filter(pk=session.pk).update(**recorded)
+            sessions.start_rating(session=session)
+            return redirect("studies:session", code=session.code)
+        if form.cleaned_data["gave_up"] or problem.startswith(DEVICE_REFUSED):
+            sessions.screen_out(session=session, reason=problem, **recorded)
+            return redirect("studies:session", code=session.code)
     width, height = needed_device_pixels(study, 1.0)
     context = {
         "session": session,
         "study": study,
         "form": form,
+        "problem": problem,
         "needed": {"width": width, "height": height},
+        "size_check": {"width": width, "height": height, "controlsCss": CONTROLS_CSS_PX},
         **_scale_context(study),
     }
     return render(request, "studies/rater/instructions.html", context)
+
+
+DEVICE_REFUSED = "device not admitted"
+
+
+def _screen_problem(session: Session, form: ScreenForm) -> str:
+    """Why this rater cannot take part from this device and window ("" if they can):
+    a device class the study does not admit, or a window too small for 1:1 pixels."""
+    study = session.study
+    device = device_class(form.device(), session.user_agent)
+    allowed = study.allowed_devices or []
+    if device not in allowed:
+        return f"{DEVICE_REFUSED}: this study needs a {' or '.join(allowed)}, not a {device}"
+    return form.shortfall(study)
+
+
+def _session_viewing(session: Session, form: ScreenForm) -> dict[str, Any]:
+    """The session's viewing conditions at the size check, with its history of checks."""
+    device = form.device()
+    checks = [*session.viewing.get("checks", []), form.screen()][-20:]
+    return {
+        "device_class": device_class(device, session.user_agent),
+        "dpr": device.device_pixel_ratio,
+        "window": [device.inner_width, device.inner_height],
+        "screen": [device.screen_width, device.screen_height],
+        "touch_points": device.touch_points,
+        "pointer_fine": device.pointer_fine,
+        "zoom": device.zoom,
+        "checks": checks,
+    }
 
 
 def _rating(request: HttpRequest, session: Session) -> HttpResponse:
@@ -277,7 +319,7 @@ def _app_config(
         "gapDevicePx": PANE_GAP_DEVICE_PX,
         "allowUndecided": study.allow_undecided,
         "minViewSeconds": study.min_view_seconds,
-        "minFlips": study.min_flips,
+        "minFlips": study.min_flips if study.uses_flips else 0,
         "urls": {
             "state": reverse("studies:state", args=[session.code]),
             "judge": reverse("studies:judge", args=[session.code]),
@@ -334,11 +376,14 @@ def rater_state(session: Session) -> dict[str, Any]:
     if session.state == Session.State.RATING and _serving(session):
         coming = upcoming(session=session)
         if coming.current is None:
-            settle(session=session)
+            sessions.settle(session=session)
         else:
             current, following = coming.current, coming.next
-            shown = Trial.objects.filter(pk=current.pk, shown__isnull=True)
-            shown.update(shown=timezone.now())
+            # The server's clock of a trial starts when the browser first gets it, as the
+            # current trial or as the next one it preloads and may show at once.
+            sent = [t.pk for t in (current, following) if t is not None and t.shown is None]
+            if sent:
+                Trial.objects.filter(pk__in=sent, shown__isnull=True).update(shown=timezone.now())
     answered, total = progress(session=session)
     return {
         "state": session.state,

@@ -16,10 +16,10 @@ from perceptlab.studies.assignment import (
     progress,
     release_stale,
     release_unanswered,
-    start_rating,
     upcoming,
 )
 from perceptlab.studies.models import Item, Session, Study, Trial
+from perceptlab.studies.sessions import start_rating
 
 pytestmark = pytest.mark.django_db
 
@@ -94,7 +94,7 @@ def test_no_item_passes_its_target_and_late_raters_find_the_study_full() -> None
     late = rating_session(study)
     assert late.state == Session.State.SCREENED_OUT  # nothing left for a late rater
     assert late.screened_reason.startswith("study full")
-    assert late.schedule == [SKIP] * 5
+    assert late.schedule == [] and not late.trials.exists()  # screened out before practice
 
 
 def test_a_preview_session_takes_no_slot() -> None:
