@@ -1,15 +1,23 @@
 #!/usr/bin/env bash
-# Install the browser the browser tests drive: Debian's chromium package (Playwright's own
-# browser download is not used). Needs root (or sudo) the first time; a no-op afterwards.
+# Install what the browser-side tests need: Debian's chromium package (Playwright's own
+# browser download is not used) and Debian's nodejs (`node --test` runs the rater app's
+# module tests in tests/studies/js). Needs root (or sudo) the first time; a no-op afterwards.
 set -euo pipefail
 CHROMIUM=${PERCEPTLAB_CHROMIUM:-/usr/bin/chromium}
-if [ -x "$CHROMIUM" ]; then
+packages=()
+if [ ! -x "$CHROMIUM" ]; then
+    packages+=(chromium)
+fi
+if ! command -v node >/dev/null 2>&1; then
+    packages+=(nodejs)
+fi
+if [ ${#packages[@]} -eq 0 ]; then
     exit 0
 fi
 SUDO=""
 if [ "$(id -u)" != 0 ]; then
     SUDO="sudo"
 fi
-echo "installing chromium (Debian package) for the browser tests"
+echo "installing ${packages[*]} (Debian packages) for the browser and JavaScript tests"
 $SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${packages[@]}" >/dev/null

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from django.utils import timezone
 
 from perceptlab.codecs.generation import run_job
 from perceptlab.codecs.intake import import_image
@@ -21,7 +23,7 @@ from perceptlab.studies import stimuli
 from perceptlab.studies.assignment import upcoming
 from perceptlab.studies.judging import Answer, Recorded, record
 from perceptlab.studies.models import Session, Study, Trial
-from perceptlab.studies.sessions import start_rating
+from perceptlab.studies.sessions import settle, start_rating
 
 
 def synthetic_image(seed: int, width: int = 96, height: int = 64) -> np.ndarray:
@@ -109,32 +111,44 @@ def answer_current(
     """Answer the session's current trial (a valid answer by default); None when done.
 
     ``score`` defaults to the top of the scale (ACR/DCR), ``choice`` to "a" (2AFC);
-    ``extra`` may set ``key``, ``flips`` (default 3) and ``view_ms`` (default 5000).
+    ``extra`` may set ``key``, ``flips`` (default 3), ``view_ms`` (default 5000),
+    ``age_ms``, ``viewing`` and ``sent_ms_ago``: how long before the answer the server
+    sent the trial (default ``view_ms`` + 100, as for a rater who really looked that
+    long; 0 answers the moment it is served).
     """
     trial = upcoming(session=session).current
     if trial is None:
         return None
     if not session.study.is_pairwise and score is None:
         score = session.study.scale_range()[1]
+    view_ms = extra.pop("view_ms", 5000)
+    sent_ms_ago = extra.pop("sent_ms_ago", view_ms + 100)
+    sent = timezone.now() - timedelta(milliseconds=sent_ms_ago)
+    Trial.objects.filter(pk=trial.pk).update(shown=sent)
     answer = Answer(
         position=trial.position,
         key=extra.pop("key", uuid.uuid4()),
         score=score if not session.study.is_pairwise else None,
         choice=choice if session.study.is_pairwise else "",
         flips=extra.pop("flips", 3),
-        view_ms=extra.pop("view_ms", 5000),
+        view_ms=view_ms,
+        age_ms=extra.pop("age_ms", 0),
+        viewing=extra.pop("viewing", {}),
     )
+    assert not extra, f"unknown answer fields {sorted(extra)}"
     recorded = record(session=session, answer=answer)
     session.refresh_from_db()
     return recorded
 
 
 def complete(session: Session) -> list[Trial]:
-    """Answer every trial; returns the trials answered, in order."""
+    """Answer every trial, then settle the session as the rater page does when nothing
+    is left; returns the trials answered, in order."""
     answered = []
     while not session.is_finished():
         recorded = answer_current(session)
         if recorded is None:
+            settle(session=session)
             break
         answered.append(recorded.judgment.trial)
     return answered

@@ -3,11 +3,12 @@ dashboard; sessions and judgments are read-only (they are the data)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db import models
@@ -25,11 +26,25 @@ from perceptlab.codecs.generation import parse_bpps, progress
 from perceptlab.codecs.models import SourceImage
 from perceptlab.codecs.registry import get_codec
 from perceptlab.codecs.tasks import enqueue_jobs
-from perceptlab.studies import lifecycle
+from perceptlab.studies import lifecycle, participants
 from perceptlab.studies.assignment import progress as session_progress
 from perceptlab.studies.dashboard import QC_FLAGS, study_dashboard
-from perceptlab.studies.models import Judgment, Method, Session, Study, StudyImage, Trial
-from perceptlab.studies.stimuli import BuildReport, StudyNotReady, build_stimuli, plan_generation
+from perceptlab.studies.models import (
+    Judgment,
+    Method,
+    Session,
+    Study,
+    StudyImage,
+    Trial,
+    default_gold_params,
+)
+from perceptlab.studies.stimuli import (
+    BuildReport,
+    StudyNotReady,
+    build_stimuli,
+    gold_overview,
+    plan_generation,
+)
 
 # Settings that decide the stimuli, the items or what an answer means: fixed once raters
 # may have seen the study.
@@ -123,7 +138,9 @@ class StudyForm(forms.ModelForm):
         label="Target bpps", help_text="comma-separated bits per pixel, e.g. 0.25, 0.5, 1"
     )
     gold_codec = forms.ChoiceField(
-        initial="jpeg", help_text="2AFC gold: the original against this codec's heavy compression"
+        initial="jpeg",
+        help_text="the heavy compression raters must tell from the original: the 2AFC gold, "
+        "and the degraded ACR/DCR practice image",
     )
 
     class Meta:
@@ -161,8 +178,9 @@ class StudyForm(forms.ModelForm):
         return data
 
     def _check_gold(self, slug: str, params: object, data: dict[str, Any]) -> None:
-        if params is None:
-            params = data["gold_params"] = {}
+        if params is None or params == {}:
+            # Not the codec's own defaults: JPEG at quality 75 is no gold.
+            params = data["gold_params"] = default_gold_params()
         if not isinstance(params, dict):
             self.add_error("gold_params", 'expected a JSON object, e.g. {"quality": 5}')
             return
@@ -170,9 +188,10 @@ class StudyForm(forms.ModelForm):
             get_codec(slug).validate_params(params)
         except CodecError as exc:
             self.add_error("gold_params", str(exc))
-        uses_gold = data.get("gold_trials") or data.get("practice_trials")
+        practice = data.get("practice_trials")
+        gold = data.get("gold_trials") if data.get("method") == Method.AFC2 else 0
         reason = _unavailable_reason(slug)
-        if data.get("method") == Method.AFC2 and uses_gold and reason:
+        if (gold or practice) and reason:
             self.add_error("gold_codec", f"{slug} is unavailable: {reason}")
 
 
@@ -269,7 +288,7 @@ class StudyAdmin(admin.ModelAdmin):
     ]
     list_filter = ["state", "method"]
     search_fields = ["name", "title"]
-    actions = [_bulk(operation) for operation in OPERATIONS]
+    actions = [*(_bulk(operation) for operation in OPERATIONS), "download_prolific_approvals"]
     fieldsets = [(title, {"fields": tuple(fields)}) for title, fields in SECTIONS.items()]
 
     def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
@@ -378,6 +397,7 @@ class StudyAdmin(admin.ModelAdmin):
                 "report_url": reverse("evaluation:report", args=[study.pk]),
                 "invitation_url": invitation_url(request, study) if study.launched else None,
                 "prolific_query": PROLIFIC_QUERY,
+                "gold": gold_overview(study=study),
             }
         return super().change_view(request, object_id, form_url, extra_context)
 
@@ -417,14 +437,18 @@ class StudyAdmin(admin.ModelAdmin):
         self.message_user(
             request,
             f"{study}: {done}: {report.stimuli} stimuli, {report.test_items} test items, "
-            f"{report.gold_items} gold items",
+            f"{report.gold_items} gold items, {report.practice_items} practice items",
         )
-        if report.missing:
-            shown = "; ".join(report.missing[:10])
-            more = f" and {len(report.missing) - 10} more" if len(report.missing) > 10 else ""
-            self.message_user(
-                request, f"{study}: missing (failed jobs): {shown}{more}", messages.WARNING
-            )
+        lists: dict[str, Sequence[object]] = {
+            "missing (failed jobs)": report.missing,
+            "refused, no item": report.refused,
+            "check": report.warnings,
+        }
+        for title, entries in lists.items():
+            if entries:
+                shown = "; ".join(str(entry) for entry in entries[:10])
+                more = f" and {len(entries) - 10} more" if len(entries) > 10 else ""
+                self.message_user(request, f"{study}: {title}: {shown}{more}", messages.WARNING)
 
     def _build(self, request: HttpRequest, study: Study) -> None:
         self._report(request, study, build_stimuli(study=study), "built")
@@ -462,6 +486,22 @@ class StudyAdmin(admin.ModelAdmin):
     def _close(self, request: HttpRequest, study: Study) -> None:
         lifecycle.close(study=study)
         self.message_user(request, f"{study}: closed")
+
+    @admin.action(description="Download Prolific approval CSV", permissions=["view"])
+    def download_prolific_approvals(
+        self, request: HttpRequest, queryset: QuerySet[Study]
+    ) -> HttpResponse | None:
+        studies = list(queryset)
+        if len(studies) != 1:
+            self.message_user(request, "select one study for its approval CSV", messages.ERROR)
+            return None
+        study = studies[0]
+        response = HttpResponse(content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = (
+            f'attachment; filename="{study.name}-prolific-approvals.csv"'
+        )
+        participants.write_approvals(participants.approval_rows(study=study), response)
+        return response
 
 
 def available_operations(study: Study) -> list[str]:
@@ -523,11 +563,40 @@ class SessionAdmin(ReadOnlyAdmin):
     list_select_related = ["study"]
     search_fields = ["participant_id", "code"]
     inlines = [TrialInline]
+    actions = ["delete_participants_data"]
 
     @admin.display(description="answered")
     def progress(self, obj: Session) -> str:
         answered, total = session_progress(session=obj)
         return f"{answered}/{total}"
+
+    def has_erase_permission(self, request: HttpRequest) -> bool:
+        """Deleting a participant's data on request (GDPR) needs the delete permission on
+        sessions; the admin's own delete stays off, it would keep the slots taken."""
+        return request.user.has_perm(f"{self.opts.app_label}.delete_session")
+
+    @admin.action(description="Delete the selected participants' data", permissions=["erase"])
+    def delete_participants_data(
+        self, request: HttpRequest, queryset: QuerySet[Session]
+    ) -> HttpResponse | None:
+        """Asks for confirmation first (listing what goes), then deletes each session."""
+        chosen = list(queryset.select_related("study"))
+        if request.POST.get("confirmed") != "yes":
+            context = {
+                **self.admin_site.each_context(request),
+                "opts": self.opts,
+                "title": "Delete the selected participants' data?",
+                "sessions": chosen,
+                "deletions": [participants.deletion_of(session=s) for s in chosen],
+                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            }
+            return TemplateResponse(
+                request, "admin/studies/session/delete_participants.html", context
+            )
+        for session in chosen:
+            deleted = participants.delete_participant(session=session)
+            self.message_user(request, f"deleted {deleted}")
+        return None
 
 
 class FlagFilter(admin.SimpleListFilter):

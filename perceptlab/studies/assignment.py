@@ -188,13 +188,19 @@ def _give_back(item_id: int) -> None:
 
 
 def _bind_gold(session: Session, position: int) -> Trial | None:
-    """A gold item new to the session; never one it saw in practice (with its answer)."""
-    used = session.trials.filter(kind__in=[Trial.Kind.GOLD, Trial.Kind.PRACTICE])
-    golds = list(
-        session.study.items.filter(kind=Item.Kind.GOLD).exclude(
-            pk__in=used.values("item_id")
+    """A gold item new to the session, never one whose images it saw in practice (where
+    it was told the right answer)."""
+    trials = session.trials.filter(kind__in=[Trial.Kind.GOLD, Trial.Kind.PRACTICE])
+    practised = session.trials.filter(kind=Trial.Kind.PRACTICE)
+    pairs = practised.values_list("item__a_id", "item__b_id")
+    seen = {stimulus for pair in pairs for stimulus in pair if stimulus is not None}
+    golds = [
+        item
+        for item in session.study.items.filter(kind=Item.Kind.GOLD).exclude(
+            pk__in=trials.values("item_id")
         )
-    )
+        if item.a_id not in seen and item.b_id not in seen
+    ]
     return _create(session, position, Trial.Kind.GOLD, random.choice(golds)) if golds else None
 
 

@@ -19,7 +19,15 @@ from perceptlab.codecs.models import GenerationJob
 from perceptlab.studies.models import Item, Judgment, Session, Stimulus, Study, Trial
 from perceptlab.studies.stimuli import study_jobs
 
-QC_FLAGS = ("too_fast", "too_few_flips", "gold_failed", "inconsistent_repeat")
+QC_FLAGS = (
+    "too_fast",
+    "too_few_flips",
+    "gold_failed",
+    "inconsistent_repeat",
+    "clock_mismatch",
+    "pane_hidden",
+    "pane_cut",
+)
 
 
 @dataclass(frozen=True)
@@ -74,9 +82,14 @@ class ItemRow:
     item_id: int
     image: str
     conditions: tuple[Condition, ...]  # one (ACR, DCR) or two (2AFC)
-    assigned: int  # slots taken, answered or not
-    judgments: int
+    assigned: int  # slots taken, answered or not (screened-out raters' slots are given back)
+    judgments: int  # all test judgments of the item
     screened_judgments: int  # of those, from raters screened out since
+
+    @property
+    def valid(self) -> int:
+        """Judgments that count: from raters not screened out."""
+        return self.judgments - self.screened_judgments
 
 
 @dataclass(frozen=True)
@@ -90,7 +103,14 @@ class Coverage:
 
     @property
     def judgments(self) -> int:
+        """All test judgments, screened-out raters' included."""
         return sum(row.judgments for row in self.rows)
+
+    @property
+    def valid(self) -> int:
+        """Valid judgments towards the target: each item counts up to the target (an
+        ACR-HR hidden reference is rated by every rater of its image)."""
+        return sum(min(row.valid, self.target) for row in self.rows)
 
     @property
     def wanted(self) -> int:
@@ -98,15 +118,15 @@ class Coverage:
 
     @property
     def minimum(self) -> int:
-        return min((row.judgments for row in self.rows), default=0)
+        return min((row.valid for row in self.rows), default=0)
 
     @property
     def median(self) -> float:
-        return statistics.median([row.judgments for row in self.rows]) if self.rows else 0.0
+        return statistics.median([row.valid for row in self.rows]) if self.rows else 0.0
 
     @property
     def maximum(self) -> int:
-        return max((row.judgments for row in self.rows), default=0)
+        return max((row.valid for row in self.rows), default=0)
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from django.utils import timezone
 from perceptlab.studies.assignment import upcoming
 from perceptlab.studies.models import Item, Judgment, Method, Session, Study, Trial
 from perceptlab.studies.sessions import screen_out, settle
-from perceptlab.studies.viewing import viewing_flags
+from perceptlab.studies.viewing import trial_viewing, viewing_flags
 
 
 class JudgmentRejected(Exception):
@@ -140,7 +140,7 @@ def _build(session: Session, trial: Trial, answer: Answer) -> Judgment:
         flips=answer.flips,
         view_ms=answer.view_ms,
         server_ms=server_ms,
-        viewing=answer.viewing,
+        viewing=trial_viewing(answer.viewing),
         answered=answered,
     )
     judgment.flags = _flags(trial=trial, judgment=judgment)

@@ -94,9 +94,7 @@ def finish(*, session: Session) -> bool:
     test items before answering any is screened out as "study full" (practice and gold
     trials alone are not a completed session).
     """
-    answered_test = session.trials.filter(
-        kind=Trial.Kind.TEST, judgment__isnull=False
-    ).exists()
+    answered_test = session.trials.filter(kind=Trial.Kind.TEST, judgment__isnull=False).exists()
     if not answered_test and not session.is_preview:
         return screen_out(session=session, reason=STUDY_FULL)
     return _move(session, (State.RATING,), State.COMPLETED, finished=timezone.now())
@@ -107,16 +105,12 @@ def release_all(*, session: Session) -> int:
     ones stay (their judgments are kept) but stop counting towards the item's target."""
     released = release_unanswered(session=session)
     answered = list(
-        session.trials.filter(holds_slot=True, judgment__isnull=False).values_list(
-            "pk", "item_id"
-        )
+        session.trials.filter(holds_slot=True, judgment__isnull=False).values_list("pk", "item_id")
     )
     for trial_id, item_id in answered:
         with transaction.atomic():  # the slot flag and the item's count move together
             if Trial.objects.filter(pk=trial_id, holds_slot=True).update(holds_slot=False):
-                Item.objects.filter(pk=item_id, assigned__gt=0).update(
-                    assigned=F("assigned") - 1
-                )
+                Item.objects.filter(pk=item_id, assigned__gt=0).update(assigned=F("assigned") - 1)
                 released += 1
     return released
 

@@ -2,27 +2,49 @@
 
 1. ``ensure_crop_plan``: one StudyImage per image of the set, with its crop position.
 2. ``plan_generation``: one generation job per (image, codec, target bpp), plus the gold
-   (heavily compressed, fixed parameters) for 2AFC; the jobs are the foundation's, so
-   asking twice finds the same jobs and reconstructions shared with other studies.
+   (heavily compressed, fixed parameters) where gold or practice items show it; the jobs
+   are the foundation's, so asking twice finds the same jobs and reconstructions shared
+   with other studies.
 3. ``build_stimuli``: once the jobs are done, cut every reconstruction (and the original)
    to the image's crop, store it as a metadata-free PNG under a random token, and create
-   the items (ACR/DCR: one per stimulus; 2AFC: the pair plan's pairs) and gold items.
+   the items (ACR/DCR: one per stimulus; 2AFC: the pair plan's pairs), the gold items and
+   the ACR/DCR practice items.
+
+What a build refuses to ask (reported in :class:`BuildReport`): a 2AFC choice between two
+pixel-identical crops, and a gold whose pixels are the original's (no right answer). The
+reference shown beside a candidate never shares its file's bytes with any candidate: the
+hidden reference and every condition are stored with :func:`encode_png`, the reference
+alone with other zlib settings (:func:`reencoded_png`), so comparing files (or their
+zlib headers) tells a script nothing about which candidate is the original.
 """
 
 from __future__ import annotations
 
+import io
+import json
 import random
+import statistics
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 from django.db import transaction
+from django.db.models import Q
+from PIL import Image
 
 from perceptlab.codecs.files import read_bytes, store_verified
 from perceptlab.codecs.generation import JobRequest, plan_jobs, progress, request_key
 from perceptlab.codecs.models import GenerationJob, Reconstruction, SourceImage
-from perceptlab.lib.images import decode_png, encode_png
-from perceptlab.studies.models import Item, Method, Stimulus, Study, StudyImage
+from perceptlab.lib.images import Pixels, decode_png, encode_png, pixels_sha256, sha256_hex
+from perceptlab.studies.models import (
+    Item,
+    Method,
+    Stimulus,
+    Study,
+    StudyImage,
+    default_gold_params,
+)
 from perceptlab.studies.planners import planner_for
 
 
@@ -55,12 +77,26 @@ def ensure_crop_plan(*, study: Study) -> list[StudyImage]:
     return list(study.study_images.select_related("source", "study"))
 
 
+def uses_gold(study: Study) -> bool:
+    """Whether the study shows the gold codec's heavy compression: as the 2AFC gold (in
+    gold and practice trials), or as the degraded ACR/DCR practice image."""
+    if study.is_pairwise:
+        return bool(study.gold_trials or study.practice_trials)
+    return bool(study.practice_trials)
+
+
+def gold_params(study: Study) -> dict[str, object]:
+    """The gold's parameters; empty ones mean the default (JPEG quality 5), never the
+    codec's own default (JPEG quality 75 is no gold)."""
+    return dict(study.gold_params or default_gold_params())
+
+
 def _requests(study: Study) -> list[JobRequest]:
     requests = [
         JobRequest(codec=c, target_bpp=float(b)) for c in study.codecs for b in study.target_bpps
     ]
-    if study.is_pairwise and (study.gold_trials or study.practice_trials):
-        requests.append(JobRequest(codec=study.gold_codec, fixed_params=study.gold_params or {}))
+    if uses_gold(study):
+        requests.append(JobRequest(codec=study.gold_codec, fixed_params=gold_params(study)))
     return requests
 
 
@@ -93,31 +129,79 @@ def study_jobs(*, study: Study) -> PlannedJobs:
     return PlannedJobs(jobs=jobs, unplanned=len(keys) - len(jobs))
 
 
-def _crop_png(study_image: StudyImage, pixels: np.ndarray) -> tuple[str, str]:
+def _crop(study_image: StudyImage, pixels: Pixels) -> Pixels:
     x, y, width, height = study_image.crop_box()
-    crop = np.ascontiguousarray(pixels[y : y + height, x : x + width])
-    return store_verified(encode_png(crop), folder="stimuli", extension="png")
+    return np.ascontiguousarray(pixels[y : y + height, x : x + width])
+
+
+def reencoded_png(pixels: Pixels, *, unlike: str) -> bytes:
+    """A lossless PNG of ``pixels`` whose SHA-256 is not ``unlike``: Pillow at other zlib
+    levels than :func:`encode_png`'s (the zlib header alone then differs), no metadata
+    chunks. Raises ValueError if no setting gives other bytes with the same pixels."""
+    for level in (9, 6, 0):
+        buffer = io.BytesIO()
+        Image.fromarray(pixels).save(buffer, format="PNG", compress_level=level)
+        data = buffer.getvalue()
+        if sha256_hex(data) != unlike and np.array_equal(decode_png(data), pixels):
+            return data
+    raise ValueError(f"no lossless PNG of these pixels differs from the file {unlike}")
+
+
+def _crop_png(study_image: StudyImage, pixels: Pixels, role: str) -> tuple[str, str]:
+    crop = _crop(study_image, pixels)
+    data = encode_png(crop)
+    if role == Stimulus.Role.ORIGINAL:
+        data = reencoded_png(crop, unlike=sha256_hex(data))
+    return store_verified(data, folder="stimuli", extension="png")
 
 
 def _stimulus(
-    study_image: StudyImage,
-    role: str,
-    reconstruction: Reconstruction | None,
-    *,
-    same_pixels_as: Stimulus | None = None,
+    study_image: StudyImage, role: str, reconstruction: Reconstruction | None
 ) -> Stimulus:
-    """Find or make the stimulus; ``same_pixels_as`` reuses another's crop file (the
-    hidden reference shows the original's pixels under a token of its own)."""
+    """Find or make the stimulus; the hidden reference shows the original's pixels under a
+    token and a file of its own."""
     lookup = {"study_image": study_image, "role": role, "reconstruction": reconstruction}
     found = Stimulus.objects.filter(**lookup).first()
     if found is not None:
         return found
-    if same_pixels_as is not None:
-        name, digest = str(same_pixels_as.png.name), same_pixels_as.png_sha256
-    else:
-        png_file = reconstruction.png if reconstruction is not None else study_image.source.png
-        name, digest = _crop_png(study_image, decode_png(read_bytes(str(png_file.name))))
+    png_file = reconstruction.png if reconstruction is not None else study_image.source.png
+    pixels = decode_png(read_bytes(str(png_file.name)))
+    name, digest = _crop_png(study_image, pixels, role)
     return Stimulus.objects.create(study=study_image.study, png=name, png_sha256=digest, **lookup)
+
+
+def _give_own_bytes(original: Stimulus, hidden: Stimulus) -> None:
+    """Studies built before the reference had a file of its own: re-store it."""
+    if original.png_sha256 != hidden.png_sha256:
+        return
+    pixels = decode_png(read_bytes(str(original.png.name)))
+    data = reencoded_png(pixels, unlike=original.png_sha256)
+    name, original.png_sha256 = store_verified(data, folder="stimuli", extension="png")
+    original.png = name  # type: ignore[assignment]
+    original.save(update_fields=["png", "png_sha256"])
+
+
+def describe(stimulus: Stimulus) -> str:
+    """The stimulus's condition in the researcher's words: codec, target and achieved bpp."""
+    r = stimulus.reconstruction
+    if r is None:
+        return "the original"
+    if r.target_bpp is None:
+        return f"{r.codec} {json.dumps(r.params, sort_keys=True)} ({r.achieved_bpp:.3f} bpp)"
+    return f"{r.codec} at {r.target_bpp:g} bpp (achieved {r.achieved_bpp:.3f})"
+
+
+@dataclass(frozen=True)
+class CropNote:
+    """Two stimuli of one image a build found pixel-identical, and what it did about it."""
+
+    image: str
+    a: str
+    b: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.image}: {self.a} vs {self.b} ({self.reason})"
 
 
 @dataclass
@@ -125,7 +209,12 @@ class BuildReport:
     stimuli: int = 0
     test_items: int = 0
     gold_items: int = 0
+    practice_items: int = 0
     missing: list[str] = field(default_factory=list)
+    refused: list[CropNote] = field(default_factory=list)
+    """Pairs given no item: 2AFC pairs of identical crops, golds identical to the original."""
+    warnings: list[CropNote] = field(default_factory=list)
+    """Items kept but worth a look: a DCR test crop identical to its reference."""
 
 
 def build_stimuli(*, study: Study) -> BuildReport:
@@ -133,7 +222,8 @@ def build_stimuli(*, study: Study) -> BuildReport:
 
     Failed jobs are skipped and listed in ``missing`` (the researcher sees which
     (image, codec, target) is absent); an image with fewer than two conditions gets no
-    2AFC items.
+    2AFC items. Pairs of pixel-identical crops get no item and are listed in ``refused``
+    (an earlier build's item for them is removed unless a rater already has it).
     """
     planned = study_jobs(study=study)
     if planned.unplanned or not planned.jobs:
@@ -159,6 +249,7 @@ def build_stimuli(*, study: Study) -> BuildReport:
     report.stimuli = study.stimuli.count()
     report.test_items = study.items.filter(kind=Item.Kind.TEST).count()
     report.gold_items = study.items.filter(kind=Item.Kind.GOLD).count()
+    report.practice_items = study.items.filter(kind=Item.Kind.PRACTICE).count()
     return report
 
 
@@ -166,11 +257,26 @@ def _is_gold_job(study: Study, job: GenerationJob) -> bool:
     return job.fixed_params is not None and job.codec == study.gold_codec
 
 
-def _build_image(
-    study: Study, study_image: StudyImage, jobs: list[GenerationJob], report: BuildReport
-) -> None:
+@dataclass(frozen=True)
+class _ImageStimuli:
+    """One image's stimuli, with the hash of each one's decoded pixels."""
+
+    original: Stimulus
+    hidden: Stimulus
+    conditions: list[Stimulus]
+    gold: Stimulus | None
+    pixels: dict[int, str]
+
+    def same_pixels(self, a: Stimulus, b: Stimulus) -> bool:
+        return self.pixels[a.pk] == self.pixels[b.pk]
+
+
+def _image_stimuli(
+    study: Study, study_image: StudyImage, jobs: list[GenerationJob]
+) -> _ImageStimuli:
+    hidden = _stimulus(study_image, Stimulus.Role.HIDDEN, None)
     original = _stimulus(study_image, Stimulus.Role.ORIGINAL, None)  # the reference shown
-    hidden = _stimulus(study_image, Stimulus.Role.HIDDEN, None, same_pixels_as=original)
+    _give_own_bytes(original, hidden)
     conditions, gold = [], None
     for job in sorted(jobs, key=lambda j: (j.codec, j.target_bpp or 0.0)):
         reconstruction = job.reconstruction
@@ -180,21 +286,169 @@ def _build_image(
             gold = _stimulus(study_image, Stimulus.Role.GOLD, reconstruction)
         else:
             conditions.append(_stimulus(study_image, Stimulus.Role.CONDITION, reconstruction))
+    every = [original, hidden, *conditions, *([gold] if gold else [])]
+    pixels = {s.pk: pixels_sha256(decode_png(read_bytes(str(s.png.name)))) for s in every}
+    return _ImageStimuli(original, hidden, conditions, gold, pixels)
+
+
+def _build_image(
+    study: Study, study_image: StudyImage, jobs: list[GenerationJob], report: BuildReport
+) -> None:
+    found = _image_stimuli(study, study_image, jobs)
+    name = study_image.source.name
     if study.method == Method.AFC2:
-        for a, b in planner_for(study).pairs(study=study, conditions=conditions):
-            Item.objects.get_or_create(study=study, kind=Item.Kind.TEST, a=a, b=b)
-        if gold is not None:
-            # The original among the candidates, against a heavily compressed version.
-            Item.objects.get_or_create(
-                study=study, kind=Item.Kind.GOLD, a=hidden, b=gold, defaults={"expected": "a"}
-            )
+        _build_pairs(study, found, name, report)
+        _keep_only(study, study_image, Item.Kind.PRACTICE, [])
         return
-    singles = conditions + ([hidden] if study.hidden_reference else [])
+    singles = found.conditions + ([found.hidden] if study.hidden_reference else [])
     for stimulus in singles:
         Item.objects.get_or_create(study=study, kind=Item.Kind.TEST, a=stimulus, b=None)
+    if study.method == Method.DCR:
+        for condition in found.conditions:
+            if found.same_pixels(condition, found.original):
+                reason = "test crop pixel-identical to the reference; kept"
+                report.warnings.append(CropNote(name, describe(condition), "reference", reason))
     # ACR: the original rated as if a reconstruction (expected high); DCR: the reference
     # against itself (expected "imperceptible").
-    Item.objects.get_or_create(study=study, kind=Item.Kind.GOLD, a=hidden, b=None)
+    gold = _item(study, Item.Kind.GOLD, found.hidden, None, Item.Expect.HIGH)
+    _keep_only(study, study_image, Item.Kind.GOLD, [gold])
+    practice = _practice_items(study, found) if study.practice_trials else []
+    _keep_only(study, study_image, Item.Kind.PRACTICE, practice)
+
+
+def _build_pairs(study: Study, found: _ImageStimuli, name: str, report: BuildReport) -> None:
+    refused = []
+    for a, b in planner_for(study).pairs(study=study, conditions=found.conditions):
+        if found.same_pixels(a, b):
+            refused.append((a, b))
+            reason = "pixel-identical crops: no choice to make"
+            report.refused.append(CropNote(name, describe(a), describe(b), reason))
+        else:
+            Item.objects.get_or_create(study=study, kind=Item.Kind.TEST, a=a, b=b)
+    for a, b in refused:  # made by a build before identical crops were refused
+        study.items.filter(kind=Item.Kind.TEST, a=a, b=b, trials__isnull=True).delete()
+    _keep_only(
+        study, found.hidden.study_image, Item.Kind.GOLD, _pair_golds(study, found, name, report)
+    )
+
+
+def _pair_golds(study: Study, found: _ImageStimuli, name: str, report: BuildReport) -> list[Item]:
+    """The original among the candidates, against a heavily compressed version."""
+    degraded = _gold_b(found)
+    if degraded is None:
+        return []
+    if found.same_pixels(found.hidden, degraded):
+        reason = "the gold is pixel-identical to the original: no right answer"
+        report.refused.append(CropNote(name, "the original", describe(degraded), reason))
+        return []
+    return [_item(study, Item.Kind.GOLD, found.hidden, degraded, Item.Expect.A)]
+
+
+def _bpp(stimulus: Stimulus) -> float:
+    assert stimulus.reconstruction is not None, "only reconstructions have a bitrate"
+    return stimulus.reconstruction.achieved_bpp
+
+
+def _gold_b(found: _ImageStimuli) -> Stimulus | None:
+    """The 2AFC gold's degraded side: the gold codec's heavy compression, or the image's
+    lowest-rate condition where that spends fewer bits still."""
+    if found.gold is None:
+        return None
+    lowest = min(found.conditions, key=_bpp, default=None)
+    return lowest if lowest is not None and _bpp(lowest) < _bpp(found.gold) else found.gold
+
+
+def _practice_items(study: Study, found: _ImageStimuli) -> list[Item]:
+    """ACR/DCR practice that shows the scale's range: the original (expected high), the
+    heavily compressed gold (expected low) and the condition at the median bitrate (no
+    right answer)."""
+    kind = Item.Kind.PRACTICE
+    items = [_item(study, kind, found.hidden, None, Item.Expect.HIGH)]
+    if found.gold is not None:
+        items.append(_item(study, kind, found.gold, None, Item.Expect.LOW))
+    if found.conditions:
+        by_rate = sorted(found.conditions, key=_bpp)
+        middle = by_rate[(len(by_rate) - 1) // 2]
+        items.append(_item(study, kind, middle, None, Item.Expect.NONE))
+    return items
+
+
+def _item(study: Study, kind: str, a: Stimulus, b: Stimulus | None, expected: str) -> Item:
+    item, _ = Item.objects.update_or_create(
+        study=study, kind=kind, a=a, b=b, defaults={"expected": expected}
+    )
+    return item
+
+
+def _keep_only(study: Study, study_image: StudyImage, kind: str, items: Sequence[Item]) -> None:
+    """Remove the image's items of ``kind`` this build no longer makes (the gold moved to
+    a lower-rate condition, practice turned off), except those a rater already has."""
+    stale = study.items.filter(kind=kind, a__study_image=study_image, trials__isnull=True)
+    stale.exclude(pk__in=[item.pk for item in items]).delete()
+
+
+@dataclass(frozen=True)
+class GoldRow:
+    image: str
+    original: Stimulus
+    gold: Stimulus
+    bpp: float
+    made_by: str
+
+
+@dataclass(frozen=True)
+class GoldOverview:
+    """The built golds, for the researcher to check they are unmistakable."""
+
+    rows: list[GoldRow]
+
+    @property
+    def bpps(self) -> list[float]:
+        return [row.bpp for row in self.rows]
+
+    @property
+    def mean_bpp(self) -> float | None:
+        return statistics.fmean(self.bpps) if self.rows else None
+
+    @property
+    def min_bpp(self) -> float | None:
+        return min(self.bpps, default=None)
+
+    @property
+    def max_bpp(self) -> float | None:
+        return max(self.bpps, default=None)
+
+
+def gold_overview(*, study: Study) -> GoldOverview:
+    """Per image, the degraded stimulus raters must tell from the original: the 2AFC
+    gold's b, or the ACR/DCR practice image expected low."""
+    degraded = Q(kind=Item.Kind.GOLD, b__isnull=False) | Q(
+        kind=Item.Kind.PRACTICE, expected=Item.Expect.LOW
+    )
+    items = study.items.filter(degraded).select_related(
+        "a__reconstruction", "b__reconstruction", "a__study_image__source"
+    )
+    originals = {s.study_image_id: s for s in study.stimuli.filter(role=Stimulus.Role.ORIGINAL)}
+    rows = []
+    for item in items.order_by("a__study_image__source__name"):
+        b = item.b
+        gold = b if b is not None else item.a
+        rows.append(
+            GoldRow(
+                image=item.a.study_image.source.name,
+                original=originals[item.a.study_image_id],
+                gold=gold,
+                bpp=_bpp(gold),
+                made_by=_made_by(gold),
+            )
+        )
+    return GoldOverview(rows)
+
+
+def _made_by(gold: Stimulus) -> str:
+    if gold.role == Stimulus.Role.CONDITION:
+        return f"the image's lowest-rate condition, {describe(gold)}"
+    return describe(gold)
 
 
 def reference_of(stimulus: Stimulus) -> Stimulus:

@@ -27,7 +27,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from perceptlab.codecs.files import read_bytes
-from perceptlab.studies import sessions
+from perceptlab.studies import participants, sessions
 from perceptlab.studies.assignment import progress, upcoming
 from perceptlab.studies.forms import (
     CONTROLS_CSS_PX,
@@ -212,6 +212,8 @@ def _final_page(request: HttpRequest, session: Session) -> HttpResponse:
         "show_reason": session.screened_reason.startswith(
             ("screen too small", DEVICE_REFUSED, sessions.STUDY_FULL)
         ),
+        "completion_link": participants.completion_link(session=session),
+        "mturk": participants.mturk_submit(session=session),
     }
     return render(request, FINAL_PAGES[session.state], context)
 

@@ -44,11 +44,14 @@ def rated_study() -> Study:
         gold_min_answered=1,
     )
     answer_until_done(rating_session(study, participant_id="done"))
-    answer_until_done(rating_session(study, participant_id="careless"), gold_score=1.0)
+    careless = rating_session(study, participant_id="careless")
+    careless.schedule = sorted(careless.schedule, key=lambda kind: kind == "gold")
+    careless.save(update_fields=["schedule"])  # test trials first, then the failed gold
+    answer_until_done(careless, gold_score=1.0)
     active = rating_session(study, participant_id="busy")
     while upcoming(session=active).current.kind != Trial.Kind.TEST:  # type: ignore[union-attr]
         answer_current(active, score=4.0, view_ms=1500)
-    answer_current(active, score=4.0, view_ms=1500)
+    answer_current(active, score=4.0, view_ms=500)  # under the 1 s minimum: too_fast
     Session.objects.create(study=study, participant_id="reading")
     Session.objects.create(study=study, participant_id="no", state=Session.State.DECLINED)
     preview = rating_session(study, platform=Session.Platform.PREVIEW)
@@ -80,11 +83,46 @@ def test_coverage_counts_test_judgments_per_item_without_previews(rated_study: S
     assert {row.item_id: row.judgments for row in coverage.rows} == per_item
     assert coverage.judgments == tests.count() == sum(per_item.values())
     assert coverage.wanted == len(per_item) * 2
-    assert coverage.minimum == min(per_item.values())
-    assert coverage.maximum == max(per_item.values()) <= 2
-    assert coverage.median == statistics.median(per_item.values())
     screened = tests.filter(trial__session__state=Session.State.SCREENED_OUT).count()
+    assert screened > 0
     assert sum(row.screened_judgments for row in coverage.rows) == screened
+    valid = {
+        item: tests.filter(trial__item=item)
+        .exclude(trial__session__state=Session.State.SCREENED_OUT)
+        .count()
+        for item in per_item
+    }
+    assert {row.item_id: row.valid for row in coverage.rows} == valid
+    assert coverage.valid == sum(valid.values()) == coverage.judgments - screened
+    assert coverage.minimum == min(valid.values())
+    assert coverage.maximum == max(valid.values()) <= 2
+    assert coverage.median == statistics.median(valid.values())
+
+
+def test_a_screened_out_raters_slots_go_back_so_items_reach_the_target_on_valid_judgments() -> None:
+    study = make_study(
+        Method.ACR,
+        gold_trials=1,
+        trials_per_session=8,
+        judgments_per_item=1,
+        gold_min_answered=1,
+    )  # 8 test items, one valid judgment wanted each
+    careless = rating_session(study, participant_id="careless")
+    careless.schedule = sorted(careless.schedule, key=lambda kind: kind == "gold")
+    careless.save(update_fields=["schedule"])  # all test trials, then the failed gold
+    answer_until_done(careless, gold_score=1.0)
+    careless.refresh_from_db()
+    assert careless.state == Session.State.SCREENED_OUT
+    given = Judgment.objects.filter(trial__session=careless, trial__kind=Trial.Kind.TEST)
+    assert given.exists()  # kept, marked by the session's state
+    assert not careless.trials.filter(holds_slot=True).exists()
+    while (coverage := dashboard.coverage(study=study)).valid < coverage.wanted:
+        rater = rating_session(study)
+        assert rater.state == Session.State.RATING
+        answer_until_done(rater)
+    assert all(row.valid == 1 for row in coverage.rows)  # today: "8/8, 100 %" with gaps
+    assigned = list(study.items.filter(kind=Item.Kind.TEST).values_list("assigned", flat=True))
+    assert assigned == [1] * 8
 
 
 def test_coverage_rows_name_each_items_codec_and_bitrates() -> None:
@@ -116,7 +154,7 @@ def test_timing_is_the_median_over_answered_non_practice_trials(rated_study: Stu
 def test_quality_control_counts_flags_and_the_gold_pass_rate(rated_study: Study) -> None:
     qc = dashboard.quality_control(study=rated_study)
     judgments = counted(rated_study)
-    assert qc.flags["too_fast"] == judgments.count()  # every answer is under 1 s server-side
+    assert qc.flags["too_fast"] == 1  # the one answer given in 0.5 s
     assert qc.flags["gold_failed"] == 1
     assert qc.flags["too_few_flips"] == qc.flags["inconsistent_repeat"] == 0
     golds = judgments.filter(trial__kind=Trial.Kind.GOLD)

@@ -115,10 +115,11 @@ def test_fast_trials_and_too_few_flips_are_flagged_not_refused() -> None:
     judgment = answer_current(session, view_ms=800, flips=1)
     assert judgment is not None
     assert judgment.judgment.flags == ["too_fast", "too_few_flips"]
-    careful = answer_current(session, view_ms=4000, flips=3)
+    careful = answer_current(session, view_ms=4000, flips=3, sent_ms_ago=0)
     assert careful is not None
-    # The server clock also counts: answered within milliseconds of being served.
-    assert careful.judgment.flags == ["too_fast"]
+    # The server clock also counts: answered within milliseconds of being sent, so the
+    # browser's 4 s cannot be true either.
+    assert careful.judgment.flags == ["too_fast", "clock_mismatch"]
 
 
 def _to_gold(session: Session) -> Trial:
@@ -211,3 +212,60 @@ def test_the_last_answer_completes_the_session() -> None:
     assert [t.kind for t in answered].count("test") == 3
     assert session.state == Session.State.COMPLETED and session.finished is not None
     assert Judgment.objects.filter(trial__session=session).count() == len(session.schedule)
+
+
+def test_a_replayed_answer_keeps_the_time_it_was_given() -> None:
+    """An answer sent 30 s late (offline) is timed from when the rater gave it."""
+    session = rating_session(make_study("acr"))
+    recorded = answer_current(session, view_ms=4000, sent_ms_ago=34_100, age_ms=30_000)
+    assert recorded is not None
+    judgment = recorded.judgment
+    assert 4000 <= judgment.server_ms < 4000 + 1000  # not 34 s
+    assert judgment.flags == []
+    assert judgment.answered is not None and judgment.answered < judgment.created
+
+
+def test_the_server_keeps_the_viewing_report_and_flags_a_hidden_or_cut_pane() -> None:
+    session = rating_session(make_study("acr"))
+    report = {"dpr": 1.5, "window_width": 1280, "hidden_ms": 2500, "cut": True, "evil": "x"}
+    recorded = answer_current(session, viewing=report)
+    assert recorded is not None
+    judgment = Judgment.objects.get(pk=recorded.judgment.pk)
+    assert judgment.viewing == {"dpr": 1.5, "window_width": 1280, "hidden_ms": 2500, "cut": True}
+    assert judgment.flags == ["pane_hidden", "pane_cut"]
+
+
+def test_sequential_dcr_needs_its_flips_too() -> None:
+    study = make_study("dcr", dcr_layout="sequential", min_flips=2)
+    session = rating_session(study)
+    lazy = answer_current(session, flips=0)
+    assert lazy is not None and lazy.judgment.flags == ["too_few_flips"]
+    side = rating_session(make_study("dcr", min_flips=2))  # side by side: nothing to flip
+    calm = answer_current(side, flips=0)
+    assert calm is not None and calm.judgment.flags == []
+
+
+@pytest.mark.parametrize(("scale", "top"), [("9", "9 (near “Excellent”)"), ("11", "10")])
+def test_practice_feedback_on_unlabelled_scales_names_a_real_label(scale: str, top: str) -> None:
+    study = make_study("acr", scale=scale, practice_trials=1, gold_trials=0)
+    session = rating_session(study)
+    trial = upcoming(session=session).current
+    assert trial is not None and trial.kind == Trial.Kind.PRACTICE
+    recorded = answer_current(session)
+    assert recorded is not None
+    assert "“”" not in recorded.feedback
+    assert "Excellent" in recorded.feedback, recorded.feedback
+    assert study.label_of(study.scale_range()[1]).startswith(top.split(" ")[0])
+
+
+def test_a_gold_item_seen_in_practice_is_never_a_scored_gold() -> None:
+    study = make_study("2afc", practice_trials=2, gold_trials=2, images=3)  # 3 gold items
+    for _ in range(3):
+        session = rating_session(study)
+        complete(session)
+        practised = set(
+            session.trials.filter(kind=Trial.Kind.PRACTICE).values_list("item_id", flat=True)
+        )
+        golds = set(session.trials.filter(kind=Trial.Kind.GOLD).values_list("item_id", flat=True))
+        assert len(practised) == 2 and len(golds) == 1  # the one gold item left
+        assert not practised & golds

@@ -100,7 +100,10 @@ def test_all_pairs_gives_every_pair_of_conditions_per_image() -> None:
         assert item.a.pk < item.b.pk
     gold = study.items.get(kind=Item.Kind.GOLD, a__study_image__source__name="img0.png")
     assert gold.a.role == Stimulus.Role.HIDDEN and gold.b is not None
-    assert gold.b.role == Stimulus.Role.GOLD and gold.expected == "a"
+    # JPEG q5 spends more bits than webp at 0.5 bpp on these small images: the lowest-rate
+    # condition is the gold's degraded side (tests/studies/test_build_validity.py).
+    assert gold.b.role in (Stimulus.Role.GOLD, Stimulus.Role.CONDITION)
+    assert gold.expected == "a"
 
 
 def test_the_band_plan_pairs_only_conditions_with_similar_bitrates() -> None:
@@ -146,6 +149,7 @@ def test_a_failed_job_is_reported_and_its_condition_left_out() -> None:
         target_bpps=[0.5, 1.0],
         crop_width=64,
         crop_height=64,
+        practice_trials=0,  # no gold job: the two conditions are all there is
     )
     jobs = stimuli.plan_generation(study=study)
     run_job(jobs[0].pk)

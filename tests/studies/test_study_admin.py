@@ -6,8 +6,10 @@ pytest's default import mode.)
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import numpy as np
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client
@@ -15,7 +17,9 @@ from django.urls import reverse
 from studykit import answer_current, make_study, rating_session, synthetic_set
 
 from perceptlab.codecs.generation import run_job
-from perceptlab.codecs.models import GenerationJob
+from perceptlab.codecs.intake import import_image
+from perceptlab.codecs.models import GenerationJob, ImageSet
+from perceptlab.lib.images import encode_png
 from perceptlab.studies.models import Item, Judgment, Method, Session, Study
 from perceptlab.studies.stimuli import plan_generation
 
@@ -327,11 +331,11 @@ def test_the_dashboard_shows_numbers_that_match_the_database(staff: Client) -> N
     staff.post(run_url(study, "launch"))
     first = rating_session(study, participant_id="p1")
     for _ in range(3):
-        answer_current(first, view_ms=1500)
+        answer_current(first, view_ms=1500, sent_ms_ago=0)
     second = rating_session(study, participant_id="p2")
-    answer_current(second, view_ms=1500)
+    answer_current(second, view_ms=1500, sent_ms_ago=0)
     preview = rating_session(study, platform=Session.Platform.PREVIEW)
-    answer_current(preview, view_ms=1500)
+    answer_current(preview, view_ms=1500, sent_ms_ago=0)
 
     page = staff.get(dashboard_url(study)).content.decode()
     counted = Judgment.objects.exclude(trial__session__platform="preview").count()
@@ -363,7 +367,7 @@ def test_sessions_and_judgments_are_read_only_in_the_admin(staff: Client) -> Non
 
 def live_session_study() -> Study:
     study = make_study(Method.ACR, min_view_seconds=1)
-    answer_current(rating_session(study, participant_id="p1"), score=4.0)
+    answer_current(rating_session(study, participant_id="p1"), score=4.0, sent_ms_ago=0)
     return study
 
 
@@ -380,3 +384,62 @@ def test_the_preview_action_on_the_changelist_opens_one_studys_preview(staff: Cl
     session = Session.objects.get()
     assert session.is_preview and session.study == study
     assert response["Location"] == reverse("studies:session", args=[session.code])
+
+
+def test_the_add_form_offers_a_jpeg_quality_5_gold(staff: Client) -> None:
+    form = staff.get("/admin/studies/study/add/").context["adminform"].form
+    assert json.loads(form["gold_params"].value()) == {"quality": 5}
+    assert form["gold_codec"].value() == "jpeg"
+
+
+@pytest.mark.parametrize("given", ["", "{}"])
+def test_empty_gold_parameters_are_saved_as_jpeg_quality_5_never_the_codec_default(
+    staff: Client, given: str
+) -> None:
+    image_set = synthetic_set()
+    response = staff.post("/admin/studies/study/add/", add_form(image_set.pk, gold_params=given))
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    assert Study.objects.get(name="new-study").gold_params == {"quality": 5}
+
+
+def test_the_change_page_shows_each_golds_bpp_and_its_crop_beside_the_original(
+    staff: Client,
+) -> None:
+    study = make_study(Method.AFC2, gold_trials=1, target_bpps=[1.0, 2.0], state="draft")
+    page = staff.get(change_url(study)).content.decode()
+    assert 'id="gold-preview"' in page
+    golds = study.items.filter(kind=Item.Kind.GOLD).select_related("a", "b__reconstruction")
+    assert golds.count() == 2
+    bpps = []
+    for gold in golds:
+        assert gold.b is not None and gold.b.reconstruction is not None
+        bpps.append(gold.b.reconstruction.achieved_bpp)
+        original = study.stimuli.get(study_image=gold.a.study_image, role="original")
+        assert f'<img src="{gold.b.png.url}"' in page
+        assert f'<img src="{original.png.url}"' in page
+        assert f"<td>{gold.b.reconstruction.achieved_bpp:.3f}</td>" in page
+    assert f'<span id="gold-bpp-mean">{sum(bpps) / 2:.3f}</span>' in page
+    assert f'<span id="gold-bpp-min">{min(bpps):.3f}</span>' in page
+
+
+def test_the_change_page_says_when_no_gold_is_built_yet(staff: Client) -> None:
+    study = make_study(Method.ACR, build=False, practice_trials=2)
+    page = staff.get(change_url(study)).content.decode()
+    assert "No gold built yet" in page
+
+
+def test_build_names_the_refused_identical_pairs(staff: Client) -> None:
+    # On a flat image JPEG's rate control lands on the same reconstruction at both targets.
+    image_set = ImageSet.objects.create(name="flat")
+    flat = np.full((64, 96, 3), 100, dtype=np.uint8)
+    import_image(image_set=image_set, name="flat.png", data=encode_png(flat))
+    study = make_study(Method.AFC2, build=False, codecs=["jpeg", "webp"])
+    Study.objects.filter(pk=study.pk).update(image_set=image_set)
+    staff.post(run_url(study, "generate"))
+    response = staff.post(run_url(study, "build"), follow=True)
+    shown = messages_of(response)
+    assert "built: 6 stimuli, 4 test items, 0 gold items, 0 practice items" in shown
+    assert (
+        "refused, no item: flat.png: jpeg at 0.5 bpp (achieved 0.417) vs jpeg at 1 bpp "
+        "(achieved 0.417) (pixel-identical crops: no choice to make); flat.png: webp at 0.5"
+    ) in shown
