@@ -24,6 +24,13 @@ DEBUG = envbool("DJANGO_DEBUG", False)
 SECRET_KEY = envstr("DJANGO_SECRET_KEY", "insecure-dev-key-set-DJANGO_SECRET_KEY-in-production")
 ALLOWED_HOSTS = envlist("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = envlist("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+# MTurk shows an ExternalQuestion inside an iframe on mturk.com: a cross-site frame, where
+# browsers send only SameSite=None cookies, and those only over HTTPS. Turn this on (with
+# HTTPS) for MTurk studies; the rater pages allow only MTurk's hosts to frame them.
+PERCEPTLAB_MTURK_FRAMES = envbool("PERCEPTLAB_MTURK_FRAMES", False)
+if PERCEPTLAB_MTURK_FRAMES:
+    CSRF_COOKIE_SAMESITE = "None"
+    CSRF_COOKIE_SECURE = True
 
 INSTALLED_APPS = [
     "django.contrib.admin",

@@ -51,6 +51,8 @@ TEXT_COLUMNS = frozenset(
         "codec_a",
         "codec_b",
         "flags",
+        "answered",
+        "device_class",
         "stimulus",
         "role",
         "condition",

@@ -43,6 +43,18 @@ STIMULUS_COLUMNS = [
     "source_png_sha256",
 ]
 
+VIEWING_COLUMNS = [
+    "dpr",
+    "window_width",
+    "window_height",
+    "hidden_ms",
+    "paused_ms",
+    "focus_losses",
+    "fullscreen_exits",
+    "resizes",
+    "cut",
+]
+
 JUDGMENT_COLUMNS = [
     "judgment",
     "created",
@@ -73,6 +85,10 @@ JUDGMENT_COLUMNS = [
     "flips",
     "flags",
     "gold_passed",
+    # viewing conditions, for an exclusion policy (studies/viewing.py)
+    "answered",
+    "device_class",
+    *VIEWING_COLUMNS,
 ]
 
 METRIC_COLUMNS = ["stimulus", "region", "metric", "value", "unavailable", "version"]
@@ -176,6 +192,9 @@ def _judgment_row(j: Judgment) -> dict[str, Any]:
         "flips": j.flips,
         "flags": ";".join(j.flags),
         "gold_passed": j.gold_passed,
+        "answered": j.answered.isoformat() if j.answered else "",
+        "device_class": session.viewing.get("device_class", ""),
+        **{name: j.viewing.get(name) for name in VIEWING_COLUMNS},
     }
     for side, s in (("a", a), ("b", b)):
         r = s.reconstruction if s is not None else None

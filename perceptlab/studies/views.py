@@ -17,6 +17,7 @@ from datetime import timedelta
 from functools import wraps
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, QueryDict
@@ -72,6 +73,23 @@ FINAL_PAGES: dict[str, str] = {
 
 View = Callable[..., HttpResponse]
 
+# MTurk's ExternalQuestion frames the study on these hosts only.
+MTURK_FRAME_ANCESTORS = "'self' https://www.mturk.com https://workersandbox.mturk.com"
+
+
+def mturk_frameable(view: View) -> View:
+    """Let MTurk (and nobody else) show this rater page in its iframe: no X-Frame-Options
+    DENY, and a CSP ``frame-ancestors`` naming MTurk's hosts (CSP Level 2 §7.7.3)."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        response = view(request, *args, **kwargs)
+        response.xframe_options_exempt = True  # type: ignore[attr-defined]
+        response["Content-Security-Policy"] = f"frame-ancestors {MTURK_FRAME_ANCESTORS}"
+        return response
+
+    return wrapper
+
 
 def session_or_404(code: uuid.UUID) -> Session:
     """The session with this code (404 otherwise); notes that the rater is still here."""
@@ -112,6 +130,7 @@ def arrival(query: QueryDict) -> Arrival:
 
 
 @require_safe
+@mturk_frameable
 def join(request: HttpRequest, invite: uuid.UUID) -> HttpResponse:
     study = get_object_or_404(Study, invite=invite)
     came = arrival(request.GET)
@@ -129,10 +148,15 @@ def join(request: HttpRequest, invite: uuid.UUID) -> HttpResponse:
         salt=COOKIE_SALT,
         max_age=COOKIE_MAX_AGE,
         httponly=True,
-        samesite="Lax",
+        # In MTurk's cross-site iframe only a SameSite=None (hence Secure) cookie comes back.
+        samesite="None" if _cross_site_frames(request) else "Lax",
         secure=request.is_secure(),
     )
     return response
+
+
+def _cross_site_frames(request: HttpRequest) -> bool:
+    return bool(settings.PERCEPTLAB_MTURK_FRAMES) and request.is_secure()
 
 
 def _cookie_name(study: Study) -> str:
@@ -173,6 +197,7 @@ def _new_session(request: HttpRequest, study: Study, came: Arrival) -> Session:
 
 
 @require_http_methods(["GET", "HEAD", "POST"])
+@mturk_frameable
 def session_page(request: HttpRequest, code: uuid.UUID) -> HttpResponse:
     """The one page of a session; what it shows follows the session's state. Never
     cached (not even for Back/Forward), so a rater never sees an answered trial again."""

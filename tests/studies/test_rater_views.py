@@ -248,6 +248,71 @@ def test_the_rating_page_embeds_the_trial_app_configuration(
     assert "studies/app.js" in html
 
 
+def test_session_pages_are_never_cached_so_back_never_shows_an_answered_trial(
+    client: Client, make_study: MakeStudy
+) -> None:
+    study = make_study()
+    session = session_from(join(client, study))
+    assert client.get(page(session))["Cache-Control"] == "no-store"  # consent
+    client.post(page(session), {"decision": "agree"})
+    assert client.get(page(session))["Cache-Control"] == "no-store"  # instructions
+    client.post(page(session), LARGE_SCREEN)
+    assert client.get(page(session))["Cache-Control"] == "no-store"  # rating
+
+
+PHONE = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) Mobile/15E148 Safari/604.1"
+
+
+def test_a_phone_is_refused_by_default_with_a_reason_the_rater_reads(
+    client: Client, make_study: MakeStudy
+) -> None:
+    study = make_study(screenout_code="OUT456")
+    url = reverse("studies:join", args=[study.invite])
+    session = session_from(client.get(url, headers={"User-Agent": PHONE}))
+    client.post(page(session), {"decision": "agree"})
+    phone = {"inner_width": 390, "inner_height": 700, "device_pixel_ratio": 3}
+    response = client.post(page(session), {**phone, "touch_points": 5}, follow=True)
+    session.refresh_from_db()
+    assert session.state == Session.State.SCREENED_OUT
+    assert session.screened_reason.startswith("device not admitted")
+    assert session.viewing["device_class"] == "phone" and session.viewing["dpr"] == 3
+    assert "desktop or laptop" in response.content.decode()
+
+
+def test_a_study_that_admits_phones_lets_a_large_enough_phone_in(
+    client: Client, make_study: MakeStudy
+) -> None:
+    study = make_study(allowed_devices=["desktop", "laptop", "phone"], crop_width=64)
+    url = reverse("studies:join", args=[study.invite])
+    session = session_from(client.get(url, headers={"User-Agent": PHONE}))
+    client.post(page(session), {"decision": "agree"})
+    phone = {"inner_width": 390, "inner_height": 700, "device_pixel_ratio": 3}
+    client.post(page(session), {**phone, "touch_points": 5, "screen_width": 390})
+    session.refresh_from_db()
+    assert session.state == Session.State.RATING
+    assert session.viewing["device_class"] == "phone"
+    assert session.viewing["checks"][-1]["device_width"] == 1170
+
+
+@pytest.mark.parametrize(
+    ("fields", "flips"),
+    [
+        ({"method": "2afc"}, 3),
+        ({"method": "dcr", "dcr_layout": "sequential"}, 3),
+        ({"method": "dcr"}, 0),
+        ({"method": "acr"}, 0),
+    ],
+)
+def test_the_app_is_told_the_flips_needed_only_where_there_is_something_to_flip(
+    client: Client, make_study: MakeStudy, fields: dict[str, str], flips: int
+) -> None:
+    session = start_rating(client, make_study(min_flips=3, min_view_seconds=2.5, **fields))
+    html = client.get(page(session)).content.decode()
+    config_json = html.split('id="rater-config" type="application/json">')[1].split("</script>")[0]
+    config = json.loads(config_json)
+    assert config["minFlips"] == flips and config["minViewSeconds"] == 2.5
+
+
 # -- the state and judge API ----------------------------------------------------------------
 
 
@@ -505,3 +570,16 @@ def test_an_unknown_session_code_shows_the_friendly_404_page(client: Client, set
     api = client.get(reverse("studies:state", args=[uuid.uuid4()]))
     assert api.status_code == 404
     assert api.json()["code"] == "not_found"
+
+
+def test_only_mturk_may_frame_the_rater_pages(client: Client, make_study: MakeStudy) -> None:
+    study = make_study()
+    response = join(client, study, workerId="W1", assignmentId="A1", hitId="H1")
+    session = session_from(response)
+    for answer in (response, client.get(page(session))):
+        assert "X-Frame-Options" not in answer
+        policy = answer["Content-Security-Policy"]
+        assert policy.startswith("frame-ancestors 'self' https://www.mturk.com")
+        assert "https://workersandbox.mturk.com" in policy and "*" not in policy
+    admin = client.get(reverse("admin:login"))
+    assert admin["X-Frame-Options"] == "DENY"  # everything else stays unframeable

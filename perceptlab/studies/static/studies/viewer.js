@@ -310,14 +310,15 @@ export function createViewer({ root, config, onFitChange }) {
     const box = pane.canvas.getBoundingClientRect();
     let width;
     let height;
-    if (device && Math.abs(device.inlineSize - box.width * r) <= 1) {
-      width = device.inlineSize; // the browser's own answer, whenever it is plausible
+    const plausible = device && Math.abs(device.inlineSize - box.width * r) <= 1;
+    if (device && !plausible) pane.emulated = true; // a box in CSS pixels: see emulatedExact
+    if (plausible) {
+      width = device.inlineSize; // the browser's own answer
       height = device.blockSize;
     } else {
       width = Math.round(box.right * r) - Math.round(box.left * r); // edges snapped to the grid
       height = Math.round(box.bottom * r) - Math.round(box.top * r);
     }
-    if (device && Math.abs(device.inlineSize - box.width * r) > 1) pane.emulated = true;
     pane.exact = width === config.crop.width && height === config.crop.height;
     if (pane.emulated) pane.exact = pane.exact && emulatedExact(box, r);
     return setBacking(pane, width, height);
