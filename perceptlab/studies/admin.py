@@ -30,12 +30,14 @@ from perceptlab.studies import lifecycle, participants
 from perceptlab.studies.assignment import progress as session_progress
 from perceptlab.studies.dashboard import QC_FLAGS, study_dashboard
 from perceptlab.studies.models import (
+    DeviceClass,
     Judgment,
     Method,
     Session,
     Study,
     StudyImage,
     Trial,
+    default_devices,
     default_gold_params,
 )
 from perceptlab.studies.stimuli import (
@@ -94,6 +96,7 @@ SECTIONS: dict[str, list[str]] = {
         "min_flips",
         "session_timeout_minutes",
     ],
+    "Raters' devices": ["allowed_devices"],
     "Rater texts": ["consent_text", "instructions_text"],
     "Completion": ["completion_code", "completion_url", "screenout_code", "screenout_url"],
 }
@@ -136,6 +139,13 @@ class StudyForm(forms.ModelForm):
     )
     target_bpps = forms.CharField(
         label="Target bpps", help_text="comma-separated bits per pixel, e.g. 0.25, 0.5, 1"
+    )
+    allowed_devices = forms.MultipleChoiceField(
+        choices=DeviceClass.choices,
+        initial=default_devices,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="raters on other devices are told so at the instructions and screened out "
+        "(a phone shows a 512-pixel crop about 1.4 cm wide)",
     )
     gold_codec = forms.ChoiceField(
         initial="jpeg",

@@ -163,7 +163,7 @@ def _flags(*, trial: Trial, judgment: Judgment) -> list[str]:
         flags.append("too_fast")
     if judgment.view_ms > judgment.server_ms + CLOCK_SLACK_MS:
         flags.append("clock_mismatch")
-    if study.uses_flips and judgment.flips < study.min_flips:
+    if judgment.flips < study.required_flips():
         flags.append("too_few_flips")
     flags.extend(viewing_flags(judgment.viewing))
     if trial.kind == Trial.Kind.REPEAT and _inconsistent(trial, judgment):

@@ -225,6 +225,15 @@ class Study(models.Model):
             self.method == Method.DCR and self.dcr_layout == Study.DcrLayout.SEQUENTIAL
         )
 
+    def required_flips(self) -> int:
+        """Flips before an answer: ``min_flips`` in 2AFC; in sequential DCR at least one,
+        since the rater starts on the reference and must have seen the test image."""
+        if self.is_pairwise:
+            return self.min_flips
+        if self.uses_flips:
+            return max(self.min_flips, 1)
+        return 0
+
     @property
     def is_acr_hr(self) -> bool:
         """ACR with hidden reference (ITU-T P.910 §6.1.1): each rater also rates the

@@ -177,7 +177,7 @@ def _give_own_bytes(original: Stimulus, hidden: Stimulus) -> None:
     pixels = decode_png(read_bytes(str(original.png.name)))
     data = reencoded_png(pixels, unlike=original.png_sha256)
     name, original.png_sha256 = store_verified(data, folder="stimuli", extension="png")
-    original.png = name  # type: ignore[assignment]
+    original.png = name
     original.save(update_fields=["png", "png_sha256"])
 
 

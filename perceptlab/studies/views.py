@@ -54,7 +54,6 @@ from perceptlab.studies.viewing import device_class
 
 logger = logging.getLogger(__name__)
 
-MTURK_PREVIEW = "ASSIGNMENT_ID_NOT_AVAILABLE"
 EXTERNAL_MAX_PARAMS = 20
 EXTERNAL_MAX_CHARS = 200
 COOKIE_SALT = "perceptlab.studies.join"
@@ -124,7 +123,7 @@ def arrival(query: QueryDict) -> Arrival:
         return Arrival(Session.Platform.PROLIFIC, pid, external)
     if any(key in query for key in ("workerId", "assignmentId", "hitId")):
         worker = query.get("workerId", "").strip()[:EXTERNAL_MAX_CHARS]
-        preview = query.get("assignmentId") == MTURK_PREVIEW
+        preview = query.get("assignmentId") == participants.MTURK_PREVIEW
         return Arrival(Session.Platform.MTURK, worker, external, mturk_preview=preview)
     return Arrival(Session.Platform.DIRECT, "", external)
 
@@ -346,7 +345,7 @@ def _app_config(
         "gapDevicePx": PANE_GAP_DEVICE_PX,
         "allowUndecided": study.allow_undecided,
         "minViewSeconds": study.min_view_seconds,
-        "minFlips": study.min_flips if study.uses_flips else 0,
+        "minFlips": study.required_flips(),
         "urls": {
             "state": reverse("studies:state", args=[session.code]),
             "judge": reverse("studies:judge", args=[session.code]),

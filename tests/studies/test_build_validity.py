@@ -258,6 +258,8 @@ def test_acr_and_dcr_studies_with_practice_get_three_practice_items_per_image(
             if s.reconstruction
         )
         assert middle.reconstruction.achieved_bpp in rates[1:3]  # the median of four
+    overview = stimuli.gold_overview(study=study)  # the admin's gold preview
+    assert [row.gold.role for row in overview.rows] == [Stimulus.Role.GOLD] * 2
 
 
 def test_practice_in_an_acr_study_plans_the_gold_job_and_without_practice_none() -> None:

@@ -240,6 +240,11 @@ def test_sequential_dcr_needs_its_flips_too() -> None:
     session = rating_session(study)
     lazy = answer_current(session, flips=0)
     assert lazy is not None and lazy.judgment.flags == ["too_few_flips"]
+    unseen = rating_session(make_study("dcr", dcr_layout="sequential", min_flips=0))
+    blind = answer_current(unseen, flips=0)  # answered without ever seeing the test image
+    assert blind is not None and blind.judgment.flags == ["too_few_flips"]
+    seen = answer_current(unseen, flips=1)
+    assert seen is not None and seen.judgment.flags == []
     side = rating_session(make_study("dcr", min_flips=2))  # side by side: nothing to flip
     calm = answer_current(side, flips=0)
     assert calm is not None and calm.judgment.flags == []

@@ -299,6 +299,7 @@ def test_a_study_that_admits_phones_lets_a_large_enough_phone_in(
     [
         ({"method": "2afc"}, 3),
         ({"method": "dcr", "dcr_layout": "sequential"}, 3),
+        ({"method": "dcr", "dcr_layout": "sequential", "min_flips": 0}, 1),  # see the test
         ({"method": "dcr"}, 0),
         ({"method": "acr"}, 0),
     ],
@@ -306,7 +307,8 @@ def test_a_study_that_admits_phones_lets_a_large_enough_phone_in(
 def test_the_app_is_told_the_flips_needed_only_where_there_is_something_to_flip(
     client: Client, make_study: MakeStudy, fields: dict[str, str], flips: int
 ) -> None:
-    session = start_rating(client, make_study(min_flips=3, min_view_seconds=2.5, **fields))
+    values = {"min_flips": 3, **fields}
+    session = start_rating(client, make_study(min_view_seconds=2.5, **values))
     html = client.get(page(session)).content.decode()
     config_json = html.split('id="rater-config" type="application/json">')[1].split("</script>")[0]
     config = json.loads(config_json)

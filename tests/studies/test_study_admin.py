@@ -70,6 +70,7 @@ def add_form(image_set_id: int, **overrides: Any) -> dict[str, Any]:
         "repeat_trials": 1,
         "gold_codec": "jpeg",
         "gold_params": '{"quality": 5}',
+        "allowed_devices": ["desktop", "laptop"],
         "gold_pass_fraction": 0.75,
         "gold_min_answered": 2,
         "min_view_seconds": 1,
@@ -134,6 +135,24 @@ def test_a_study_is_created_in_the_add_form_with_codecs_and_target_bpps(staff: C
     assert study.state == Study.State.DRAFT
     page = staff.get(change_url(study)).content.decode()
     assert 'value="0.25, 0.5, 1"' in page  # the targets shown back as typed
+
+
+def test_the_add_form_admits_desktops_and_laptops_unless_the_researcher_says_otherwise(
+    staff: Client,
+) -> None:
+    page = staff.get("/admin/studies/study/add/").content.decode()
+    for device, checked in (
+        ("desktop", True),
+        ("laptop", True),
+        ("tablet", False),
+        ("phone", False),
+    ):
+        box = page.split(f'value="{device}"')[1].split(">")[0]
+        assert ("checked" in box) is checked, device
+    image_set = synthetic_set()
+    form = add_form(image_set.pk, allowed_devices=["desktop", "laptop", "tablet"])
+    assert staff.post("/admin/studies/study/add/", form).status_code == 302
+    assert Study.objects.get(name="new-study").allowed_devices == ["desktop", "laptop", "tablet"]
 
 
 def test_the_add_form_lists_every_codec_and_says_why_one_is_unavailable(
