@@ -9,8 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from perceptlab.lib.env import (
+    database_connections,
     database_from_url,
     envbool,
+    envchoice,
+    envheader,
     envint,
     envlist,
     envpath,
@@ -21,7 +24,9 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = envpath("PERCEPTLAB_VAR_DIR", BASE_DIR / "var")
 
 DEBUG = envbool("DJANGO_DEBUG", False)
-SECRET_KEY = envstr("DJANGO_SECRET_KEY", "insecure-dev-key-set-DJANGO_SECRET_KEY-in-production")
+# Public, so only for development: production refuses to start with it (perceptlab.E001).
+DEV_SECRET_KEY = "insecure-dev-key-set-DJANGO_SECRET_KEY-in-production"
+SECRET_KEY = envstr("DJANGO_SECRET_KEY", DEV_SECRET_KEY)
 ALLOWED_HOSTS = envlist("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = envlist("DJANGO_CSRF_TRUSTED_ORIGINS", [])
 # MTurk shows an ExternalQuestion inside an iframe on mturk.com: a cross-site frame, where
@@ -32,6 +37,22 @@ if PERCEPTLAB_MTURK_FRAMES:
     CSRF_COOKIE_SAMESITE = "None"
     CSRF_COOKIE_SECURE = True
 
+# HTTPS (README "Production"). DJANGO_SECURE=1 once the site is reached over HTTPS only:
+# http:// redirects to https://, HSTS, cookies sent over HTTPS only. Behind a TLS proxy,
+# DJANGO_PROXY_SSL_HEADER=HTTP_X_FORWARDED_PROTO=https says which header marks an HTTPS
+# request; the proxy must set it on every request (never pass the client's own).
+SECURE = envbool("DJANGO_SECURE", False)
+SECURE_PROXY_SSL_HEADER = envheader("DJANGO_PROXY_SSL_HEADER")
+SECURE_SSL_REDIRECT = SECURE and envbool("DJANGO_SSL_REDIRECT", True)
+SECURE_HSTS_SECONDS = envint("DJANGO_HSTS_SECONDS", 31_536_000, min_value=0) if SECURE else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = envbool("DJANGO_HSTS_PRELOAD", False)
+SESSION_COOKIE_SECURE = SECURE
+CSRF_COOKIE_SECURE = SECURE or PERCEPTLAB_MTURK_FRAMES
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -39,11 +60,14 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
-    "django_tasks",
-    "django_tasks_db",
+    "perceptlab.apps.PerceptLabConfig",  # production checks and the staff-only media view
     "perceptlab.codecs",
     "perceptlab.studies",
     "perceptlab.evaluation",
+    # After our apps: perceptlab.codecs' `db_worker` (the worker plus job reclaim and slot
+    # reconciliation) takes the place of django_tasks_db's command of the same name.
+    "django_tasks",
+    "django_tasks_db",
 ]
 
 MIDDLEWARE = [
@@ -51,6 +75,7 @@ MIDDLEWARE = [
     # Serves the rater page's static files in every mode (no web server needed for the
     # embedded default; behind a CDN in larger deployments).
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "perceptlab.studies.guard.input_guard",  # hostile input on rater paths → 4xx, JSON on the API
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -80,9 +105,11 @@ TEMPLATES = [
 if not envstr("DATABASE_URL", ""):
     VAR_DIR.mkdir(parents=True, exist_ok=True)  # home of the embedded SQLite database
 DATABASES = {
-    "default": database_from_url(
-        envstr("DATABASE_URL", f"sqlite:///{VAR_DIR / 'perceptlab.sqlite3'}"),
-        base_dir=BASE_DIR,
+    "default": database_connections(
+        database_from_url(
+            envstr("DATABASE_URL", f"sqlite:///{VAR_DIR / 'perceptlab.sqlite3'}"),
+            base_dir=BASE_DIR,
+        )
     )
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -91,17 +118,41 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 MEDIA_ROOT = envpath("PERCEPTLAB_MEDIA_ROOT", VAR_DIR / "media")
 MEDIA_URL = "/media/"
 STATIC_URL = "/static/"
-STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT = envpath("PERCEPTLAB_STATIC_ROOT", VAR_DIR / "static")
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # collectstatic's target; may stay empty
-WHITENOISE_USE_FINDERS = True  # serve app static files without a collectstatic step
+# Production (scripts/serve.sh) serves what collectstatic gathered: compressed, with the
+# content hash in the name, so browsers cache them for good. Development and tests serve
+# the apps' files as they are, without a collectstatic step.
+STATIC_MANIFEST = envbool("PERCEPTLAB_STATIC_MANIFEST", False)
+WHITENOISE_USE_FINDERS = not STATIC_MANIFEST
 STORAGES = {
     "default": {
         "BACKEND": envstr(
             "PERCEPTLAB_STORAGE_BACKEND", "django.core.files.storage.FileSystemStorage"
         ),
     },
-    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if STATIC_MANIFEST
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
 }
+# Stored files (rater images, the admin's previews under /media/, staff only) are streamed
+# by the web process, or sent by the front server when it says so: "x-accel-redirect"
+# (nginx: an internal location at PERCEPTLAB_SENDFILE_PREFIX) or "x-sendfile" (Apache,
+# lighttpd: the file's path). README "Production" has the nginx location.
+PERCEPTLAB_SENDFILE = envchoice("PERCEPTLAB_SENDFILE", "", ["", "x-accel-redirect", "x-sendfile"])
+PERCEPTLAB_SENDFILE_PREFIX = envstr("PERCEPTLAB_SENDFILE_PREFIX", "/_protected/")
+
+# Bounded requests. A body's form fields and JSON are held in memory, so they stay small
+# (the largest is an admin change form; a judgment is under 4 KiB); uploaded files above
+# FILE_UPLOAD_MAX_MEMORY_SIZE go to a temporary file, which is how the admin takes images
+# up to IMAGE_MAX_BYTES without holding them in memory.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+DATA_UPLOAD_MAX_NUMBER_FIELDS = envint("PERCEPTLAB_MAX_FORM_FIELDS", 5000, min_value=100)
+DATA_UPLOAD_MAX_NUMBER_FILES = envint("PERCEPTLAB_MAX_UPLOAD_FILES", 500, min_value=1)
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+FILE_UPLOAD_TEMP_DIR = envstr("PERCEPTLAB_UPLOAD_TEMP_DIR", "") or None
 
 # Background jobs: django-tasks (the API Django 6 ships) with the database backend;
 # `manage.py db_worker` runs them. PERCEPTLAB_TASKS=immediate runs them inline.
@@ -118,8 +169,15 @@ TASKS = {
     }
 }
 # Seconds a running generation job may go without a heartbeat before another worker may
-# take it over (a worker killed mid-job leaves its lease to expire).
-GENERATION_LEASE_SECONDS = envint("PERCEPTLAB_LEASE_SECONDS", 600, min_value=10)
+# take it over (a worker killed mid-job leaves its lease to expire). The running worker
+# renews it every third of this, however many codec calls the job makes.
+GENERATION_LEASE_SECONDS = envint("PERCEPTLAB_LEASE_SECONDS", 120, min_value=10)
+# A job whose worker was lost this many times is failed instead of enqueued again (it may
+# be what kills its worker, e.g. by running out of memory).
+GENERATION_MAX_ATTEMPTS = envint("PERCEPTLAB_JOB_MAX_ATTEMPTS", 3, min_value=1)
+# Seconds between two maintenance passes of every `db_worker` (and one at its start):
+# re-enqueue jobs of lost workers, repair drifted slot counters.
+WORKER_MAINTENANCE_SECONDS = envint("PERCEPTLAB_MAINTENANCE_SECONDS", 60, min_value=1)
 # Worker processes the demo/run script starts.
 WORKER_PROCESSES = envint("PERCEPTLAB_WORKERS", 1, min_value=1, max_value=64)
 

@@ -12,7 +12,7 @@ from django.utils.html import format_html
 
 from perceptlab.codecs.base import CodecError
 from perceptlab.codecs.generation import JobRequest, parse_bpps, plan_jobs
-from perceptlab.codecs.intake import DuplicateImage, import_image
+from perceptlab.codecs.intake import DuplicateImage, check_image, import_image
 from perceptlab.codecs.models import GenerationJob, ImageSet, Reconstruction, SourceImage
 from perceptlab.codecs.registry import REGISTRY, get_codec
 from perceptlab.codecs.tasks import enqueue_jobs
@@ -65,6 +65,24 @@ class ImageSetForm(forms.ModelForm):
         assert isinstance(field, forms.MultipleChoiceField)
         field.choices = codec_choices_with_availability()
 
+    def clean_upload(self) -> list[Any]:
+        """Refuse an upload none of whose files is an image we accept, so a new set is not
+        created empty; the files after the first good one are checked as they are imported."""
+        uploads: list[Any] = self.cleaned_data["upload"]
+        refused = []
+        for upload in uploads:
+            try:
+                check_image(name=upload.name, data=_read_upload(upload))
+            except ImageRejected as exc:
+                refused.append(str(exc))
+            else:
+                return uploads
+        if refused:
+            raise forms.ValidationError(
+                [f"None of the {len(refused)} file(s) can be imported:", *refused]
+            )
+        return uploads
+
     def clean_generate_bpps(self) -> list[float]:
         text = self.cleaned_data["generate_bpps"]
         try:
@@ -81,6 +99,12 @@ class ImageSetForm(forms.ModelForm):
             if not state.available:
                 self.add_error("generate_codecs", f"{slug} is unavailable: {state.reason}")
         return data
+
+
+def _read_upload(upload: Any) -> bytes:
+    """The whole uploaded file, however often it was read before."""
+    upload.seek(0)
+    return bytes(upload.read())
 
 
 class SourceImageInline(admin.TabularInline):
@@ -143,7 +167,9 @@ class ImageSetAdmin(admin.ModelAdmin):
         image_set = form.instance
         for upload in form.cleaned_data.get("upload") or []:
             try:
-                image = import_image(image_set=image_set, name=upload.name, data=upload.read())
+                image = import_image(
+                    image_set=image_set, name=upload.name, data=_read_upload(upload)
+                )
             except (ImageRejected, DuplicateImage) as exc:
                 self.message_user(request, f"not imported: {exc}", messages.WARNING)
             else:

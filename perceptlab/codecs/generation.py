@@ -2,27 +2,34 @@
 
 One job makes one reconstruction. A job is claimed with a conditional UPDATE (only a
 pending job, or a running one whose lease expired because its worker died, can be
-taken), so two workers never run the same job at once. Files are stored and verified
-before the row that points at them is created, and the reconstruction row and the job's
-DONE state are written in one transaction: a reconstruction row exists only for a
-complete, hash-verified pair of files.
+taken), so two workers never run the same job at once. While it runs, a heartbeat thread
+renews the lease (``GENERATION_LEASE_SECONDS``; every third of it), so a job may make as
+many codec calls as rate control needs, and a lease lapses only when its worker is gone.
+:func:`release_expired` hands such jobs back (``manage.py reclaim_jobs`` and every
+``db_worker`` enqueue them again). Files are stored and verified before the row that
+points at them is created, and the reconstruction row and the job's DONE state are
+written in one transaction: a reconstruction row exists only for a complete,
+hash-verified pair of files.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
+import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import lru_cache
 from hashlib import sha256
+from uuid import uuid4
 
 import numpy as np
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
 
@@ -34,6 +41,7 @@ from perceptlab.codecs.registry import get_codec
 from perceptlab.lib.images import decode_png, encode_png, sha256_hex
 
 State = GenerationJob.State
+logger = logging.getLogger(__name__)
 
 
 def worker_name() -> str:
@@ -129,7 +137,7 @@ def _get_or_create_job(source: SourceImage, request: JobRequest) -> GenerationJo
     )
     if job.state == State.FAILED:
         GenerationJob.objects.filter(pk=job.pk, state=State.FAILED).update(
-            state=State.PENDING, error=""
+            state=State.PENDING, error="", attempts=0
         )
         job.refresh_from_db()
     return job
@@ -160,6 +168,60 @@ def claim(job_id: int, *, worker: str) -> bool:
     return taken == 1
 
 
+def renew_lease(job_id: int, *, worker: str) -> bool:
+    """Extend ``worker``'s lease on a running job; False once the job is no longer its own."""
+    lease = timezone.now() + timedelta(seconds=settings.GENERATION_LEASE_SECONDS)
+    renewed = GenerationJob.objects.filter(pk=job_id, state=State.RUNNING, worker=worker).update(
+        lease_until=lease
+    )
+    return renewed == 1
+
+
+class Heartbeat:
+    """Renews a job's lease from a daemon thread while the ``with`` block runs.
+
+    It stops at the end of the block, or at the first renewal that finds the job finished
+    or taken over by another worker (``lost`` is then True; the job's final conditional
+    write is what refuses a result that is no longer ours). A database error skips one
+    renewal: the lease outlasts two more tries.
+    """
+
+    def __init__(self, job_id: int, *, worker: str, interval: float | None = None) -> None:
+        self.job_id = job_id
+        self.worker = worker
+        self.interval = interval if interval is not None else settings.GENERATION_LEASE_SECONDS / 3
+        self.renewals = 0
+        self.lost = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"lease-{job_id}", daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        # Waiting is brief (the thread sleeps on the event); a renewal stuck behind a lock
+        # must not hold up the worker, and changes nothing once the job is finished.
+        self._thread.join(timeout=5)
+
+    def _beat(self) -> None:
+        try:
+            while not self._stop.wait(self.interval):
+                try:
+                    if not renew_lease(self.job_id, worker=self.worker):
+                        self.lost = True
+                        logger.warning(
+                            "job %s: lease no longer held by %s", self.job_id, self.worker
+                        )
+                        return
+                    self.renewals += 1
+                except DatabaseError:
+                    logger.exception("job %s: lease renewal failed; retrying", self.job_id)
+        finally:
+            connection.close()  # this thread's own connection
+
+
 def run_job(job_id: int, *, worker: str | None = None) -> Reconstruction | None:
     """Claim and run one job; returns its reconstruction, or None if it was not ours to run.
 
@@ -171,14 +233,62 @@ def run_job(job_id: int, *, worker: str | None = None) -> Reconstruction | None:
         job = GenerationJob.objects.get(pk=job_id)
         return job.reconstruction if job.state == State.DONE else None
     job = GenerationJob.objects.select_related("source", "match").get(pk=job_id)
-    try:
-        return _make_reconstruction(job, worker=worker)
-    except CodecError as exc:
-        _fail(job, worker=worker, message=str(exc))
-        return None
-    except Exception as exc:
-        _fail(job, worker=worker, message=f"{type(exc).__name__}: {exc}")
-        raise
+    with Heartbeat(job_id, worker=worker):
+        try:
+            return _make_reconstruction(job, worker=worker)
+        except CodecError as exc:
+            _fail(job, worker=worker, message=str(exc))
+            return None
+        except Exception as exc:
+            _fail(job, worker=worker, message=f"{type(exc).__name__}: {exc}")
+            raise
+
+
+def requeue_mark() -> str:
+    """A ``task_id`` for a job handed back to be enqueued again: it names no task, so until
+    the new task's id replaces it, the job counts as enqueued with a lost task (see
+    ``tasks.reclaim_jobs``); unique, so a conditional UPDATE from it succeeds once."""
+    return f"requeue-{uuid4().hex}"
+
+
+@dataclass(frozen=True)
+class Released:
+    """Running jobs whose lease had expired, handed back by :func:`release_expired`."""
+
+    pending: list[tuple[int, str]]
+    """(job id, the task that was running it) of jobs now pending again, to be enqueued."""
+    failed: list[int]
+    """Jobs failed instead: their worker was lost ``GENERATION_MAX_ATTEMPTS`` times."""
+
+
+def release_expired(*, now: datetime | None = None) -> Released:
+    """Hand back every running job whose lease expired before ``now``.
+
+    Each job is released with one conditional UPDATE (still running, lease still
+    expired), so of several workers releasing at once exactly one gets each job.
+    """
+    now = now or timezone.now()
+    expired = GenerationJob.objects.filter(state=State.RUNNING, lease_until__lt=now)
+    pending: list[tuple[int, str]] = []
+    failed: list[int] = []
+    for job_id, worker, task_id, attempts in expired.values_list(
+        "pk", "worker", "task_id", "attempts"
+    ):
+        still_expired = GenerationJob.objects.filter(
+            pk=job_id, state=State.RUNNING, worker=worker, lease_until__lt=now
+        )
+        if attempts >= settings.GENERATION_MAX_ATTEMPTS:
+            message = (
+                f"worker lost {attempts} times (last: {worker}); the job may be what kills "
+                "its worker (memory?). Plan it again to retry"
+            )
+            if still_expired.update(state=State.FAILED, error=message, finished=now):
+                failed.append(job_id)
+        elif still_expired.update(
+            state=State.PENDING, worker="", lease_until=None, task_id=requeue_mark()
+        ):
+            pending.append((job_id, task_id))
+    return Released(pending=pending, failed=failed)
 
 
 @lru_cache(maxsize=8)

@@ -56,6 +56,12 @@ def limits_from_settings() -> Limits:
     )
 
 
+def check_image(*, name: str, data: bytes) -> None:
+    """Raise :class:`ImageRejected` if :func:`import_image` would refuse this file as an
+    image (duplicates aside); stores nothing."""
+    load_image(data, name=name, limits=limits_from_settings())
+
+
 def import_image(*, image_set: ImageSet, name: str, data: bytes) -> SourceImage:
     """Decode, normalise to 8-bit RGB, store a lossless PNG and create the row.
 

@@ -121,7 +121,14 @@ class GenerationJob(models.Model):
     state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
     attempts = models.PositiveIntegerField(default=0)
     worker = models.CharField(max_length=200, blank=True)
-    lease_until = models.DateTimeField(null=True, blank=True)
+    lease_until = models.DateTimeField(
+        null=True, blank=True, help_text="renewed by the running worker's heartbeat"
+    )
+    task_id = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="the django-tasks task last enqueued to run this job (blank: never enqueued)",
+    )
     error = models.TextField(blank=True)
     reconstruction = models.OneToOneField(
         Reconstruction, null=True, blank=True, on_delete=models.SET_NULL, related_name="job"

@@ -8,8 +8,9 @@ never turns silently into a default.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -131,3 +132,65 @@ def database_from_url(url: str, *, base_dir: Path) -> dict[str, Any]:
     raise ImproperlyConfigured(
         f"DATABASE_URL scheme {scheme!r} is not supported; use sqlite:/// or postgres://"
     )
+
+
+def envchoice(
+    name: str, default: str, choices: Iterable[str], *, env: Mapping[str, str] | None = None
+) -> str:
+    value = _raw(name, env)
+    if value is None:
+        return default
+    valid = sorted(choices)
+    if value not in valid:
+        raise ImproperlyConfigured(f"{name}={value!r} is not one of {valid}")
+    return value
+
+
+_META_HEADER = re.compile(r"HTTP_[A-Z0-9_]+")
+
+
+def envheader(name: str, *, env: Mapping[str, str] | None = None) -> tuple[str, str] | None:
+    """``HTTP_X_FORWARDED_PROTO=https`` → ``("HTTP_X_FORWARDED_PROTO", "https")``: a request
+    header as ``request.META`` names it and the value that means HTTPS (Django's
+    ``SECURE_PROXY_SSL_HEADER``); None when unset."""
+    value = _raw(name, env)
+    if value is None:
+        return None
+    header, sep, expected = (part.strip() for part in value.partition("="))
+    if not sep or not expected or not _META_HEADER.fullmatch(header):
+        raise ImproperlyConfigured(
+            f"{name}={value!r} is not HEADER=value with the header as request.META names it, "
+            "e.g. HTTP_X_FORWARDED_PROTO=https"
+        )
+    return header, expected
+
+
+def database_connections(
+    database: dict[str, Any], *, env: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """Connection reuse for a PostgreSQL ``database`` entry, from the environment.
+
+    Either persistent connections — each web thread keeps its own for
+    ``PERCEPTLAB_DB_CONN_MAX_AGE`` seconds (default 60; 0 closes it after every request),
+    health-checked before reuse — or, with ``PERCEPTLAB_DB_POOL_SIZE`` > 0, psycopg 3's pool:
+    each process holds at most that many connections, shared by its threads, and a request
+    waits up to ``PERCEPTLAB_DB_POOL_TIMEOUT`` seconds for one. Django refuses both at once,
+    so asking for both is an error. SQLite is returned unchanged (a pool is refused).
+    """
+    pool_size = envint("PERCEPTLAB_DB_POOL_SIZE", 0, min_value=0, max_value=1000, env=env)
+    if database["ENGINE"] != "django.db.backends.postgresql":
+        if pool_size:
+            raise ImproperlyConfigured("PERCEPTLAB_DB_POOL_SIZE needs PostgreSQL (DATABASE_URL)")
+        return database
+    max_age = envint("PERCEPTLAB_DB_CONN_MAX_AGE", 60, min_value=0, env=env)
+    if pool_size and _raw("PERCEPTLAB_DB_CONN_MAX_AGE", env) is not None and max_age:
+        raise ImproperlyConfigured(
+            f"PERCEPTLAB_DB_CONN_MAX_AGE={max_age} and PERCEPTLAB_DB_POOL_SIZE={pool_size}: "
+            "persistent connections and the pool exclude each other; set one of them"
+        )
+    if not pool_size:
+        return {**database, "CONN_MAX_AGE": max_age, "CONN_HEALTH_CHECKS": True}
+    timeout = envint("PERCEPTLAB_DB_POOL_TIMEOUT", 10, min_value=1, env=env)
+    pool = {"min_size": min(2, pool_size), "max_size": pool_size, "timeout": timeout}
+    options = {**database.get("OPTIONS", {}), "pool": pool}
+    return {**database, "CONN_MAX_AGE": 0, "CONN_HEALTH_CHECKS": False, "OPTIONS": options}

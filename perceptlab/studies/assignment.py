@@ -10,26 +10,106 @@ from the judgments given so far.
 A test trial holds one of its item's ``Study.judgments_per_item`` slots. A slot is taken
 with one conditional UPDATE (``assigned < target``), which PostgreSQL re-checks after
 the row lock and SQLite runs serialised, so concurrent raters can never push an item
-past its target; a unique constraint keeps one item from reaching a session twice.
-Slots of sessions idle for ``Study.session_timeout_minutes`` are given back.
+past its target; the slot and the trial holding it commit together (one transaction), so
+a killed process cannot leave a slot taken with no trial; a unique constraint keeps one
+item from reaching a session twice. Slots of sessions idle for
+``Study.session_timeout_minutes`` are given back.
+
+The rater path reads a session once: a :class:`Snapshot` holds the session, its study
+and every trial with its item, stimuli and judgment, from one query; everything the
+request decides (the current and next trial, progress, quality control) comes from it,
+and only what changes is written.
 """
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.db import IntegrityError, transaction
-from django.db.models import Count, F, QuerySet
+from django.db.models import Count, Exists, F, OuterRef, QuerySet
 from django.utils import timezone
 
-from perceptlab.studies.models import Item, Session, Stimulus, Study, Trial
+from perceptlab.studies.models import Item, Judgment, Session, Stimulus, Study, Trial
 from perceptlab.studies.planners import planner_for
 
 LOOKAHEAD = 2  # the trial on screen and the next one, which the browser preloads
 SKIP = "skip"  # a schedule position left empty because no item was available
 REFERENCE = "reference"  # ACR-HR: a test trial rating the hidden reference (no slot)
+TRIAL_RELATED = ("item__a", "item__b", "judgment")
+ITEM_RELATED = ("a", "b")
+
+
+@dataclass
+class Snapshot:
+    """A session with all its trials (items, stimuli, judgments), read in one query.
+
+    Binding and recording keep it up to date, so one request never reads the session
+    twice.
+    """
+
+    session: Session
+    trials: dict[int, Trial] = field(default_factory=dict)  # by position
+    answers: dict[int, Judgment] = field(default_factory=dict)  # by position
+
+    @classmethod
+    def of(cls, session: Session) -> Snapshot:
+        trials = Trial.objects.filter(session=session).select_related(*TRIAL_RELATED)
+        return cls._build(session, list(trials))
+
+    @classmethod
+    def by_code(cls, code: uuid.UUID) -> Snapshot | None:
+        """The session with this code and its trials in one query (two for a session
+        with no trial yet); None if there is no such session."""
+        trials = list(
+            Trial.objects.filter(session__code=code).select_related(
+                "session__study", *TRIAL_RELATED
+            )
+        )
+        if trials:
+            return cls._build(trials[0].session, trials)
+        session = Session.objects.select_related("study").filter(code=code).first()
+        return cls(session) if session is not None else None
+
+    @classmethod
+    def _build(cls, session: Session, trials: list[Trial]) -> Snapshot:
+        snap = cls(session)
+        for trial in trials:
+            trial.session = session  # one session object, however many rows
+            snap.trials[trial.position] = trial
+            try:
+                snap.answers[trial.position] = trial.judgment  # joined: no query
+            except Judgment.DoesNotExist:
+                pass
+        return snap
+
+    def judgment(self, trial: Trial) -> Judgment | None:
+        return self.answers.get(trial.position)
+
+    def answered(self) -> list[Trial]:
+        return [self.trials[position] for position in sorted(self.answers)]
+
+    def of_kind(self, *kinds: str) -> list[Trial]:
+        return [t for t in self.trials.values() if t.kind in kinds]
+
+    def open_positions(self) -> list[int]:
+        done = self.answers.keys()
+        return [
+            position
+            for position, kind in enumerate(self.session.schedule)
+            if kind != SKIP and position not in done
+        ]
+
+    def refresh(self) -> None:
+        """Read the trials again (after a conflict with a concurrent request)."""
+        fresh = Snapshot.of(self.session)
+        self.trials, self.answers = fresh.trials, fresh.answers
+
+    def record(self, trial: Trial, judgment: Judgment) -> None:
+        self.trials[trial.position] = trial
+        self.answers[trial.position] = judgment
 
 
 def make_schedule(*, study: Study, rng: random.Random | None = None) -> list[str]:
@@ -94,15 +174,15 @@ class Upcoming:
     next: Trial | None
 
 
-def upcoming(*, session: Session) -> Upcoming:
+def upcoming(*, session: Session | None = None, snapshot: Snapshot | None = None) -> Upcoming:
     """The trial on screen and the next one, binding their items if needed.
 
     ``current`` is None when every scheduled position has been answered or left empty.
     """
-    open_positions = _open_positions(session)
+    snap = snapshot if snapshot is not None else Snapshot.of(_required(session))
     trials: list[Trial] = []
-    for position in open_positions:
-        trial = _trial_at(session, position)
+    for position in snap.open_positions():
+        trial = snap.trials.get(position) or _bind(snap, position)
         if trial is not None:
             trials.append(trial)
         if len(trials) == LOOKAHEAD:
@@ -112,116 +192,113 @@ def upcoming(*, session: Session) -> Upcoming:
     )
 
 
-def _open_positions(session: Session) -> list[int]:
-    answered = set(session.trials.filter(judgment__isnull=False).values_list("position", flat=True))
-    return [
-        position
-        for position, kind in enumerate(session.schedule)
-        if kind != SKIP and position not in answered
-    ]
+def upcoming_retrying(snap: Snapshot, *, attempts: int = 3) -> Upcoming:
+    """:func:`upcoming` outside a transaction: a position bound meanwhile by another
+    request of the same session (IntegrityError) is read back and the lookup repeated."""
+    for _ in range(attempts - 1):
+        try:
+            return upcoming(snapshot=snap)
+        except IntegrityError:
+            snap.refresh()
+    return upcoming(snapshot=snap)
 
 
-def _trial_at(session: Session, position: int) -> Trial | None:
-    existing = _load(session, position)
-    if existing is not None:
-        return existing
-    kind = session.schedule[position]
-    trial = _bind(session, position, kind)
+def current_position(snap: Snapshot) -> int | None:
+    """The position the rater is on (the first open one), without binding anything."""
+    positions = snap.open_positions()
+    return positions[0] if positions else None
+
+
+def _required(session: Session | None) -> Session:
+    if session is None:
+        raise TypeError("pass session= or snapshot=")
+    return session
+
+
+def _bind(snap: Snapshot, position: int) -> Trial | None:
+    kind = snap.session.schedule[position]
+    binders = {
+        Trial.Kind.TEST: _bind_test,
+        Trial.Kind.GOLD: _bind_gold,
+        Trial.Kind.REPEAT: _bind_repeat,
+        Trial.Kind.PRACTICE: _bind_practice,
+        REFERENCE: _bind_reference,
+    }
+    binder = binders.get(kind)
+    if binder is None:
+        raise ValueError(f"unknown trial kind {kind!r}; valid: {sorted(binders)}")
+    trial = binder(snap, position)
     if trial is None:
-        session.schedule[position] = SKIP
-        Session.objects.filter(pk=session.pk).update(schedule=session.schedule)
+        snap.session.schedule[position] = SKIP
+        Session.objects.filter(pk=snap.session.pk).update(schedule=snap.session.schedule)
+    else:
+        snap.trials[position] = trial
     return trial
 
 
-def _load(session: Session, position: int) -> Trial | None:
-    return (
-        Trial.objects.select_related("item__a", "item__b")
-        .filter(session=session, position=position)
-        .first()
+def _bind_test(snap: Snapshot, position: int) -> Trial | None:
+    session, study = snap.session, snap.session.study
+    seen = [t.item_id for t in snap.of_kind(Trial.Kind.TEST)]
+    candidates = (
+        study.items.filter(kind=Item.Kind.TEST).exclude(pk__in=seen).select_related(*ITEM_RELATED)
     )
-
-
-def _bind(session: Session, position: int, kind: str) -> Trial | None:
-    if kind == Trial.Kind.TEST:
-        return _bind_test(session, position)
-    if kind == Trial.Kind.GOLD:
-        return _bind_gold(session, position)
-    if kind == Trial.Kind.REPEAT:
-        return _bind_repeat(session, position)
-    if kind == Trial.Kind.PRACTICE:
-        return _bind_practice(session, position)
-    if kind == REFERENCE:
-        return _bind_reference(session, position)
-    valid = [*Trial.Kind.values, REFERENCE]
-    raise ValueError(f"unknown trial kind {kind!r}; valid: {valid}")
-
-
-def _bind_test(session: Session, position: int) -> Trial | None:
-    study = session.study
-    seen = session.trials.filter(kind=Trial.Kind.TEST).values("item_id")
-    candidates = study.items.filter(kind=Item.Kind.TEST).exclude(pk__in=seen)
     if study.is_acr_hr:
-        candidates = _referenced_images_only(session, position, candidates)
+        candidates = _referenced_images_only(snap, position, candidates)
     if session.is_preview:  # a researcher's preview takes no slot
         ranked = list(candidates.order_by("?")[:1])
-        return _create(session, position, Trial.Kind.TEST, ranked[0]) if ranked else None
+        return _create(snap, position, Trial.Kind.TEST, ranked[0]) if ranked else None
     for attempt in range(2):
         open_items = list(candidates.filter(assigned__lt=study.judgments_per_item))
         for item in planner_for(study).rank(session=session, candidates=open_items):
-            if _take_slot(item, study.judgments_per_item):
-                trial = _create(session, position, Trial.Kind.TEST, item, holds_slot=True)
-                if trial is None or trial.item_id != item.pk:
-                    _give_back(item.pk)
+            trial = _create(snap, position, Trial.Kind.TEST, item, slot=study.judgments_per_item)
+            if trial is not None:
                 return trial
         if attempt == 0 and release_stale(study=study) == 0:
             break
     return None
 
 
-def _take_slot(item: Item, target: int) -> bool:
-    taken = Item.objects.filter(pk=item.pk, assigned__lt=target).update(assigned=F("assigned") + 1)
-    return taken == 1
-
-
 def _give_back(item_id: int) -> None:
     Item.objects.filter(pk=item_id, assigned__gt=0).update(assigned=F("assigned") - 1)
 
 
-def _bind_gold(session: Session, position: int) -> Trial | None:
+def _bind_gold(snap: Snapshot, position: int) -> Trial | None:
     """A gold item new to the session, never one whose images it saw in practice (where
     it was told the right answer)."""
-    trials = session.trials.filter(kind__in=[Trial.Kind.GOLD, Trial.Kind.PRACTICE])
-    practised = session.trials.filter(kind=Trial.Kind.PRACTICE)
-    pairs = practised.values_list("item__a_id", "item__b_id")
-    seen = {stimulus for pair in pairs for stimulus in pair if stimulus is not None}
+    used = [t.item_id for t in snap.of_kind(Trial.Kind.GOLD, Trial.Kind.PRACTICE)]
+    practised = snap.of_kind(Trial.Kind.PRACTICE)
+    seen = {t.item.a_id for t in practised} | {t.item.b_id for t in practised if t.item.b_id}
     golds = [
         item
-        for item in session.study.items.filter(kind=Item.Kind.GOLD).exclude(
-            pk__in=trials.values("item_id")
-        )
+        for item in snap.session.study.items.filter(kind=Item.Kind.GOLD)
+        .exclude(pk__in=used)
+        .select_related(*ITEM_RELATED)
         if item.a_id not in seen and item.b_id not in seen
     ]
-    return _create(session, position, Trial.Kind.GOLD, random.choice(golds)) if golds else None
+    return _create(snap, position, Trial.Kind.GOLD, random.choice(golds)) if golds else None
 
 
-def _bind_repeat(session: Session, position: int) -> Trial | None:
-    repeated = session.trials.filter(kind=Trial.Kind.REPEAT).values("item_id")
-    earlier = list(
-        session.trials.filter(kind=Trial.Kind.TEST, position__lt=position)
-        .exclude(item_id__in=repeated)
-        .order_by("position")
+def _bind_repeat(snap: Snapshot, position: int) -> Trial | None:
+    repeated = {t.item_id for t in snap.of_kind(Trial.Kind.REPEAT)}
+    earlier = sorted(
+        (
+            t
+            for t in snap.of_kind(Trial.Kind.TEST)
+            if t.position < position and t.item_id not in repeated
+        ),
+        key=lambda t: t.position,
     )
     if not earlier:
         return None
     # Prefer a trial at least two positions back, so the repeat is not adjacent.
     distant = [t for t in earlier if t.position < position - 2] or earlier
-    return _create(session, position, Trial.Kind.REPEAT, random.choice(distant).item)
+    return _create(snap, position, Trial.Kind.REPEAT, random.choice(distant).item)
 
 
 PRACTICE_ORDER = (Item.Expect.HIGH, Item.Expect.LOW, Item.Expect.NONE)
 
 
-def _bind_practice(session: Session, position: int) -> Trial | None:
+def _bind_practice(snap: Snapshot, position: int) -> Trial | None:
     """Practice items calibrate; they take no slots.
 
     ACR/DCR: the study's practice items in the order original (expected high), heavily
@@ -229,55 +306,52 @@ def _bind_practice(session: Session, position: int) -> Trial | None:
     range. 2AFC (and studies built without practice items): gold items, which give
     feedback, then test items.
     """
-    used = session.trials.filter(kind=Trial.Kind.PRACTICE)
-    done = used.count()
-    items = session.study.items.exclude(pk__in=used.values("item_id"))
+    used = [t.item_id for t in snap.of_kind(Trial.Kind.PRACTICE)]
+    items = snap.session.study.items.exclude(pk__in=used).select_related(*ITEM_RELATED)
     practice = list(items.filter(kind=Item.Kind.PRACTICE))
     if practice:
-        wanted = PRACTICE_ORDER[done % len(PRACTICE_ORDER)]
+        wanted = PRACTICE_ORDER[len(used) % len(PRACTICE_ORDER)]
         pool = [item for item in practice if item.expected == wanted] or practice
     else:
         pool = list(items.filter(kind=Item.Kind.GOLD)) or list(
             items.filter(kind=Item.Kind.TEST).order_by("?")[:20]
         )
-    return _create(session, position, Trial.Kind.PRACTICE, random.choice(pool)) if pool else None
+    return _create(snap, position, Trial.Kind.PRACTICE, random.choice(pool)) if pool else None
 
 
-def _session_images(session: Session) -> tuple[set[int], set[int]]:
+def _session_images(snap: Snapshot) -> tuple[set[int], set[int]]:
     """ACR-HR: (images whose hidden reference the session has, images it rates)."""
-    rows = session.trials.filter(kind=Trial.Kind.TEST).values_list(
-        "item__a__study_image_id", "item__a__role"
-    )
-    referenced = {image for image, role in rows if role == Stimulus.Role.HIDDEN}
-    rated = {image for image, role in rows if role != Stimulus.Role.HIDDEN}
+    tests = snap.of_kind(Trial.Kind.TEST)
+    referenced = {t.item.a.study_image_id for t in tests if t.item.a.role == Stimulus.Role.HIDDEN}
+    rated = {t.item.a.study_image_id for t in tests if t.item.a.role != Stimulus.Role.HIDDEN}
     return referenced, rated
 
 
 def _referenced_images_only(
-    session: Session, position: int, candidates: QuerySet[Item]
+    snap: Snapshot, position: int, candidates: QuerySet[Item]
 ) -> QuerySet[Item]:
     """ACR-HR test candidates: conditions (never a hidden reference, those come at
     reference positions) of images the session has a reference for, or will still get
     one for at a later reference position."""
-    referenced, rated = _session_images(session)
+    referenced, rated = _session_images(snap)
     pending = rated - referenced
-    later = session.schedule[position + 1 :].count(REFERENCE)
+    later = snap.session.schedule[position + 1 :].count(REFERENCE)
     conditions = candidates.exclude(a__role=Stimulus.Role.HIDDEN)
     if len(pending) < later:
         return conditions  # a new image can still get its reference later
     return conditions.filter(a__study_image_id__in=referenced | rated)
 
 
-def _bind_reference(session: Session, position: int) -> Trial | None:
+def _bind_reference(snap: Snapshot, position: int) -> Trial | None:
     """ACR-HR: the hidden reference of an image the session rates and has no reference
     for yet; else of the image with the most free condition slots. No slot is taken:
     every rater of an image rates its reference."""
-    study = session.study
-    referenced, rated = _session_images(session)
+    study = snap.session.study
+    referenced, rated = _session_images(snap)
     hidden = study.items.filter(kind=Item.Kind.TEST, a__role=Stimulus.Role.HIDDEN)
     pending = sorted(rated - referenced)
     if pending:
-        item = hidden.filter(a__study_image_id=pending[0]).first()
+        item = hidden.filter(a__study_image_id=pending[0]).select_related(*ITEM_RELATED).first()
     else:
         free = (
             study.items.filter(kind=Item.Kind.TEST, assigned__lt=study.judgments_per_item)
@@ -289,38 +363,51 @@ def _bind_reference(session: Session, position: int) -> Trial | None:
             .first()
         )
         image = free["a__study_image_id"] if free else None
-        item = hidden.filter(a__study_image_id=image).first() if image is not None else None
-    return _create(session, position, Trial.Kind.TEST, item) if item is not None else None
+        chosen = hidden.filter(a__study_image_id=image).select_related(*ITEM_RELATED)
+        item = chosen.first() if image is not None else None
+    return _create(snap, position, Trial.Kind.TEST, item) if item is not None else None
 
 
 def _create(
-    session: Session, position: int, kind: str, item: Item, *, holds_slot: bool = False
+    snap: Snapshot, position: int, kind: str, item: Item, *, slot: int | None = None
 ) -> Trial | None:
-    """Create the trial; if another request bound this position first, return that one."""
-    swapped = item.b_id is not None and random.random() < 0.5
-    try:
-        with transaction.atomic():
-            return Trial.objects.create(
-                session=session,
-                position=position,
-                kind=kind,
-                item=item,
-                swapped=swapped,
-                holds_slot=holds_slot,
+    """Bind the item at ``position``: with ``slot`` (the item's target), take one of its
+    slots first (None if none is left). The slot and the trial commit together.
+
+    A conflicting trial (another request of this session bound the position first)
+    raises IntegrityError; the request's caller retries with a fresh snapshot.
+    """
+    trial = Trial(
+        session=snap.session,
+        position=position,
+        kind=kind,
+        item=item,
+        swapped=item.b_id is not None and random.random() < 0.5,
+        holds_slot=slot is not None,
+        shown=timezone.now(),  # bound only to be sent: the server's clock starts now
+    )
+    with transaction.atomic(savepoint=False):
+        if slot is not None:
+            taken = Item.objects.filter(pk=item.pk, assigned__lt=slot).update(
+                assigned=F("assigned") + 1
             )
-    except IntegrityError:
-        return _load(session, position)
+            if not taken:
+                return None
+        trial.save(force_insert=True)
+    return trial
 
 
 def release_stale(*, study: Study) -> int:
-    """Give back the slots of unanswered trials in sessions idle past the timeout."""
+    """Give back the slots of unanswered trials in sessions idle past the timeout: not
+    seen by the server (``last_seen``) and no judgment since the cutoff."""
     cutoff = timezone.now() - timedelta(minutes=study.session_timeout_minutes)
+    recent = Judgment.objects.filter(trial__session=OuterRef("session"), created__gte=cutoff)
     stale = Trial.objects.filter(
         session__study=study,
         session__last_seen__lt=cutoff,
         holds_slot=True,
         judgment__isnull=True,
-    )
+    ).filter(~Exists(recent))
     return release_trials(stale.values_list("pk", flat=True))
 
 
@@ -348,8 +435,10 @@ def release_trials(trial_ids: object) -> int:
     return released
 
 
-def progress(*, session: Session) -> tuple[int, int]:
+def progress(
+    *, session: Session | None = None, snapshot: Snapshot | None = None
+) -> tuple[int, int]:
     """(answered, total) over the schedule, empty positions excluded."""
-    total = sum(1 for kind in session.schedule if kind != SKIP)
-    answered = session.trials.filter(judgment__isnull=False).count()
-    return answered, total
+    snap = snapshot if snapshot is not None else Snapshot.of(_required(session))
+    total = sum(1 for kind in snap.session.schedule if kind != SKIP)
+    return len(snap.answered()), total

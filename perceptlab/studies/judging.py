@@ -26,10 +26,9 @@ from datetime import timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 from django.utils import timezone
 
-from perceptlab.studies.assignment import upcoming
+from perceptlab.studies.assignment import Snapshot, current_position
 from perceptlab.studies.models import Item, Judgment, Method, Session, Study, Trial
 from perceptlab.studies.sessions import screen_out, settle
 from perceptlab.studies.viewing import trial_viewing, viewing_flags
@@ -63,42 +62,57 @@ class Recorded:
     feedback: str  # practice trials on gold items: what the right answer was
 
 
-def record(*, session: Session, answer: Answer) -> Recorded:
+def record(*, session: Session, answer: Answer, snapshot: Snapshot | None = None) -> Recorded:
     """Store ``answer`` for the session's trial at ``answer.position``.
 
     Raises JudgmentRejected when the session is not rating, the position is not the
-    session's current trial, or the trial was already answered with another key.
+    session's current trial, the trial was already answered with another key, or the
+    key was used for another trial. ``snapshot`` (the session read once for this
+    request) is brought up to date: the new judgment, and the trials bound after it.
+
+    The judgment, its quality-control flags and the binding of the next trial (with its
+    slot) commit in one transaction. A conflict with a concurrent request of the same
+    session (a retry racing the original, two tabs) rolls it all back; the answer is
+    then decided once more on a fresh read, as a replay or a conflict.
     """
-    trial = _trial(session, answer.position)
-    existing = Judgment.objects.filter(trial=trial).first()
+    snap = snapshot if snapshot is not None else Snapshot.of(session)
+    try:
+        with transaction.atomic():
+            return _record(snap, answer)
+    except IntegrityError:
+        snap.refresh()
+        trial = _trial(snap, answer.position)
+        existing = snap.judgment(trial)
+        if existing is not None:
+            return _replay(existing, answer)
+        if Judgment.objects.filter(key=answer.key).exists():
+            raise JudgmentRejected(
+                "key_reused", "This answer's key was already used; reload the page."
+            ) from None
+        raise JudgmentRejected("expired", "This trial has expired; reload.") from None
+
+
+def _record(snap: Snapshot, answer: Answer) -> Recorded:
+    session = snap.session
+    trial = _trial(snap, answer.position)
+    existing = snap.judgment(trial)
     if existing is not None:
         return _replay(existing, answer)
     if session.state != Session.State.RATING:
         raise JudgmentRejected("not_rating", "This session is no longer taking answers.")
     if session.study.state == Study.State.CLOSED and not session.is_preview:
         raise JudgmentRejected("not_rating", "This study has closed.")
-    current = upcoming(session=session).current
-    if current is None or current.pk != trial.pk:
+    if current_position(snap) != trial.position:
         raise JudgmentRejected("out_of_order", "This answer is not for the current image.")
-    judgment = _build(session, trial, answer)
-    try:
-        with transaction.atomic():
-            judgment.save()
-    except IntegrityError:
-        existing = Judgment.objects.filter(Q(trial=trial) | Q(key=answer.key)).first()
-        if existing is None:
-            raise JudgmentRejected("expired", "This trial has expired; reload.") from None
-        return _replay(existing, answer)
-    _after(session, trial, judgment)
+    judgment = _build(snap, trial, answer)
+    judgment.save(force_insert=True)
+    snap.record(trial, judgment)
+    _after(snap, trial)
     return Recorded(judgment, True, _feedback(session, trial, judgment))
 
 
-def _trial(session: Session, position: int) -> Trial:
-    trial = (
-        Trial.objects.select_related("item__a", "item__b", "session__study")
-        .filter(session=session, position=position)
-        .first()
-    )
+def _trial(snap: Snapshot, position: int) -> Trial:
+    trial = snap.trials.get(position)
     if trial is None:
         raise JudgmentRejected("unknown_trial", "This trial is not part of your session.")
     return trial
@@ -110,8 +124,8 @@ def _replay(existing: Judgment, answer: Answer) -> Recorded:
     return Recorded(existing, False, "")
 
 
-def _build(session: Session, trial: Trial, answer: Answer) -> Judgment:
-    study = session.study
+def _build(snap: Snapshot, trial: Trial, answer: Answer) -> Judgment:
+    study = snap.session.study
     shown_a, shown_b = trial.shown_as()
     chosen = None
     if study.is_pairwise:
@@ -143,7 +157,7 @@ def _build(session: Session, trial: Trial, answer: Answer) -> Judgment:
         viewing=trial_viewing(answer.viewing),
         answered=answered,
     )
-    judgment.flags = _flags(trial=trial, judgment=judgment)
+    judgment.flags = _flags(snap, trial, judgment)
     if trial.item.kind in (Item.Kind.GOLD, Item.Kind.PRACTICE):
         judgment.gold_passed = gold_passed(trial=trial, judgment=judgment)
         if judgment.gold_passed is False and trial.kind != Trial.Kind.PRACTICE:
@@ -154,9 +168,9 @@ def _build(session: Session, trial: Trial, answer: Answer) -> Judgment:
 CLOCK_SLACK_MS = 1000  # network and timer jitter between the two clocks
 
 
-def _flags(*, trial: Trial, judgment: Judgment) -> list[str]:
+def _flags(snap: Snapshot, trial: Trial, judgment: Judgment) -> list[str]:
     """Quality-control flags of one judgment (see the module docstring)."""
-    study = trial.session.study
+    study = snap.session.study
     study_min_ms = int(study.min_view_seconds * 1000)
     flags = []
     if study_min_ms and min(judgment.view_ms, judgment.server_ms) < study_min_ms:
@@ -166,7 +180,7 @@ def _flags(*, trial: Trial, judgment: Judgment) -> list[str]:
     if judgment.flips < study.required_flips():
         flags.append("too_few_flips")
     flags.extend(viewing_flags(judgment.viewing))
-    if trial.kind == Trial.Kind.REPEAT and _inconsistent(trial, judgment):
+    if trial.kind == Trial.Kind.REPEAT and _inconsistent(snap, trial, judgment):
         flags.append("inconsistent_repeat")
     return flags
 
@@ -189,50 +203,49 @@ def gold_passed(*, trial: Trial, judgment: Judgment) -> bool | None:
     return judgment.score >= study.gold_expectation()
 
 
-def _inconsistent(trial: Trial, judgment: Judgment) -> bool:
-    first = (
-        Judgment.objects.filter(
-            trial__session=trial.session, trial__item=trial.item, trial__kind=Trial.Kind.TEST
-        )
-        .select_related("chosen")
-        .first()
-    )
+def _inconsistent(snap: Snapshot, trial: Trial, judgment: Judgment) -> bool:
+    firsts = [
+        snap.judgment(t)
+        for t in snap.of_kind(Trial.Kind.TEST)
+        if t.item_id == trial.item_id and snap.judgment(t) is not None
+    ]
+    first = firsts[0] if firsts else None
     if first is None:
         return False
-    if trial.session.study.is_pairwise:
-        return first.chosen_id != judgment.chosen.pk if judgment.chosen else bool(first.chosen_id)
-    low, high = trial.session.study.scale_range()
-    points = len(trial.session.study.scale_points()) or 5
+    study = snap.session.study
+    if study.is_pairwise:
+        return first.chosen_id != (judgment.chosen.pk if judgment.chosen else None)
+    low, high = study.scale_range()
+    points = len(study.scale_points()) or 5
     category = (high - low) / max(points - 1, 1)
     assert first.score is not None and judgment.score is not None
     return abs(first.score - judgment.score) > category + 1e-9
 
 
-def _after(session: Session, trial: Trial, judgment: Judgment) -> None:
+def _after(snap: Snapshot, trial: Trial) -> None:
     """Screen out on gold failures; complete the session after its last trial."""
-    now = timezone.now()
-    Session.objects.filter(pk=session.pk).update(last_seen=now)
-    if trial.kind == Trial.Kind.GOLD and _fails_gold(session):
-        screen_out(session=session, reason=_gold_summary(session))
+    if trial.kind == Trial.Kind.GOLD and _fails_gold(snap):
+        screen_out(session=snap.session, reason=_gold_summary(snap))
         return
-    settle(session=session)
+    settle(session=snap.session, snapshot=snap)
 
 
-def _gold_counts(session: Session) -> tuple[int, int]:
-    golds = Judgment.objects.filter(trial__session=session, trial__kind=Trial.Kind.GOLD)
-    total = golds.count()
-    return golds.filter(gold_passed=True).count(), total
+def _gold_counts(snap: Snapshot) -> tuple[int, int]:
+    golds = [snap.judgment(t) for t in snap.of_kind(Trial.Kind.GOLD)]
+    answered = [j for j in golds if j is not None]
+    return sum(1 for j in answered if j.gold_passed), len(answered)
 
 
-def _fails_gold(session: Session) -> bool:
-    passed, total = _gold_counts(session)
-    study = session.study
+def _fails_gold(snap: Snapshot) -> bool:
+    passed, total = _gold_counts(snap)
+    study = snap.session.study
     return total >= max(study.gold_min_answered, 1) and passed < study.gold_pass_fraction * total
 
 
-def _gold_summary(session: Session) -> str:
-    passed, total = _gold_counts(session)
-    return f"passed {passed} of {total} gold trials (needs {session.study.gold_pass_fraction:.0%})"
+def _gold_summary(snap: Snapshot) -> str:
+    passed, total = _gold_counts(snap)
+    needed = snap.session.study.gold_pass_fraction
+    return f"passed {passed} of {total} gold trials (needs {needed:.0%})"
 
 
 def _feedback(session: Session, trial: Trial, judgment: Judgment) -> str:

@@ -25,6 +25,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from perceptlab.studies.assignment import (
+    Snapshot,
     make_schedule,
     release_stale,
     release_unanswered,
@@ -87,14 +88,17 @@ def has_room(*, study: Study) -> bool:
     return open_items.exists() or (release_stale(study=study) > 0 and open_items.exists())
 
 
-def finish(*, session: Session) -> bool:
+def finish(*, session: Session, snapshot: Snapshot | None = None) -> bool:
     """End a rating session whose schedule has nothing left to answer.
 
     A rater who answered at least one test trial is done (completed); one who ran out of
     test items before answering any is screened out as "study full" (practice and gold
     trials alone are not a completed session).
     """
-    answered_test = session.trials.filter(kind=Trial.Kind.TEST, judgment__isnull=False).exists()
+    if snapshot is not None:
+        answered_test = any(t.kind == Trial.Kind.TEST for t in snapshot.answered())
+    else:
+        answered_test = session.trials.filter(kind=Trial.Kind.TEST, judgment__isnull=False).exists()
     if not answered_test and not session.is_preview:
         return screen_out(session=session, reason=STUDY_FULL)
     return _move(session, (State.RATING,), State.COMPLETED, finished=timezone.now())
@@ -115,9 +119,11 @@ def release_all(*, session: Session) -> int:
     return released
 
 
-def settle(*, session: Session) -> bool:
+def settle(*, session: Session, snapshot: Snapshot | None = None) -> bool:
     """End a rating session that has nothing left to answer; True if it ended."""
-    if session.state != State.RATING or upcoming(session=session).current is not None:
+    if session.state != State.RATING:
         return False
-    finish(session=session)
+    if upcoming(session=session, snapshot=snapshot).current is not None:
+        return False
+    finish(session=session, snapshot=snapshot)
     return True

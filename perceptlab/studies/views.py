@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,17 +20,26 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Q
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, QueryDict
+from django.db.models import Exists, OuterRef, Q
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBase,
+    HttpResponseNotModified,
+    JsonResponse,
+    QueryDict,
+)
 from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import parse_etags, quote_etag
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
-from perceptlab.codecs.files import read_bytes
+from perceptlab.serving import stored_file
 from perceptlab.studies import participants, sessions
-from perceptlab.studies.assignment import progress, upcoming
+from perceptlab.studies.assignment import Snapshot, progress, upcoming_retrying
 from perceptlab.studies.forms import (
     CONTROLS_CSS_PX,
     PANE_GAP_DEVICE_PX,
@@ -49,7 +59,6 @@ from perceptlab.studies.models import (
     Study,
     Trial,
 )
-from perceptlab.studies.stimuli import reference_of
 from perceptlab.studies.viewing import device_class
 
 logger = logging.getLogger(__name__)
@@ -59,6 +68,7 @@ EXTERNAL_MAX_CHARS = 200
 COOKIE_SALT = "perceptlab.studies.join"
 COOKIE_MAX_AGE = 60 * 60 * 24 * 30
 LAST_SEEN_EVERY = timedelta(seconds=15)  # skip the write when the session was seen just now
+# A token's bytes never change: the browser keeps them for a day without asking again.
 IMAGE_HEADERS = {
     "Cache-Control": "private, max-age=86400, immutable",
     "X-Content-Type-Options": "nosniff",
@@ -93,11 +103,16 @@ def mturk_frameable(view: View) -> View:
 def session_or_404(code: uuid.UUID) -> Session:
     """The session with this code (404 otherwise); notes that the rater is still here."""
     session = get_object_or_404(Session.objects.select_related("study"), code=code)
+    _note_seen(session)
+    return session
+
+
+def _note_seen(session: Session) -> None:
+    """Keep ``last_seen`` (what gives an idle session's slots back) within 15 s."""
     now = timezone.now()
     if session.last_seen < now - LAST_SEEN_EVERY:
         Session.objects.filter(pk=session.pk).update(last_seen=now)
         session.last_seen = now
-    return session
 
 
 # -- the invitation link ------------------------------------------------------------------
@@ -115,17 +130,29 @@ class Arrival:
 
 def arrival(query: QueryDict) -> Arrival:
     """Prolific (PROLIFIC_PID, STUDY_ID, SESSION_ID), MTurk (workerId, assignmentId, hitId)
-    or a direct visit; every parameter received is kept (truncated) in ``external``."""
-    external = {key: query.get(key, "")[:EXTERNAL_MAX_CHARS] for key in list(query)}
-    external = dict(list(external.items())[:EXTERNAL_MAX_PARAMS])
-    pid = query.get("PROLIFIC_PID", "").strip()[:EXTERNAL_MAX_CHARS]
+    or a direct visit; the first 20 parameters received are kept in ``external``, keys and
+    values without control characters and cut to 200 characters."""
+    external = {
+        _external_text(key): _external_text(query.get(key, ""))
+        for key in list(query)[:EXTERNAL_MAX_PARAMS]
+    }
+    pid = _external_text(query.get("PROLIFIC_PID", "")).strip()
     if pid:
         return Arrival(Session.Platform.PROLIFIC, pid, external)
     if any(key in query for key in ("workerId", "assignmentId", "hitId")):
-        worker = query.get("workerId", "").strip()[:EXTERNAL_MAX_CHARS]
+        worker = _external_text(query.get("workerId", "")).strip()
         preview = query.get("assignmentId") == participants.MTURK_PREVIEW
         return Arrival(Session.Platform.MTURK, worker, external, mturk_preview=preview)
     return Arrival(Session.Platform.DIRECT, "", external)
+
+
+# C0 and C1 controls (NUL included) and lone surrogates: never part of an id, and NUL or
+# a surrogate cannot even be stored in PostgreSQL.
+CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def _external_text(text: str) -> str:
+    return CONTROL_CHARACTERS.sub("", text)[:EXTERNAL_MAX_CHARS]
 
 
 @require_safe
@@ -255,6 +282,9 @@ def _consent(request: HttpRequest, session: Session) -> HttpResponse:
 
 
 def _instructions(request: HttpRequest, session: Session) -> HttpResponse:
+    if _is_consent_post(request):
+        # The consent form sent again (double submit, Back): the rater already agreed.
+        return redirect("studies:session", code=session.code)
     study = session.study
     form = ScreenForm(request.POST if request.method == "POST" else None)
     problem = ""
@@ -279,6 +309,10 @@ def _instructions(request: HttpRequest, session: Session) -> HttpResponse:
         **_scale_context(study),
     }
     return render(request, "studies/rater/instructions.html", context)
+
+
+def _is_consent_post(request: HttpRequest) -> bool:
+    return request.method == "POST" and "decision" in request.POST
 
 
 DEVICE_REFUSED = "device not admitted"
@@ -392,45 +426,78 @@ def _scale_context(study: Study) -> dict[str, Any]:
 # -- the JSON API of the trial app ---------------------------------------------------------
 
 
-def rater_state(session: Session) -> dict[str, Any]:
-    """What the trial app runs on: the current trial (marked shown) and the next one.
+def rater_state(session: Session, snapshot: Snapshot | None = None) -> dict[str, Any]:
+    """What the trial app runs on: the current trial and the next one (which the browser
+    preloads), and progress; from ``snapshot`` (the session read once for this request)
+    when given.
 
     ``redirect`` is the session page whenever there is no trial to show (finished,
     paused, closed, not yet rating).
     """
+    snap = snapshot if snapshot is not None else Snapshot.of(session)
     current = following = None
     if session.state == Session.State.RATING and _serving(session):
-        coming = upcoming(session=session)
+        coming = upcoming_retrying(snap)
         if coming.current is None:
-            sessions.settle(session=session)
+            sessions.settle(session=session, snapshot=snap)
         else:
             current, following = coming.current, coming.next
             # The server's clock of a trial starts when the browser first gets it, as the
-            # current trial or as the next one it preloads and may show at once.
-            sent = [t.pk for t in (current, following) if t is not None and t.shown is None]
+            # current trial or as the next one it preloads and may show at once (trials
+            # are bound with it set; this covers trials bound by older versions).
+            sent = [t for t in (current, following) if t is not None and t.shown is None]
             if sent:
-                Trial.objects.filter(pk__in=sent, shown__isnull=True).update(shown=timezone.now())
-    answered, total = progress(session=session)
+                now = timezone.now()
+                Trial.objects.filter(pk__in=[t.pk for t in sent], shown__isnull=True).update(
+                    shown=now
+                )
+                for trial in sent:
+                    trial.shown = now
+    answered, total = progress(snapshot=snap)
+    study = session.study
+    references = _reference_tokens(study) if study.method != Method.ACR else {}
     return {
         "state": session.state,
         "progress": {"answered": answered, "total": total},
-        "trial": _trial_json(session, current),
-        "next": _trial_json(session, following),
+        "trial": _trial_json(session, current, references),
+        "next": _trial_json(session, following, references),
         "redirect": None if current else reverse("studies:session", args=[session.code]),
     }
 
 
-def _trial_json(session: Session, trial: Trial | None) -> dict[str, Any] | None:
+# study_image id → the token of its original (the reference shown beside the test image):
+# fixed once a study is built, so read once per process and study (keyed by the study's
+# invitation UUID, which no other study ever has).
+_REFERENCES: dict[uuid.UUID, dict[int, str]] = {}
+
+
+def _reference_tokens(study: Study) -> dict[int, str]:
+    tokens = _REFERENCES.get(study.invite)
+    if tokens is None:
+        originals = Stimulus.objects.filter(study_id=study.pk, role=Stimulus.Role.ORIGINAL)
+        tokens = dict(originals.values_list("study_image_id", "token"))
+        _REFERENCES[study.invite] = tokens
+    return tokens
+
+
+def _trial_json(
+    session: Session, trial: Trial | None, references: dict[int, str]
+) -> dict[str, Any] | None:
     if trial is None:
         return None
     method = session.study.method
     shown_a, shown_b = trial.shown_as()
-    reference = None if method == Method.ACR else reference_of(shown_a)
+    reference = None
+    if method != Method.ACR:
+        reference = references.get(shown_a.study_image_id)
+        if reference is None:  # built after this process read the study
+            _REFERENCES.pop(session.study.invite, None)
+            reference = _reference_tokens(session.study)[shown_a.study_image_id]
 
-    def url(stimulus: Stimulus | None) -> str | None:
-        if stimulus is None:
+    def url(token: str | None) -> str | None:
+        if token is None:
             return None
-        return reverse("studies:stimulus", args=[session.code, stimulus.token])
+        return reverse("studies:stimulus", args=[session.code, token])
 
     return {
         "position": trial.position,
@@ -438,8 +505,8 @@ def _trial_json(session: Session, trial: Trial | None) -> dict[str, Any] | None:
         "method": method,
         "images": {
             "reference": url(reference),
-            "a": url(shown_a),
-            "b": url(shown_b) if method == Method.AFC2 else None,
+            "a": url(shown_a.token),
+            "b": url(shown_b.token) if method == Method.AFC2 and shown_b else None,
         },
     }
 
@@ -471,29 +538,43 @@ def json_endpoint(view: View) -> View:
 @require_safe
 @json_endpoint
 def state(request: HttpRequest, code: uuid.UUID) -> HttpResponse:
-    return JsonResponse(rater_state(session_or_404(code)))
+    snap = _snapshot_or_404(code)
+    _note_seen(snap.session)
+    return JsonResponse(rater_state(snap.session, snap))
 
 
 @require_POST
 @json_endpoint
 def judge(request: HttpRequest, code: uuid.UUID) -> HttpResponse:
-    session = session_or_404(code)
+    """Store one answer; the response carries the session's new state (the next trial).
+
+    The session is read once (:class:`Snapshot`); the judgment, its flags and the next
+    trial's binding are written in one transaction. No ``last_seen`` write: a session
+    with a recent judgment is never stale (``assignment.release_stale``).
+    """
+    snap = _snapshot_or_404(code)
+    session = snap.session
     form = JudgeForm(_body(request))
     if not form.is_valid():
         errors = {field: [str(m) for m in messages] for field, messages in form.errors.items()}
         message = " ".join(m for messages in errors.values() for m in messages)
         body = {"ok": False, "code": "invalid", "message": message, "errors": errors}
-        return JsonResponse({**body, **rater_state(session)}, status=400)
+        return JsonResponse({**body, **rater_state(session, snap)}, status=400)
     try:
-        recorded = record(session=session, answer=form.answer())
+        recorded = record(session=session, answer=form.answer(), snapshot=snap)
     except JudgmentRejected as exc:
-        session.refresh_from_db()
         body = {"ok": False, "code": exc.code, "message": exc.message}
         status = 400 if exc.code.startswith("bad_") else 409
-        return JsonResponse({**body, **rater_state(session)}, status=status)
-    session.refresh_from_db()
+        return JsonResponse({**body, **rater_state(session, snap)}, status=status)
     body = {"ok": True, "duplicate": not recorded.created, "feedback": recorded.feedback}
-    return JsonResponse({**body, **rater_state(session)})
+    return JsonResponse({**body, **rater_state(session, snap)})
+
+
+def _snapshot_or_404(code: uuid.UUID) -> Snapshot:
+    snap = Snapshot.by_code(code)
+    if snap is None:
+        raise Http404("no such session")
+    return snap
 
 
 def _body(request: HttpRequest) -> QueryDict | dict[str, Any]:
@@ -511,23 +592,37 @@ def _body(request: HttpRequest) -> QueryDict | dict[str, Any]:
 
 
 @require_safe
-def stimulus(request: HttpRequest, code: uuid.UUID, token: str) -> HttpResponse:
-    """The crop PNG, for a session holding a trial that shows it; no name, no dates."""
-    session = session_or_404(code)
-    found = _stimulus_of(session, token)
+def stimulus(request: HttpRequest, code: uuid.UUID, token: str) -> HttpResponseBase:
+    """The crop PNG, for a session holding a trial that shows it: one query, streamed (or
+    sent by the front server), no name, no dates. The ETag is the PNG's SHA-256, which
+    whoever holds the bytes can compute anyway; a matching If-None-Match gets a 304."""
+    found = _stimulus_of(code, token)
     if found is None:
         raise Http404("no such image")
-    response = HttpResponse(read_bytes(str(found.png.name)), content_type="image/png")
+    etag = quote_etag(found.png_sha256)
+    held = parse_etags(request.headers.get("If-None-Match", ""))
+    if etag in {tag.removeprefix("W/") for tag in held} or "*" in held:
+        response: HttpResponseBase = HttpResponseNotModified()
+    else:
+        response = stored_file(str(found.png.name), content_type="image/png")
+    response["ETag"] = etag
     for header, value in IMAGE_HEADERS.items():
         response[header] = value
     return response
 
 
-def _stimulus_of(session: Session, token: str) -> Stimulus | None:
-    found = Stimulus.objects.filter(study_id=session.study_id, token=token).first()
-    if found is None:
+STIMULUS_TOKEN = re.compile(r"[A-Za-z0-9_-]{22}")  # models.new_token: token_urlsafe(16)
+
+
+def _stimulus_of(code: uuid.UUID, token: str) -> Stimulus | None:
+    """The stimulus under ``token`` if session ``code`` holds a trial showing it — as the
+    item's a or b, or (outside ACR) the original shown as the reference beside its
+    image's candidates — in one query; None for a malformed token without a query."""
+    if not STIMULUS_TOKEN.fullmatch(token):
         return None
-    shows = Q(item__a=found) | Q(item__b=found)
-    if found.role == Stimulus.Role.ORIGINAL and session.study.method != Method.ACR:
-        shows |= Q(item__a__study_image_id=found.study_image_id)  # shown as the reference
-    return found if session.trials.filter(shows).exists() else None
+    trials = Trial.objects.filter(session__code=code)
+    shown = trials.filter(Q(item__a=OuterRef("pk")) | Q(item__b=OuterRef("pk")))
+    beside = Exists(trials.filter(item__a__study_image=OuterRef("study_image")))
+    as_reference = Q(beside, role=Stimulus.Role.ORIGINAL) & ~Q(study__method=Method.ACR)
+    found = Stimulus.objects.filter(Q(Exists(shown)) | as_reference, token=token)
+    return found.only("png", "png_sha256").order_by().first()

@@ -110,3 +110,23 @@ def test_reconstructions_and_jobs_are_listed_for_staff(staff: Client) -> None:
     assert reconstruction.bitstream_sha256 in detail.content.decode()
     jobs = staff.get("/admin/codecs/generationjob/?state=done").content.decode()
     assert "jxl" in jobs and "0.5 bpp" in jobs
+
+
+def test_an_upload_whose_every_file_is_refused_creates_no_image_set(staff: Client) -> None:
+    response = staff.post(
+        "/admin/codecs/imageset/add/",
+        {
+            "name": "all-bad",
+            "upload": [
+                upload("broken.png", b"not an image at all"),
+                upload("notes.txt", b"\x00" * 64),
+            ],
+            "images-TOTAL_FORMS": "0",
+            "images-INITIAL_FORMS": "0",
+        },
+    )
+    assert response.status_code == 200  # the form again, saying why
+    text = response.content.decode()
+    assert "None of the 2 file(s) can be imported" in text
+    assert "broken.png: not an image" in text and "notes.txt" in text
+    assert not ImageSet.objects.filter(name="all-bad").exists()

@@ -17,7 +17,7 @@ from perceptlab.studies.assignment import (
     release_unanswered,
     upcoming,
 )
-from perceptlab.studies.models import Item, Session, Study, Trial
+from perceptlab.studies.models import Item, Judgment, Session, Study, Trial
 from perceptlab.studies.sessions import start_rating
 
 pytestmark = pytest.mark.django_db
@@ -116,7 +116,10 @@ def test_slots_of_an_idle_session_are_given_back_and_it_resumes_with_new_items()
     answer_current(idle)
     # the trial on screen and the preloaded next one
     assert idle.trials.filter(holds_slot=True, judgment__isnull=True).count() == 2
-    Session.objects.filter(pk=idle.pk).update(last_seen=timezone.now() - timedelta(minutes=31))
+    long_ago = timezone.now() - timedelta(minutes=31)
+    Session.objects.filter(pk=idle.pk).update(last_seen=long_ago)
+    assert release_stale(study=study) == 0  # it answered a minute ago: not idle
+    Judgment.objects.filter(trial__session=idle).update(created=long_ago)
     assert release_stale(study=study) == 2
     assert sum(study.items.values_list("assigned", flat=True)) == 1
     idle.refresh_from_db()

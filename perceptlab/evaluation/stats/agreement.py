@@ -43,6 +43,7 @@ FloatArray = NDArray[np.float64]
 MIN_POINTS = 4
 FIT_PARAMETERS = 4
 MAX_EVALUATIONS = 10_000
+RESTARTS = 50  # Levenberg–Marquardt restarts from its own stop (see fit_logistic4)
 DEFAULT_CONFIDENCE = 0.95
 AGREEMENT_MODEL = ModelId("VQEG logistic-4 agreement", "1")
 TWOAFC_MODEL = ModelId("2AFC accuracy (Wilson CI)", "1")
@@ -112,16 +113,36 @@ def fit_logistic4(objective: ArrayLike, mos: ArrayLike) -> tuple[FloatArray, boo
     y = np.asarray(mos, dtype=np.float64)
     start = logistic4_start(x, y)
     try:
-        with warnings.catch_warnings():
-            # The covariance is not used; a singular Jacobian only means it is not estimable.
-            warnings.simplefilter("ignore", OptimizeWarning)
-            params, _ = curve_fit(logistic4, x, y, p0=start, maxfev=MAX_EVALUATIONS)
+        params = _least_squares(x, y, start)
+        # A weakly identified fit (MOS saturating at one end only) slides along a ridge
+        # where Levenberg–Marquardt stops while the sum of squares still falls, at a place
+        # that depends on the SciPy release; restarting from where it stopped continues
+        # down the ridge until a restart no longer helps.
+        error = _sse(x, y, params)
+        for _ in range(RESTARTS):
+            again = _least_squares(x, y, params)
+            better = _sse(x, y, again)
+            if not np.isfinite(again).all() or better >= error * (1 - 1e-9):
+                break
+            params, error = again, better
     except RuntimeError:
         return start, False
     if not np.isfinite(params).all():
         return start, False
     # Only |b4| enters the model; report it so equivalent fits print the same parameters.
     return np.array([params[0], params[1], params[2], abs(params[3])]), True
+
+
+def _least_squares(x: FloatArray, y: FloatArray, start: FloatArray) -> FloatArray:
+    with warnings.catch_warnings():
+        # The covariance is not used; a singular Jacobian only means it is not estimable.
+        warnings.simplefilter("ignore", OptimizeWarning)
+        params, _ = curve_fit(logistic4, x, y, p0=start, maxfev=MAX_EVALUATIONS)
+    return np.asarray(params, dtype=np.float64)
+
+
+def _sse(x: FloatArray, y: FloatArray, params: FloatArray) -> float:
+    return float(np.sum((y - logistic4(x, *params)) ** 2))
 
 
 def _nan_agreement(n: int, n_missing: int, reason: str) -> AgreementResult:

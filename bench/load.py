@@ -1,0 +1,627 @@
+"""Benchmark: a thousand raters at once, against gunicorn on SQLite or PostgreSQL.
+
+Builds a fresh database (SQLite in WAL mode under a temporary folder, or a PostgreSQL
+database ``perceptlab_load_<pid>`` on ``--pg-url``'s server, dropped afterwards), a live
+2AFC study of synthetic images with real JPEG/WebP stimuli (``tests/studykit.py``), sized
+so that no rater meets a full study, and serves it with gunicorn (gthread workers) on
+127.0.0.1. The load generator is this process: asyncio virtual raters
+(``tests/load/harness.py``), each with its own cookie jar and connections, playing the
+whole rater flow over HTTP. Three phases, one client:
+
+1. bare view: ``--max-raters`` clients GET ``/healthz`` back to back (no database): the
+   web stack's own ceiling on this machine;
+2. max throughput: ``--max-raters`` raters with no think time: the judgment ceiling;
+3. the crowd: ``--raters`` raters, think time ``--think`` seconds (uniform), started over
+   ``--ramp`` seconds, for ``--duration`` seconds; ``--kill-web`` SIGKILLs gunicorn (all
+   of it, or ``workers`` only) 40 % of the way and restarts it, ``--kill-worker`` SIGKILLs
+   a ``db_worker`` busy with generation jobs 60 % of the way and starts another.
+
+Printed per phase: judgments/s (acknowledged, unique keys), latencies (judge, state,
+image, the pages), errors by status, the ratio of the judgment ceiling to the bare view's
+requests/s, the reconciliation of acknowledged judgments with the database, and how busy
+the machine was (load average; CPU of the load generator, gunicorn, PostgreSQL and
+everything else). Goals: ≥ 300 judgments/s on 2 cores, judge p99 < 100 ms at 1,000 raters
+with 2–6 s think time, ratio ≥ 0.5. The machine may be shared: the numbers are one run's,
+printed next to the goals; only the reconciliation decides the exit status.
+
+    .venv/bin/python bench/load.py [--db sqlite|postgres] [--raters 1000] [--think 2:6]
+        [--duration 60] [--max-raters 100] [--max-duration 20] [--kill-web [all|workers]]
+        [--kill-worker]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "tests" / "load")]
+
+from harness import (  # noqa: E402  (tests/load is put on the path above)
+    RETRY_STATUSES,
+    Gunicorn,
+    Ledger,
+    RaterPlan,
+    Reconciliation,
+    Sample,
+    children,
+    cpu_seconds,
+    free_port,
+    reconcile,
+    run_bare,
+    run_raters,
+)
+
+GOAL_JUDGMENTS_PER_S = 300.0
+GOAL_JUDGE_P99_MS = 100.0
+GOAL_RATIO = 0.5
+TRIALS_PER_RATER = 20
+PAIRS_PER_IMAGE = 6  # 2AFC, all pairs of an image's 4 conditions (jpeg, webp × 2 targets)
+CEILING_GUESS_PER_S = 600  # sizes the study for the max-throughput phase
+OUTAGE_GRACE_S = 2.0  # after the server answers again, stragglers still fail
+PAGE_KINDS = ("join", "consent", "instructions", "page")
+RETRIED = RETRY_STATUSES | {0}  # answers the raters retry; latencies count the others
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--pg-url", default="postgres://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--raters", type=int, default=1000)
+    parser.add_argument("--think", default="2:6", help="seconds, LOW:HIGH (uniform)")
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds of the crowd")
+    parser.add_argument("--ramp", type=float, default=10.0, help="seconds to start the crowd")
+    parser.add_argument("--max-raters", type=int, default=100, help="max-throughput phase")
+    parser.add_argument("--max-duration", type=float, default=20.0, help="0 skips it")
+    parser.add_argument("--bare-duration", type=float, default=10.0, help="0 skips it")
+    parser.add_argument("--images", type=int, default=24, help="images of the study")
+    parser.add_argument("--workers", type=int, default=4, help="gunicorn workers")
+    parser.add_argument("--threads", type=int, default=4, help="threads per worker")
+    parser.add_argument("--port", type=int, default=0, help="default: a free port")
+    parser.add_argument("--kill-web", nargs="?", const="all", choices=["all", "workers"])
+    parser.add_argument("--kill-worker", action="store_true")
+    args = parser.parse_args()
+    low, _, high = args.think.partition(":")
+    args.think = (float(low), float(high or low))
+    return args
+
+
+# -- the database, the study, the processes ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Database:
+    url: str
+    admin_url: str = ""  # PostgreSQL: where to drop it from
+
+    @classmethod
+    def create(cls, kind: str, *, workdir: Path, pg_url: str) -> Database:
+        if kind == "sqlite":
+            return cls(f"sqlite:///{workdir / 'load.sqlite3'}")
+        import psycopg
+
+        name = f"perceptlab_load_{os.getpid()}"
+        with psycopg.connect(pg_url, autocommit=True) as connection:
+            connection.execute(f"DROP DATABASE IF EXISTS {name}")
+            connection.execute(f"CREATE DATABASE {name}")
+        return cls(pg_url.rsplit("/", 1)[0] + f"/{name}", admin_url=pg_url)
+
+    def drop(self) -> None:
+        if not self.admin_url:
+            return
+        import psycopg
+
+        name = self.url.rsplit("/", 1)[1]
+        with psycopg.connect(self.admin_url, autocommit=True) as connection:
+            connection.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def setup_django(env: dict[str, str]) -> None:
+    os.environ.update(env)
+    os.environ["DJANGO_SETTINGS_MODULE"] = "perceptlab.settings"
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", verbosity=0)
+
+
+def build_study(*, images: int, slots: int) -> Any:
+    """A live 2AFC study with at least ``slots`` judgment slots in all."""
+    from studykit import make_study
+
+    items = images * PAIRS_PER_IMAGE
+    return make_study(
+        "2afc",
+        images=images,
+        judgments_per_item=math.ceil(slots / items),
+        trials_per_session=min(TRIALS_PER_RATER, items),
+    )
+
+
+def enqueue_worker_jobs(images: int) -> list[Any]:
+    """Generation jobs for the worker: another study's, of 768×512 images (seconds each)."""
+    from studykit import make_study, synthetic_set
+
+    from perceptlab.codecs.tasks import enqueue_jobs
+    from perceptlab.studies import stimuli
+
+    study = make_study("2afc", build=False)
+    study.image_set = synthetic_set(images, width=768, height=512)
+    study.save(update_fields=["image_set"])
+    jobs = stimuli.plan_generation(study=study)
+    enqueue_jobs(jobs)
+    return jobs
+
+
+class DbWorker:
+    """``manage.py db_worker`` in a process group of its own."""
+
+    def __init__(self, *, env: dict[str, str], log: Path) -> None:
+        self.env = env
+        self.log = log
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        command = [sys.executable, "manage.py", "db_worker", "--no-startup-delay", "--no-reload"]
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                command,
+                cwd=ROOT,
+                env={**os.environ, **self.env},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def pids(self) -> list[int]:
+        if self.process is None or self.process.poll() is not None:
+            return []
+        return [self.process.pid, *children(self.process.pid)]
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, sig)
+            self.process.wait()
+
+
+def raise_fd_limit() -> None:
+    """A thousand raters keep a few connections each, on both ends."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+# -- how busy the machine was --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Busy:
+    """CPU seconds used so far: the machine (all cores), this process, and process groups."""
+
+    machine: float
+    idle: float
+    generator: float
+    groups: dict[str, float]
+    load: float  # 1-minute load average
+
+
+def busy_now(groups: dict[str, list[int]]) -> Busy:
+    fields = [float(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    ticks = os.sysconf("SC_CLK_TCK")
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    return Busy(
+        machine=sum(fields[:8]) / ticks,
+        idle=(fields[3] + fields[4]) / ticks,
+        generator=own.ru_utime + own.ru_stime,
+        groups={name: cpu_seconds(pids) for name, pids in groups.items()},
+        load=os.getloadavg()[0],
+    )
+
+
+def postgres_pids() -> list[int]:
+    """Every PostgreSQL process on the machine (other users' queries included)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and (entry / "comm").read_text().strip() == "postgres":
+                pids.append(int(entry.name))
+        except OSError:
+            continue
+    return pids
+
+
+def busy_line(before: Busy, after: Busy) -> str:
+    """Shares of the machine's CPU time (all cores) between two moments. Processes that
+    ended meanwhile (killed gunicorn workers, PostgreSQL backends) count in "other"."""
+    total = max(after.machine - before.machine, 1e-9)
+    busy = total - (after.idle - before.idle)
+    shares = {"load generator": after.generator - before.generator}
+    for name, seconds in after.groups.items():
+        shares[name] = max(seconds - before.groups.get(name, 0.0), 0.0)
+    other = max(busy - sum(shares.values()), 0.0)
+    parts = ", ".join(f"{name} {100 * v / total:.0f} %" for name, v in shares.items())
+    return (
+        f"machine: load average {before.load:.2f} → {after.load:.2f} (1 min), CPU busy "
+        f"{100 * busy / total:.0f} % of {os.cpu_count()} cores: {parts}, "
+        f"other {100 * other / total:.0f} %"
+    )
+
+
+# -- numbers -------------------------------------------------------------------------------
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The nearest-rank percentile (NaN for no values)."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    return ordered[min(len(ordered) - 1, math.ceil(q / 100 * len(ordered)) - 1)]
+
+
+def latency(samples: list[Sample], name: str) -> str:
+    done = [s.ms for s in samples if s.status not in RETRIED]
+    if not done:
+        return f"{name}: none"
+    p = {q: percentile(done, q) for q in (50, 95, 99)}
+    return (
+        f"{name} p50 {p[50]:.0f} ms, p95 {p[95]:.0f} ms, p99 {p[99]:.0f} ms "
+        f"(max {max(done):.0f} ms, n={len(done)})"
+    )
+
+
+def in_outage(sample: Sample, ledger: Ledger) -> bool:
+    return any(start <= sample.started <= end for start, end in ledger.outages)
+
+
+def errors_line(samples: list[Sample], ledger: Ledger) -> str:
+    failed = [s for s in samples if s.status == 0 or s.status >= 400]
+    counts = Counter(f"{s.kind} {s.status or s.error}" for s in failed)
+    outside = [s for s in failed if s.status in RETRIED and not in_outage(s, ledger)]
+    listed = ", ".join(f"{what} ×{n}" for what, n in counts.most_common()) or "none"
+    return f"errors: {listed}; 5xx/connection failures outside fault windows: {len(outside)}"
+
+
+def judgments_per_s(ledger: Ledger, since: float, until: float) -> float:
+    acked = sum(1 for ack in ledger.acknowledged.values() if since <= ack.at < until)
+    return acked / max(until - since, 1e-9)
+
+
+def phase_report(ledger: Ledger, since: float, rate: str) -> list[str]:
+    """The phase's numbers: every request sent since ``since`` (retries after the
+    deadline included)."""
+    samples = [s for s in ledger.samples if s.started >= since]
+    return [
+        f"judgments/s: {rate} (acknowledged, unique keys)",
+        latency([s for s in samples if s.kind == "judge"], "judge"),
+        latency([s for s in samples if s.kind == "state"], "state"),
+        latency([s for s in samples if s.kind == "image"], "image"),
+        latency([s for s in samples if s.kind in PAGE_KINDS], "pages (join/consent/…)"),
+        errors_line(samples, ledger),
+    ]
+
+
+def ledger_line(ledger: Ledger) -> str:
+    finished = ", ".join(f"{state} {n}" for state, n in ledger.participants.most_common())
+    rejected = dict(ledger.rejected) or "none"
+    return (
+        f"participants: {finished}; deliberate duplicates sent {ledger.duplicates_sent}, "
+        f"answered as duplicates {ledger.duplicates_confirmed}; reloads {ledger.reloads} "
+        f"(showing another trial: {ledger.reload_mismatches}); judge refusals {rejected}; "
+        f"requests given up: {len(ledger.abandoned)}"
+    )
+
+
+# -- phases ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Rig:
+    """What one benchmark run drives and records."""
+
+    args: argparse.Namespace
+    server: Gunicorn
+    worker: DbWorker | None
+    study_id: int
+    invite: str
+    jobs: list[Any]
+    ledger: Ledger = field(default_factory=Ledger)
+    notes: list[str] = field(default_factory=list)  # what the faults did
+
+    def groups(self) -> dict[str, list[int]]:
+        found = {"gunicorn": self.server.pids(), "postgres": postgres_pids()}
+        if self.worker is not None:
+            found["db_worker"] = self.worker.pids()
+        return found
+
+    @contextmanager
+    def measured(self, lines: list[str]) -> Iterator[None]:
+        before = busy_now(self.groups())
+        yield
+        lines.append(busy_line(before, busy_now(self.groups())))
+
+
+async def bare_phase(rig: Rig) -> float:
+    args = rig.args
+    lines: list[str] = []
+    started = time.monotonic()
+    with rig.measured(lines):
+        await run_bare(
+            base_url=rig.server.base_url,
+            ledger=rig.ledger,
+            clients=args.max_raters,
+            duration_s=args.bare_duration,
+        )
+    samples = rig.ledger.of("healthz", since=started)
+    rate = sum(1 for s in samples if s.status == 200) / args.bare_duration
+    print(f"\n== bare view: {args.max_raters} clients GET /healthz for {args.bare_duration:g} s")
+    print(f"requests/s: {rate:.0f}", latency(samples, "healthz"), sep="\n")
+    print(errors_line(samples, rig.ledger), *lines, sep="\n")
+    return rate
+
+
+async def max_phase(rig: Rig) -> float:
+    args = rig.args
+    lines: list[str] = []
+    with rig.measured(lines):
+        started = await run_raters(
+            base_url=rig.server.base_url,
+            invite=rig.invite,
+            plan=RaterPlan(method="2afc", think_s=(0.0, 0.0)),
+            ledger=rig.ledger,
+            raters=args.max_raters,
+            duration_s=args.max_duration,
+        )
+    rate = judgments_per_s(rig.ledger, started, started + args.max_duration)
+    print(f"\n== max throughput: {args.max_raters} raters, no think time, {args.max_duration:g} s")
+    print(*phase_report(rig.ledger, started, f"{rate:.1f}"), *lines, sep="\n")
+    return rate
+
+
+async def crowd_phase(rig: Rig) -> tuple[float, list[float]]:
+    args = rig.args
+    lines: list[str] = []
+    low, high = args.think
+    with rig.measured(lines):
+        started = await run_raters(
+            base_url=rig.server.base_url,
+            invite=rig.invite,
+            plan=RaterPlan(method="2afc", think_s=args.think),
+            ledger=rig.ledger,
+            raters=args.raters,
+            duration_s=args.duration,
+            ramp_s=args.ramp,
+            during=lambda: faults(rig),
+        )
+    until = started + args.duration
+    steady = min(started + args.ramp, until - 1)
+    rate = judgments_per_s(rig.ledger, steady, until)
+    offered = args.raters / max((low + high) / 2, 1e-3)
+    print(
+        f"\n== crowd: {args.raters} raters, think {low:g}–{high:g} s, {args.duration:g} s "
+        f"(ramp {args.ramp:g} s; offered ≈ {offered:.0f} judgments/s)"
+    )
+    window = f"{rate:.1f} from the end of the ramp to the deadline ({until - steady:.0f} s)"
+    print(*phase_report(rig.ledger, started, window), *rig.notes, *lines, sep="\n")
+    judge = [
+        s.ms
+        for s in rig.ledger.of("judge", since=started)
+        if s.status not in RETRIED and not in_outage(s, rig.ledger)
+    ]
+    return rate, judge
+
+
+# -- faults ----------------------------------------------------------------------------------
+
+
+async def faults(rig: Rig) -> None:
+    """The crowd phase's fault schedule: gunicorn killed 40 % of the way in, the worker
+    60 % of the way in."""
+    started = time.monotonic()
+    await asyncio.gather(kill_web(rig, started), kill_worker(rig))
+
+
+async def kill_web(rig: Rig, started: float) -> None:
+    mode = rig.args.kill_web
+    if not mode:
+        return
+    await asyncio.sleep(rig.args.duration * 0.4)
+    killed = time.monotonic()
+    back = await asyncio.to_thread(restart_web, rig.server, workers_only=mode == "workers")
+    # Requests in flight at the kill fail up to a timeout later.
+    timeout = RaterPlan(method="").timeout_s
+    rig.ledger.outages.append((killed - timeout, killed + back + OUTAGE_GRACE_S))
+    what = "its workers" if mode == "workers" else "master and workers"
+    rig.notes.append(
+        f"fault: gunicorn ({what}) SIGKILLed {killed - started:.0f} s in; "
+        f"answering again {back:.1f} s later"
+    )
+
+
+def restart_web(server: Gunicorn, *, workers_only: bool) -> float:
+    """Kill, bring back, and return the seconds until /healthz answered again."""
+    started = time.monotonic()
+    server.kill(workers_only=workers_only)
+    if workers_only:
+        server.wait_ready(120)  # the master forks new workers by itself
+    else:
+        server.start()
+    return time.monotonic() - started
+
+
+async def kill_worker(rig: Rig) -> None:
+    if rig.worker is None:
+        return
+    await asyncio.sleep(rig.args.duration * 0.6)
+    counts = await asyncio.to_thread(job_counts, rig.jobs)
+    if counts["running"] == 0:
+        rig.notes.append(f"fault: db_worker not killed, it had nothing to do ({counts})")
+        return
+    rig.worker.kill()
+    before = await asyncio.to_thread(reconcile_now, rig)  # the new worker repairs counters
+    rig.worker.start()
+    rig.notes.append(
+        f"fault: db_worker SIGKILLed with jobs {counts}; a new one started; just before, "
+        f"reconciliation {'OK' if before.ok else 'FAILED'} ({len(before.slot_mismatches)} "
+        f"slot counters off)"
+    )
+
+
+def job_counts(jobs: list[Any]) -> dict[str, int]:
+    from django.db import connections
+
+    from perceptlab.codecs.generation import progress
+
+    try:
+        return progress(jobs)
+    finally:
+        connections.close_all()  # this thread's connection
+
+
+# -- main ----------------------------------------------------------------------------------
+
+
+async def benchmark(rig: Rig) -> bool:
+    args = rig.args
+    bare = await bare_phase(rig) if args.bare_duration else float("nan")
+    ceiling = float("nan")
+    if args.max_duration:
+        ceiling = await max_phase(rig)
+        print(*(await asyncio.to_thread(reconcile_lines, rig)), sep="\n")
+    crowd_rate, judge_ms = await crowd_phase(rig)
+    lines = await asyncio.to_thread(reconcile_lines, rig)
+    print(*lines, ledger_line(rig.ledger), log_problems(rig.server.log), sep="\n")
+    print("\n== against the goals")
+    print(f"judgments/s, max throughput: {ceiling:.1f}  (goal ≥ {GOAL_JUDGMENTS_PER_S:.0f})")
+    print(f"judgments/s, crowd: {crowd_rate:.1f}  (what the crowd offered, not a ceiling)")
+    print(
+        f"judge p99 in the crowd, fault windows left out: {percentile(judge_ms, 99):.0f} ms  "
+        f"(goal < {GOAL_JUDGE_P99_MS:.0f} ms at 1,000 raters, think 2–6 s)"
+    )
+    print(
+        f"max-throughput judgments/s ÷ bare /healthz requests/s: {ceiling / bare:.2f}  "
+        f"(goal ≥ {GOAL_RATIO})"
+    )
+    return lines[0].endswith("OK")
+
+
+def reconcile_now(rig: Rig) -> Reconciliation:
+    from django.db import connections
+
+    try:
+        return reconcile(study_id=rig.study_id, ledger=rig.ledger)
+    finally:
+        connections.close_all()  # this thread's connection
+
+
+def reconcile_lines(rig: Rig) -> list[str]:
+    return reconcile_now(rig).lines()
+
+
+def log_problems(log: Path) -> str:
+    """Tracebacks, errors and worker timeouts in gunicorn's log (the app logs at WARNING)."""
+    lines = log.read_text(errors="replace").splitlines() if log.exists() else []
+    marks = ("Traceback", "[ERROR]", "WORKER TIMEOUT", "[CRITICAL]")
+    found = [line for line in lines if any(mark in line for mark in marks)]
+    return f"gunicorn log: {len(found)} error lines" + "".join(f"\n  {x}" for x in found[:5])
+
+
+def main() -> int:
+    args = parse_args()
+    raise_fd_limit()
+    workdir = Path(tempfile.mkdtemp(prefix="perceptlab-load-"))
+    database = Database.create(args.db, workdir=workdir, pg_url=args.pg_url)
+    env = {
+        "DATABASE_URL": database.url,
+        "PERCEPTLAB_VAR_DIR": str(workdir),
+        "PERCEPTLAB_MEDIA_ROOT": str(workdir / "media"),
+        "PERCEPTLAB_TASKS": "database",
+        "PERCEPTLAB_LEASE_SECONDS": "10",
+        "PERCEPTLAB_LOG_LEVEL": "WARNING",
+        # The worker repairs slot counters at its start and then every this many seconds;
+        # reconciliation checks them before a restarted worker gets the chance.
+        "PERCEPTLAB_MAINTENANCE_SECONDS": "3600",
+    }
+    server = Gunicorn(
+        port=args.port or free_port(),
+        env=env,
+        workers=args.workers,
+        threads=args.threads,
+        log=workdir / "gunicorn.log",
+    )
+    worker = DbWorker(env=env, log=workdir / "worker.log") if args.kill_worker else None
+    try:
+        return run(args, env, database, server, worker)
+    finally:
+        server.stop()
+        if worker is not None:
+            worker.kill(signal.SIGTERM)
+        database.drop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def run(
+    args: argparse.Namespace,
+    env: dict[str, str],
+    database: Database,
+    server: Gunicorn,
+    worker: DbWorker | None,
+) -> int:
+    setup_django(env)
+    mean_think = max(sum(args.think) / 2, 0.5)
+    slots = 1.5 * (args.raters * args.duration / mean_think)
+    slots += 1.5 * CEILING_GUESS_PER_S * args.max_duration
+    slots = max(slots, 2 * max(args.raters, args.max_raters) * TRIALS_PER_RATER)
+    built = time.monotonic()
+    study = build_study(images=args.images, slots=int(slots))
+    jobs = enqueue_worker_jobs(4) if worker is not None else []
+    print(
+        f"study {study.name}: 2AFC, {study.items.count()} items × {study.judgments_per_item} "
+        f"judgments, {study.trials_per_session} trials per rater; built in "
+        f"{time.monotonic() - built:.0f} s on {args.db} ({database.url.split('@')[-1]})"
+    )
+    print(f"gunicorn: {server.workers} gthread workers × {server.threads} threads, preloaded")
+    print(f"up in {server.start():.1f} s at {server.base_url}; commit {git_commit()}")
+    if worker is not None:
+        worker.start()
+        print(f"db_worker started with {len(jobs)} generation jobs queued")
+    rig = Rig(args, server, worker, study.pk, str(study.invite), jobs)
+    ok = asyncio.run(benchmark(rig))
+    if jobs:
+        print(f"generation jobs at the end: {job_counts(jobs)}")
+    return 0 if ok else 1
+
+
+def git_commit() -> str:
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    except OSError:
+        return "unknown"
+    changes = " + uncommitted changes" if dirty else ""
+    return f"{head}{changes}, {time.strftime('%Y-%m-%d %H:%M %Z')}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""Gunicorn settings for production (README "Production"), read from the environment.
+
+Started by ``scripts/serve.sh`` as ``gunicorn -c python:perceptlab.gunicorn_conf``.
+
+Worker model: ``gthread`` — ``PERCEPTLAB_WEB_WORKERS`` processes (default cores + 1) of
+``PERCEPTLAB_WEB_THREADS`` threads (default 4). A Python process runs Python on one core
+at a time (the GIL), so it takes one process per core to use every core, plus one so a
+core is not left idle while a process is paused (garbage collection, a worker being
+replaced). The threads overlap what a rater request mostly waits on — PostgreSQL, the
+disk, the network — and keep-alive connections wait in the process's poller, not in a
+thread. More processes would add memory (each holds Django, numpy and pandas) and
+database connections, not throughput. On the 2-core machine: 3 × 4 = 12 requests at once
+and at most 12 database connections; on N cores (N + 1) × 4, e.g. 17 × 4 = 68 on 16
+cores, within PostgreSQL's default ``max_connections`` of 100 (see README "Production"
+for the pool).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from perceptlab.lib.env import envbool, envint, envlist, envstr
+
+
+def cores() -> int:
+    """The CPUs this process may run on (a container's limit, not the host's count)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+wsgi_app = "perceptlab.wsgi:application"
+bind = envlist("PERCEPTLAB_BIND", ["127.0.0.1:8000"])
+worker_class = "gthread"
+workers = envint("PERCEPTLAB_WEB_WORKERS", cores() + 1, min_value=1, max_value=256)
+threads = envint("PERCEPTLAB_WEB_THREADS", 4, min_value=1, max_value=64)
+
+# Import the application once in the master and fork the workers from it: a replaced
+# worker starts in milliseconds instead of re-importing Django, numpy and pandas, and an
+# import error stops the start instead of looping. Django opens no connection at import.
+preload_app = envbool("PERCEPTLAB_PRELOAD", True)
+# A worker is replaced after this many requests (spread by the jitter, so they are not
+# replaced together), which bounds the memory a long-lived process accumulates.
+max_requests = envint("PERCEPTLAB_MAX_REQUESTS", 5000, min_value=0)
+max_requests_jitter = max(1, max_requests // 10) if max_requests else 0
+
+# gthread: the master kills a worker whose main loop has not reported for `timeout`
+# seconds (stuck, not merely busy: long admin actions run in threads and are not cut).
+timeout = envint("PERCEPTLAB_WEB_TIMEOUT", 60, min_value=5)
+# On SIGTERM (Ctrl+C in serve.sh, a deploy) requests in flight get this long to finish.
+graceful_timeout = envint("PERCEPTLAB_GRACEFUL_TIMEOUT", 30, min_value=1)
+# Seconds an idle keep-alive connection from the proxy stays open; longer than nginx's
+# upstream keepalive_timeout is wasteful, shorter makes it reconnect for every trial.
+keepalive = envint("PERCEPTLAB_KEEPALIVE", 5, min_value=0)
+
+# Bounded requests: the request line (the longest is an invitation link with Prolific's
+# three ids), the number of headers and the size of one; bodies are bounded by Django's
+# DATA_UPLOAD_* settings and the proxy's client_max_body_size.
+limit_request_line = 4094
+limit_request_fields = 100
+limit_request_field_size = 8190
+
+# X-Forwarded-* are trusted from these addresses only (the proxy on this machine).
+forwarded_allow_ips = envstr("PERCEPTLAB_FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
+accesslog = envstr("PERCEPTLAB_ACCESS_LOG", "-")
+errorlog = "-"
+# Heartbeat files on a memory file system: a busy disk must not look like a stuck worker.
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+# No control socket in $HOME: several instances on one machine would share its path.
+control_socket_disable = True
+
+
+def on_starting(server: Any) -> None:
+    """Refuse to start with a production configuration error (perceptlab.E001: the public
+    development secret key; perceptlab.E002: static files not collected)."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "perceptlab.settings")
+    import django
+    from django.core import checks
+
+    django.setup()
+    from perceptlab.checks import PRODUCTION
+
+    found = checks.run_checks(include_deployment_checks=True, tags=[PRODUCTION])
+    errors = [str(message) for message in found if message.is_serious()]
+    if errors:
+        raise SystemExit("PerceptLab will not start:\n" + "\n".join(errors))

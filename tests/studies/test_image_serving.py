@@ -1,0 +1,196 @@
+"""Rater images (``/r/<code>/img/<token>``) and the staff-only media view (``/media/…``)."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+import studykit
+from django.contrib.auth.models import User
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.http import FileResponse
+from django.test import Client
+from django.urls import reverse
+
+from perceptlab.studies.models import Session, Stimulus, Trial
+from perceptlab.studies.views import _stimulus_of
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def session() -> Session:
+    """A 2AFC session with its schedule: candidates in the trials, the original beside them."""
+    return served(studykit.rating_session(studykit.make_study("2afc", images=1)))
+
+
+def served(session: Session) -> Session:
+    """The session after the rater app asked for its state: its first trials are assigned."""
+    assert Client().get(reverse("studies:state", args=[session.code])).status_code == 200
+    return session
+
+
+def image_url(session: Session, stimulus: Stimulus) -> str:
+    return reverse("studies:stimulus", args=[session.code, stimulus.token])
+
+
+def shown(session: Session) -> list[Stimulus]:
+    trial = Trial.objects.filter(session=session).select_related("item__a", "item__b").first()
+    assert trial is not None and trial.item.b is not None
+    return [trial.item.a, trial.item.b]
+
+
+def body(response: Any) -> bytes:
+    return b"".join(response.streaming_content)
+
+
+def test_an_image_is_streamed_in_one_query_with_its_sha256_as_etag(
+    client: Client, session: Session, django_assert_max_num_queries: Any
+) -> None:
+    stimulus = shown(session)[0]
+    with django_assert_max_num_queries(1):
+        response = client.get(image_url(session, stimulus))
+    assert response.status_code == 200
+    assert isinstance(response, FileResponse) and response.streaming
+    data = body(response)
+    assert data == default_storage.open(stimulus.png.name).read()
+    assert response["ETag"] == f'"{hashlib.sha256(data).hexdigest()}"' == f'"{stimulus.png_sha256}"'
+    assert response["Content-Type"] == "image/png"
+    assert response["Content-Length"] == str(len(data))
+    assert response["Cache-Control"] == "private, max-age=86400, immutable"
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert response["Referrer-Policy"] == "no-referrer"
+    for header in ("Content-Disposition", "Last-Modified", "Expires"):
+        assert header not in response
+
+
+def test_a_matching_if_none_match_gets_a_304_without_the_file(
+    client: Client, session: Session, django_assert_max_num_queries: Any
+) -> None:
+    stimulus = shown(session)[0]
+    etag = f'"{stimulus.png_sha256}"'
+    for sent in (etag, f"W/{etag}", f'"other", {etag}', "*"):
+        with django_assert_max_num_queries(1):
+            response = client.get(image_url(session, stimulus), headers={"If-None-Match": sent})
+        assert response.status_code == 304, sent
+        assert response.content == b""
+        assert response["ETag"] == etag
+        assert response["Cache-Control"] == "private, max-age=86400, immutable"
+    other = client.get(image_url(session, stimulus), headers={"If-None-Match": '"other"'})
+    assert other.status_code == 200
+
+
+def test_the_original_beside_the_candidates_is_served_as_the_reference(
+    client: Client, session: Session
+) -> None:
+    original = Stimulus.objects.get(
+        study_image=shown(session)[0].study_image, role=Stimulus.Role.ORIGINAL
+    )
+    assert client.get(image_url(session, original)).status_code == 200
+
+
+def test_images_no_trial_of_the_session_shows_are_404_in_one_query(
+    client: Client, session: Session, django_assert_max_num_queries: Any
+) -> None:
+    stimulus = shown(session)[0]
+    unshown = Stimulus.objects.create(
+        study=session.study,
+        study_image=stimulus.study_image,
+        role=Stimulus.Role.GOLD,
+        png=stimulus.png.name,
+        png_sha256=stimulus.png_sha256,
+    )
+    other = Session.objects.create(study=session.study)  # no trials yet
+    for url in (
+        image_url(session, unshown),
+        image_url(other, stimulus),
+        reverse("studies:stimulus", args=[uuid.uuid4(), stimulus.token]),
+    ):
+        with django_assert_max_num_queries(1):
+            assert client.get(url).status_code == 404, url
+
+
+def test_an_acr_original_is_no_reference_and_is_not_served(client: Client) -> None:
+    acr = served(studykit.rating_session(studykit.make_study("acr", images=1)))
+    original = Stimulus.objects.get(study=acr.study, role=Stimulus.Role.ORIGINAL)
+    assert not Trial.objects.filter(session=acr, item__a=original).exists()
+    assert client.get(image_url(acr, original)).status_code == 404
+
+
+@pytest.mark.parametrize(
+    "token",
+    ["nope", "A" * 21, "A" * 23, "A" * 21 + "!", "A" * 21 + "é", "A" * 21 + "\x00", "A" * 500],
+)
+def test_a_malformed_token_is_404_without_a_query(
+    client: Client, session: Session, token: str, django_assert_num_queries: Any
+) -> None:
+    with django_assert_num_queries(0):
+        assert _stimulus_of(session.code, token) is None
+    response = client.get(reverse("studies:stimulus", args=[session.code, token]))
+    # the input guard refuses a NUL in the path (400) before the view sees it
+    assert response.status_code == (400 if "\x00" in token else 404)
+
+
+@pytest.mark.parametrize("mode", ["x-accel-redirect", "x-sendfile"])
+def test_the_front_server_sends_the_file_when_configured(
+    client: Client, session: Session, settings: Any, mode: str
+) -> None:
+    settings.PERCEPTLAB_SENDFILE = mode
+    settings.PERCEPTLAB_SENDFILE_PREFIX = "/_protected/"
+    stimulus = shown(session)[0]
+    response = client.get(image_url(session, stimulus))
+    assert response.status_code == 200
+    assert response.content == b""
+    assert response["Content-Type"] == "image/png"
+    assert response["ETag"] == f'"{stimulus.png_sha256}"'
+    if mode == "x-accel-redirect":
+        assert response["X-Accel-Redirect"] == f"/_protected/{stimulus.png.name}"
+    else:
+        assert response["X-Sendfile"] == str(Path(settings.MEDIA_ROOT) / stimulus.png.name)
+    assert "Content-Disposition" not in response
+
+
+# -- /media/: staff only ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def stored_png(settings: Any) -> str:
+    settings.DEBUG = False  # production: no static() media route to fall back on
+    return default_storage.save(
+        "stimuli/ab/preview.png", ContentFile(b"\x89PNG\r\n\x1a\n" + b"x" * 64)
+    )
+
+
+def test_media_are_streamed_to_staff(admin_client: Client, stored_png: str) -> None:
+    response = admin_client.get(f"/media/{stored_png}")
+    assert response.status_code == 200
+    assert isinstance(response, FileResponse)
+    assert body(response).startswith(b"\x89PNG")
+    assert response["Content-Type"] == "image/png"
+    assert response["Cache-Control"] == "private, max-age=3600"
+    assert "Content-Disposition" not in response
+
+
+def test_media_are_404_to_anonymous_visitors_and_raters(
+    client: Client, stored_png: str, django_user_model: type[User]
+) -> None:
+    assert client.get(f"/media/{stored_png}").status_code == 404
+    rater = django_user_model.objects.create_user("someone", password="x" * 12)
+    client.force_login(rater)
+    assert client.get(f"/media/{stored_png}").status_code == 404
+
+
+def test_media_refuse_odd_names_and_download_what_is_not_an_image(
+    admin_client: Client, stored_png: str
+) -> None:
+    for name in ("../settings.py", "stimuli/../../x", "stimuli//x.png", "missing.png"):
+        assert admin_client.get(f"/media/{name}").status_code == 404, name
+    bitstream = default_storage.save("bitstreams/x.bin", ContentFile(b"<html>"))
+    response = admin_client.get(f"/media/{bitstream}")
+    assert response["Content-Type"] == "application/octet-stream"
+    assert response["Content-Disposition"] == "attachment"
+    assert response["X-Content-Type-Options"] == "nosniff"
