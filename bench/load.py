@@ -3,10 +3,11 @@
 Builds a fresh database (SQLite in WAL mode under a temporary folder, or a PostgreSQL
 database ``perceptlab_load_<pid>`` on ``--pg-url``'s server, dropped afterwards), a live
 2AFC study of synthetic images with real JPEG/WebP stimuli (``tests/studykit.py``), sized
-so that no rater meets a full study, and serves it with gunicorn (gthread workers) on
-127.0.0.1. The load generator is this process: asyncio virtual raters
-(``tests/load/harness.py``), each with its own cookie jar and connections, playing the
-whole rater flow over HTTP. Three phases, one client:
+so that no rater meets a full study, and serves it with gunicorn on 127.0.0.1 with the
+production settings (``perceptlab/gunicorn_conf.py``; ``--workers`` × ``--threads``). The
+load generator is this process: asyncio virtual raters (``tests/load/harness.py``), each
+with its own cookie jar and connections, playing the whole rater flow over HTTP (static
+files left out: a browser caches them). Three phases, one client:
 
 1. bare view: ``--max-raters`` clients GET ``/healthz`` back to back (no database): the
    web stack's own ceiling on this machine;
@@ -14,7 +15,8 @@ whole rater flow over HTTP. Three phases, one client:
 3. the crowd: ``--raters`` raters, think time ``--think`` seconds (uniform), started over
    ``--ramp`` seconds, for ``--duration`` seconds; ``--kill-web`` SIGKILLs gunicorn (all
    of it, or ``workers`` only) 40 % of the way and restarts it, ``--kill-worker`` SIGKILLs
-   a ``db_worker`` busy with generation jobs 60 % of the way and starts another.
+   a ``db_worker`` (started with the crowd, with generation jobs queued) 60 % of the way
+   and starts another.
 
 Printed per phase: judgments/s (acknowledged, unique keys), latencies (judge, state,
 image, the pages), errors by status, the ratio of the judgment ceiling to the bare view's
@@ -71,6 +73,7 @@ GOAL_JUDGMENTS_PER_S = 300.0
 GOAL_JUDGE_P99_MS = 100.0
 GOAL_RATIO = 0.5
 TRIALS_PER_RATER = 20
+WORKER_IMAGES = 8  # 768×512, × jpeg/webp × 2 targets: a few minutes of work for the worker
 PAIRS_PER_IMAGE = 6  # 2AFC, all pairs of an image's 4 conditions (jpeg, webp × 2 targets)
 CEILING_GUESS_PER_S = 600  # sizes the study for the max-throughput phase
 OUTAGE_GRACE_S = 2.0  # after the server answers again, stragglers still fail
@@ -90,7 +93,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--max-duration", type=float, default=20.0, help="0 skips it")
     parser.add_argument("--bare-duration", type=float, default=10.0, help="0 skips it")
     parser.add_argument("--images", type=int, default=24, help="images of the study")
-    parser.add_argument("--workers", type=int, default=4, help="gunicorn workers")
+    parser.add_argument(
+        "--workers", type=int, default=(os.cpu_count() or 1) + 1, help="default: cores + 1"
+    )
     parser.add_argument("--threads", type=int, default=4, help="threads per worker")
     parser.add_argument("--port", type=int, default=0, help="default: a free port")
     parser.add_argument("--kill-web", nargs="?", const="all", choices=["all", "workers"])
@@ -466,6 +471,7 @@ def restart_web(server: Gunicorn, *, workers_only: bool) -> float:
 async def kill_worker(rig: Rig) -> None:
     if rig.worker is None:
         return
+    rig.worker.start()  # now, so that its jobs are still running 60 % of the way in
     await asyncio.sleep(rig.args.duration * 0.6)
     counts = await asyncio.to_thread(job_counts, rig.jobs)
     if counts["running"] == 0:
@@ -588,17 +594,19 @@ def run(
     slots = max(slots, 2 * max(args.raters, args.max_raters) * TRIALS_PER_RATER)
     built = time.monotonic()
     study = build_study(images=args.images, slots=int(slots))
-    jobs = enqueue_worker_jobs(4) if worker is not None else []
+    jobs = enqueue_worker_jobs(WORKER_IMAGES) if worker is not None else []
     print(
         f"study {study.name}: 2AFC, {study.items.count()} items × {study.judgments_per_item} "
         f"judgments, {study.trials_per_session} trials per rater; built in "
         f"{time.monotonic() - built:.0f} s on {args.db} ({database.url.split('@')[-1]})"
     )
-    print(f"gunicorn: {server.workers} gthread workers × {server.threads} threads, preloaded")
+    print(
+        f"gunicorn ({' '.join(server.command()[2:])}): {server.workers} gthread workers × "
+        f"{server.threads} threads"
+    )
     print(f"up in {server.start():.1f} s at {server.base_url}; commit {git_commit()}")
-    if worker is not None:
-        worker.start()
-        print(f"db_worker started with {len(jobs)} generation jobs queued")
+    if jobs:
+        print(f"{len(jobs)} generation jobs queued for the db_worker started with the crowd")
     rig = Rig(args, server, worker, study.pk, str(study.invite), jobs)
     ok = asyncio.run(benchmark(rig))
     if jobs:

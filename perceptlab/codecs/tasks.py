@@ -44,8 +44,10 @@ def generate_reconstruction(job_id: int) -> int | None:
 
 def enqueue_job(job_id: int) -> str:
     """Enqueue one job and record its task on the job; returns the task's id."""
-    result = generate_reconstruction.enqueue(job_id)
-    GenerationJob.objects.filter(pk=job_id).update(task_id=str(result.id))
+    # Task row and task_id commit together (the immediate backend runs the job in enqueue).
+    with transaction.atomic() if _keeps_task_rows() else nullcontext():
+        result = generate_reconstruction.enqueue(job_id)
+        GenerationJob.objects.filter(pk=job_id).update(task_id=str(result.id))
     return str(result.id)
 
 
@@ -133,7 +135,7 @@ def _orphans(*, now: datetime) -> list[tuple[int, str]]:
     alive = DBTaskResult.objects.filter(
         Q(status=TaskResultStatus.READY)
         | Q(status=TaskResultStatus.RUNNING, started_at__gte=stuck_before),
-        id__in=_task_uuids(waiting.values()),
+        task_path=generate_reconstruction.module_path,
     )
     alive_ids = {str(task_id) for task_id in alive.values_list("id", flat=True)}
     return [(job_id, task_id) for job_id, task_id in waiting.items() if task_id not in alive_ids]

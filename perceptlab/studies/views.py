@@ -19,7 +19,7 @@ from functools import wraps
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.http import (
     Http404,
@@ -67,6 +67,7 @@ EXTERNAL_MAX_PARAMS = 20
 EXTERNAL_MAX_CHARS = 200
 COOKIE_SALT = "perceptlab.studies.join"
 COOKIE_MAX_AGE = 60 * 60 * 24 * 30
+RETRY_AFTER_SECONDS = 2  # what a 503 asks the rater app to wait (it retries with backoff)
 LAST_SEEN_EVERY = timedelta(seconds=15)  # skip the write when the session was seen just now
 # A token's bytes never change: the browser keeps them for a day without asking again.
 IMAGE_HEADERS = {
@@ -523,6 +524,15 @@ def json_endpoint(view: View) -> View:
             response = JsonResponse(
                 {"ok": False, "code": "not_found", "message": message}, status=404
             )
+        except (OperationalError, InterfaceError):
+            # The database is briefly unreachable (restart, failover, a locked SQLite
+            # file): the rater's page keeps the answer and retries; nothing was stored.
+            logger.warning("database unavailable: %s %s", request.method, request.path)
+            message = "Saving is delayed; retrying. Your answers are kept."
+            response = JsonResponse(
+                {"ok": False, "code": "unavailable", "message": message}, status=503
+            )
+            response["Retry-After"] = str(RETRY_AFTER_SECONDS)
         except Exception:
             logger.exception("rater API request failed: %s %s", request.method, request.path)
             message = "Something went wrong on our side. Please wait a moment."

@@ -28,6 +28,7 @@ import asyncio
 import json
 import os
 import random
+import secrets
 import signal
 import socket
 import subprocess
@@ -433,13 +434,21 @@ def database_url(settings_dict: dict[str, Any]) -> str:
 
 class Gunicorn:
     """gunicorn serving ``perceptlab.wsgi`` on 127.0.0.1, in a process group of its own
-    so that a kill can take the master and its workers at once, as a crash would."""
+    so that a kill can take the master and its workers at once, as a crash would.
+
+    It runs with the production settings (``perceptlab/gunicorn_conf.py``: gthread,
+    preloaded app, worker recycling, access log) where that file exists; the flags here
+    override the address, the process and thread counts and the keep-alive: the raters
+    connect directly, not through a proxy, and close idle connections (after 15 s)
+    before the server does, so no request races a server-side close.
+    """
 
     def __init__(
         self, *, port: int, env: dict[str, str], workers: int, threads: int, log: Path
     ) -> None:
         self.port = port
-        self.env = env
+        # The production checks refuse the public development key.
+        self.env = {"DJANGO_SECRET_KEY": secrets.token_urlsafe(40), **env}
         self.workers = workers
         self.threads = threads
         self.log = log
@@ -450,15 +459,16 @@ class Gunicorn:
         return f"http://127.0.0.1:{self.port}"
 
     def command(self) -> list[str]:
+        config = ROOT / "perceptlab" / "gunicorn_conf.py"
         return [
-            *(sys.executable, "-m", "gunicorn", "perceptlab.wsgi:application"),
+            *(sys.executable, "-m", "gunicorn"),
+            *(("-c", "python:perceptlab.gunicorn_conf") if config.exists() else ()),
             *("--bind", f"127.0.0.1:{self.port}", "--worker-class", "gthread"),
             *("--workers", str(self.workers), "--threads", str(self.threads)),
-            # Idle connections outlive the raters' (15 s) so the client closes them first.
             *("--keep-alive", "20", "--worker-connections", "4000", "--backlog", "4096"),
-            *("--timeout", "60", "--graceful-timeout", "5"),
             # The master imports the app once: killed workers come back in a fork's time.
             "--preload",
+            "perceptlab.wsgi:application",
         ]
 
     def start(self, *, ready_within_s: float = 120.0) -> float:

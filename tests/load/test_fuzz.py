@@ -49,7 +49,7 @@ LONG_SKIPPED = (
     "(the short profile runs always)"
 )
 STATES = ("consent", "instructions", "rating", "completed", "screened_out", "declined")
-CODES = (*STATES, "not_open", "unknown")
+CODES = (*STATES, "rating", "not_open", "unknown")  # rating twice: the most to probe
 API = ("state", "judge")
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
@@ -62,7 +62,7 @@ class World:
 
     invites: dict[str, str]
     codes: dict[str, str]
-    tokens: tuple[str, ...]
+    tokens: tuple[str, ...]  # those the rating session is shown first, then the others
     position: int
 
 
@@ -82,12 +82,22 @@ def build_world() -> World:
     for state in STATES:
         made[state].refresh_from_db()
         assert made[state].state == state, (state, made[state].state)
-    trial = Client().get(f"/r/{made['rating'].code}/state").json()["trial"]
+    state = Client().get(f"/r/{made['rating'].code}/state").json()
+    shown = [
+        url.rsplit("/", 1)[1]
+        for t in (state["trial"], state["next"])
+        if t
+        for url in t["images"].values()
+        if url
+    ]
+    others = Stimulus.objects.filter(study=study).exclude(token__in=shown)
+    image = Client().get(f"/r/{made['rating'].code}/img/{shown[0]}")
+    assert image.status_code == 200, (shown, image.status_code, image.content[:200])
     return World(
         invites={"live": str(study.invite), "draft": str(draft.invite)},
         codes={name: str(session.code) for name, session in made.items()},
-        tokens=tuple(Stimulus.objects.filter(study=study).values_list("token", flat=True)),
-        position=int(trial["position"]),
+        tokens=(*shown, *others.values_list("token", flat=True)),
+        position=int(state["trial"]["position"]),
     )
 
 
@@ -121,6 +131,7 @@ Body = bytes | str | JsonBody | FormBody
 class Hostile:
     """One request: ``segments`` of its path may be :class:`Ref`; ``api``: state or judge."""
 
+    kind: str  # join, session, state, judge or image
     method: str
     segments: list[str | Ref]
     query: str = ""
@@ -175,11 +186,13 @@ NUMBERISH = st.one_of(
 def segment(names: tuple[str, ...]) -> st.SearchStrategy[str | Ref]:
     """A path segment: a world value by name, or percent-encoded garbage (never a '/')."""
     garbage = st.one_of(
-        TEXT.filter(lambda s: "/" not in s).map(lambda s: quote(s, safe="")),
+        st.one_of(TEXT, SPECIAL).map(lambda s: quote(s, safe="")),
         st.binary(max_size=30).map(lambda b: quote_from_bytes(b, safe="")),
-        SPECIAL.map(lambda s: quote(s, safe="")),
-    )
-    return st.one_of(st.sampled_from([Ref(n) for n in names]), garbage) if names else garbage
+    ).filter(lambda s: "%2F" not in s)
+    if not names:
+        return garbage
+    refs = st.sampled_from([Ref(n) for n in names])
+    return st.one_of(refs, refs, refs, garbage)
 
 
 def query_string() -> st.SearchStrategy[str]:
@@ -324,6 +337,7 @@ def hostile_request(draw: st.DrawFn) -> Hostile:
     kind = draw(st.sampled_from(["join", "session", "state", "judge", "image"]))
     method = draw(st.sampled_from(METHODS)) if draw(st.integers(0, 9)) == 0 else ""
     request = Hostile(
+        kind=kind,
         method="",
         segments=[],
         query=draw(query_string()) if kind == "join" or draw(st.booleans()) else "",
@@ -332,17 +346,17 @@ def hostile_request(draw: st.DrawFn) -> Hostile:
         api=kind in API,
     )
     if kind == "join":
-        request.segments = ["study", draw(segment(("live", "draft", "unknown"))), ""]
+        request.segments = ["study", draw(segment(("live", "live", "draft", "unknown"))), ""]
         request.method = method or "GET"
         return request
-    code = draw(segment(CODES))
+    code = draw(segment(("rating", "rating", *CODES) if kind == "image" else CODES))
     request.segments = [
         "r",
         code,
         {"session": "", "state": "state", "judge": "judge"}.get(kind, ""),
     ]
     if kind == "image":
-        token = st.integers(0, 99).map(lambda i: Ref("token", i))
+        token = st.integers(0, 9).map(lambda i: Ref("token", i))  # the first are shown
         request.segments = ["r", code, "img", draw(st.one_of(token, segment(())))]
     request.method = method or {"session": "GET|POST", "judge": "POST"}.get(kind, "GET")
     if request.method == "GET|POST":
@@ -364,11 +378,16 @@ def hostile_request(draw: st.DrawFn) -> Hostile:
 @dataclass
 class Tally:
     requests: int = 0
-    statuses: Counter[int] = field(default_factory=Counter)
+    statuses: Counter[tuple[str, int]] = field(default_factory=Counter)
 
     def summary(self) -> str:
-        server_errors = sum(n for status, n in self.statuses.items() if status >= 500)
-        return f"{self.requests} requests, {server_errors} 5xx; statuses {dict(self.statuses)}"
+        server_errors = sum(n for (_, status), n in self.statuses.items() if status >= 500)
+        kinds = sorted({kind for kind, _ in self.statuses})
+        lines = [f"{self.requests} requests, {server_errors} 5xx"]
+        for kind in kinds:
+            counts = {s: n for (k, s), n in sorted(self.statuses.items()) if k == kind}
+            lines.append(f"  {kind}: {sum(counts.values())} requests, statuses {counts}")
+        return "\n".join(lines)
 
 
 def resolve(request: Hostile, world: World) -> tuple[str, bytes | str]:
@@ -397,9 +416,17 @@ def resolve(request: Hostile, world: World) -> tuple[str, bytes | str]:
     return url, body
 
 
+# Two clients for the whole run: a new Client loads the middleware again, and WhiteNoise
+# then scans every static file (half a second a request).
+CLIENTS = {
+    csrf: Client(enforce_csrf_checks=csrf, raise_request_exception=False) for csrf in (False, True)
+}
+
+
 def send(request: Hostile, world: World, tally: Tally, caplog: pytest.LogCaptureFixture) -> None:
     url, body = resolve(request, world)
-    client = Client(enforce_csrf_checks=request.csrf, raise_request_exception=False)
+    client = CLIENTS[request.csrf]
+    client.cookies.clear()  # every request comes from a new browser
     caplog.clear()
     with transaction.atomic():
         response = client.generic(
@@ -411,7 +438,7 @@ def send(request: Hostile, world: World, tally: Tally, caplog: pytest.LogCapture
         )
         transaction.set_rollback(True)
     tally.requests += 1
-    tally.statuses[response.status_code] += 1
+    tally.statuses[request.kind, response.status_code] += 1
     where = f"{request.method} {url[:300]!r} {request.content_type!r} body {str(body)[:300]!r}"
     assert response.status_code < 500, f"{response.status_code} for {where}\n{_traceback(caplog)}"
     if request.api and response.status_code >= 400:

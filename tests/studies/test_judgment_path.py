@@ -111,3 +111,47 @@ def test_the_slot_and_the_trial_holding_it_commit_together(
     items = Item.objects.filter(study=session.study)
     held = Trial.objects.filter(session__study=session.study, holds_slot=True).count()
     assert sum(items.values_list("assigned", flat=True)) == held == 0
+
+
+@pytest.mark.django_db
+def test_a_key_already_used_by_another_session_is_refused_not_acknowledged(
+    client: Client,
+) -> None:
+    mine = _rating(client, "acr")
+    state = client.get(reverse("studies:state", args=[mine.code])).json()
+    first = _answer(client, mine, state).json()
+    key = Judgment.objects.get(trial__session=mine).key
+    other_client = Client()
+    theirs = _rating(other_client, "acr")
+    theirs_state = other_client.get(reverse("studies:state", args=[theirs.code])).json()
+    url = reverse("studies:judge", args=[theirs.code])
+    answer = {"position": theirs_state["trial"]["position"], "key": str(key), "score": 4}
+    response = other_client.post(url, answer, content_type="application/json")
+    assert first["ok"] and response.status_code == 409
+    assert response.json()["code"] == "key_reused" and response.json()["ok"] is False
+    assert not Judgment.objects.filter(trial__session=theirs).exists()
+
+
+@pytest.mark.django_db
+def test_a_database_outage_asks_the_page_to_retry_and_loses_nothing(
+    client: Client, monkeypatch: Any
+) -> None:
+    from django.db import OperationalError
+
+    from perceptlab.studies import views
+
+    session = _rating(client, "acr")
+    state = client.get(reverse("studies:state", args=[session.code])).json()
+
+    def unavailable(code: uuid.UUID) -> None:
+        raise OperationalError("could not connect to server")
+
+    monkeypatch.setattr(views.Snapshot, "by_code", unavailable)
+    response = _answer(client, session, state)
+    assert response.status_code == 503 and response["Retry-After"]
+    assert response.json()["code"] == "unavailable"
+    monkeypatch.undo()
+    assert not Judgment.objects.filter(trial__session=session).exists()
+    again = _answer(client, session, state)  # the page's retry once the database is back
+    assert again.status_code == 200 and again.json()["ok"]
+    assert Judgment.objects.filter(trial__session=session).count() == 1
