@@ -36,6 +36,7 @@ from django.shortcuts import render
 logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 16 * 1024
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 MAX_JSON_DEPTH = 8
 
 RATER_PATH = re.compile(r"/(?:study|r)/")
@@ -98,8 +99,8 @@ def check_request(request: HttpRequest, *, api: bool) -> None:
         body = request.body
         if len(body) > MAX_BODY_BYTES:
             raise _too_large()
-        if request.content_type == "application/json":
-            if api:
+        if request.content_type not in FORM_TYPES:
+            if api:  # JSON, or text a JSON reader may be handed (sendBeacon sends text/plain)
                 check_json(body)
             return
         fields = list(_pairs(request.POST.lists()))

@@ -142,7 +142,7 @@ class Hostile:
     api: bool = False
 
 
-TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=30)
+TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=30)  # the client encodes
 SPECIAL = st.sampled_from(
     [
         "",
@@ -262,8 +262,9 @@ def judge_body() -> st.SearchStrategy[tuple[Body, str]]:
         st.one_of(judgment(), judgment(), JSON_VALUE).map(JsonBody),
         st.sampled_from(JSON_TYPES[:1] * 4 + JSON_TYPES[1:]),
     )
+    answers: list[dict[str, Any]] = [{"choice": "a"}, {"score": 5}, {"score": 3.5}]
     valid = st.tuples(
-        st.sampled_from([{"choice": "a"}, {"score": 5}, {"score": 3.5}]),
+        st.sampled_from(answers),
         st.uuids().map(str),
         st.booleans(),
     ).map(

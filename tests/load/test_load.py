@@ -2,27 +2,32 @@
 
 100 virtual raters (``harness.py``) rate a 2AFC study for 30 s against gunicorn serving the
 test database; 10 s in (later if fewer than 10 judgments were acknowledged by then),
-gunicorn (master and workers) is SIGKILLed and started again, and
-the raters retry through the outage with the same idempotency keys. The database must then
+gunicorn (master and workers) is SIGKILLed and started again, and the raters retry
+through the outage with the same idempotency keys. The database must then
 hold every acknowledged judgment exactly once, on its own trial, and nothing no rater
 sent; one judgment per trial; every item's slot counter equal to its trials holding a
 slot. No timing is asserted (the machine may be shared): ``bench/load.py`` measures.
+
+Two quick tests check the checker: reconciliation passes on a database that matches the
+raters' ledger and names each kind of mismatch when it does not.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 pytest.importorskip("aiohttp", reason="the load harness needs aiohttp (the dev extra)")
-pytest.importorskip("gunicorn", reason="gunicorn is not installed: .venv/bin/pip install gunicorn")
 
 from django.db import connection
+from django.db.models import F
 from harness import (
+    Ack,
     Gunicorn,
     Ledger,
     RaterPlan,
@@ -31,9 +36,9 @@ from harness import (
     reconcile,
     run_raters,
 )
-from studykit import make_study
+from studykit import answer_current, make_study, rating_session
 
-pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+from perceptlab.studies.models import Item, Judgment
 
 RATERS = 100
 DURATION_S = 30.0
@@ -46,6 +51,7 @@ GRACE_S = 2.0  # after the server answers again, connections opened before still
 @pytest.fixture
 def server(settings, tmp_path: Path) -> Iterator[Gunicorn]:  # type: ignore[no-untyped-def]
     """gunicorn on the test database (committed data: a transactional test) and media."""
+    pytest.importorskip("gunicorn", reason="gunicorn is not installed (pip install gunicorn)")
     env = {
         "DATABASE_URL": database_url(connection.settings_dict),
         "PERCEPTLAB_MEDIA_ROOT": str(settings.MEDIA_ROOT),
@@ -59,6 +65,8 @@ def server(settings, tmp_path: Path) -> Iterator[Gunicorn]:  # type: ignore[no-u
     web.stop()
 
 
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
 def test_acknowledged_judgments_survive_a_killed_web_server(server: Gunicorn) -> None:
     study = make_study("2afc", images=4, judgments_per_item=200, trials_per_session=10)
     ledger = Ledger()
@@ -97,3 +105,52 @@ def test_acknowledged_judgments_survive_a_killed_web_server(server: Gunicorn) ->
     assert ledger.duplicates_confirmed == ledger.duplicates_sent
     assert ledger.reload_mismatches == 0
     assert not ledger.rejected, f"judgments refused: {dict(ledger.rejected)}"
+
+
+def _acknowledged(ledger: Ledger, judgment: Judgment) -> None:
+    key = str(judgment.key)
+    ledger.sent.add(key)
+    ledger.acknowledged[key] = Ack(
+        str(judgment.trial.session.code), judgment.trial.position, False, 0.0
+    )
+
+
+@pytest.mark.django_db
+def test_reconciliation_holds_when_the_database_matches_the_raters() -> None:
+    study = make_study("2afc", images=1, judgments_per_item=3, trials_per_session=3)
+    ledger = Ledger()
+    for _ in range(2):
+        recorded = answer_current(rating_session(study))
+        assert recorded is not None
+        _acknowledged(ledger, recorded.judgment)
+
+    result = reconcile(study_id=study.pk, ledger=ledger)
+
+    assert result.ok, "\n".join(result.lines())
+    assert (result.acknowledged, result.stored) == (2, 2)
+
+
+@pytest.mark.django_db
+def test_reconciliation_names_lost_misplaced_and_unsent_judgments_and_drifted_slots() -> None:
+    study = make_study("2afc", images=1, judgments_per_item=3, trials_per_session=3)
+    session = rating_session(study)
+    first, second, unsent = (answer_current(session) for _ in range(3))
+    assert first is not None and second is not None and unsent is not None
+    ledger = Ledger()
+    _acknowledged(ledger, first.judgment)
+    _acknowledged(ledger, second.judgment)
+    misplaced = str(second.judgment.key)
+    ledger.acknowledged[misplaced] = Ack(str(session.code), 99, False, 0.0)
+    lost = str(uuid.uuid4())
+    ledger.sent.add(lost)
+    ledger.acknowledged[lost] = Ack(str(session.code), 98, False, 0.0)
+    Item.objects.filter(pk=first.judgment.trial.item_id).update(assigned=F("assigned") + 1)
+
+    result = reconcile(study_id=study.pk, ledger=ledger)
+
+    assert not result.ok
+    assert result.missing == [lost]
+    assert result.misplaced == [misplaced]
+    assert result.phantom == [str(unsent.judgment.key)]
+    assert len(result.slot_mismatches) == 1
+    assert result.lines()[0] == "reconciliation: FAILED"

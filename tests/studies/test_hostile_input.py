@@ -58,6 +58,11 @@ def assert_json_refusal(response: Any, status: int, code: str) -> None:
     assert response.json()["message"]
 
 
+def session_from(response: Any) -> Session:
+    assert response.status_code == 302, response.content[:300]
+    return Session.objects.get(code=response["Location"].split("/")[2])
+
+
 def assert_error_page(response: Any, status: int = 400) -> None:
     assert response.status_code == status, response.content[:300]
     assert response["Content-Type"].startswith("text/html")
@@ -69,7 +74,7 @@ def rating(client: Client, make_study: MakeStudy) -> Session:
     """A session of a live study that has consented and passed the screen check."""
     study = make_study(practice_trials=0, gold_trials=0, repeat_trials=0)
     response = client.get(join_url(study), headers=HEADERS)
-    session = Session.objects.get(code=response.url.split("/")[2])
+    session = session_from(response)
     page = reverse("studies:session", args=[session.code])
     client.post(page, {"decision": "agree"})
     client.post(page, LARGE_SCREEN)
@@ -290,11 +295,11 @@ def test_a_consent_sent_again_after_agreeing_leads_back_to_the_instructions(
     client: Client, make_study: MakeStudy
 ) -> None:
     study = make_study()
-    session = Session.objects.get(code=client.get(join_url(study)).url.split("/")[2])
+    session = session_from(client.get(join_url(study)))
     page = reverse("studies:session", args=[session.code])
     assert client.post(page, {"decision": "agree"}).status_code == 302
     again = client.post(page, {"decision": "agree"})
-    assert again.status_code == 302 and again.url == page
+    assert again.status_code == 302 and again["Location"] == page
     shown = client.get(page).content.decode()
     assert 'data-testid="screen-error"' not in shown
     session.refresh_from_db()
@@ -307,6 +312,6 @@ def test_a_consent_or_screen_check_sent_again_while_rating_leads_to_the_rating_p
     page = reverse("studies:session", args=[rating.code])
     for form in ({"decision": "agree"}, {"decision": "decline"}, LARGE_SCREEN):
         response = client.post(page, form)
-        assert response.status_code == 302 and response.url == page
+        assert response.status_code == 302 and response["Location"] == page
     rating.refresh_from_db()
     assert rating.state == Session.State.RATING
