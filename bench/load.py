@@ -2,21 +2,26 @@
 
 Builds a fresh database (SQLite in WAL mode under a temporary folder, or a PostgreSQL
 database ``perceptlab_load_<pid>`` on ``--pg-url``'s server, dropped afterwards), a live
-2AFC study of synthetic images with real JPEG/WebP stimuli (``tests/studykit.py``), sized
-so that no rater meets a full study, and serves it with gunicorn on 127.0.0.1 with the
-production settings (``perceptlab/gunicorn_conf.py``; ``--workers`` × ``--threads``). The
-load generator is this process: asyncio virtual raters (``tests/load/harness.py``), each
-with its own cookie jar and connections, playing the whole rater flow over HTTP (static
-files left out: a browser caches them). Three phases, one client:
+study (``--method``, 2AFC by default) of synthetic images with real JPEG/WebP stimuli
+(``tests/studykit.py``), sized so that no rater meets a full study, and serves it with
+gunicorn on 127.0.0.1 with the production settings (``perceptlab/gunicorn_conf.py``;
+``--workers`` × ``--threads``). The load generator is this process: asyncio virtual
+raters (``tests/load/harness.py``), each with its own cookie jar and connections, playing
+the whole rater flow over HTTP (static files left out: a browser caches them). Three
+phases, one client:
 
 1. bare view: ``--max-raters`` clients GET ``/healthz`` back to back (no database): the
    web stack's own ceiling on this machine;
 2. max throughput: ``--max-raters`` raters with no think time: the judgment ceiling;
-3. the crowd: ``--raters`` raters, think time ``--think`` seconds (uniform), started over
-   ``--ramp`` seconds, for ``--duration`` seconds; ``--kill-web`` SIGKILLs gunicorn (all
-   of it, or ``workers`` only) 40 % of the way and restarts it, ``--kill-worker`` SIGKILLs
-   a ``db_worker`` (started with the crowd, with generation jobs queued) 60 % of the way
+3. the crowd: ``--raters`` raters arriving over ``--ramp`` seconds, think time
+   ``--think`` seconds (uniform); ``--kill-web`` SIGKILLs gunicorn (all of it, or
+   ``workers`` only) 40 % of the way and restarts it, ``--kill-worker`` SIGKILLs a
+   ``db_worker`` (started with the crowd, with generation jobs queued) 60 % of the way
    and starts another.
+
+Phases 2 and 3 count ``--max-duration`` / ``--duration`` seconds from the moment every
+rater had its first trial (seven requests each: a thousand arriving at once take a while,
+printed as the join time); their judgments/s and judge p99 are measured over that window.
 
 Printed per phase: judgments/s (acknowledged, unique keys), latencies (judge, state,
 image, the pages), errors by status, the ratio of the judgment ceiling to the bare view's
@@ -27,7 +32,7 @@ with 2–6 s think time, ratio ≥ 0.5. The machine may be shared: the numbers a
 printed next to the goals; only the reconciliation decides the exit status.
 
     .venv/bin/python bench/load.py [--db sqlite|postgres] [--raters 1000] [--think 2:6]
-        [--duration 60] [--max-raters 100] [--max-duration 20] [--kill-web [all|workers]]
+        [--duration 60] [--max-raters 100] [--max-duration 30] [--kill-web [all|workers]]
         [--kill-worker]
 """
 
@@ -56,6 +61,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "tests" / "load")]
 
 from harness import (  # noqa: E402  (tests/load is put on the path above)
     RETRY_STATUSES,
+    Clock,
     Gunicorn,
     Ledger,
     RaterPlan,
@@ -74,7 +80,6 @@ GOAL_JUDGE_P99_MS = 100.0
 GOAL_RATIO = 0.5
 TRIALS_PER_RATER = 20
 WORKER_IMAGES = 8  # 768×512, × jpeg/webp × 2 targets: a few minutes of work for the worker
-PAIRS_PER_IMAGE = 6  # 2AFC, all pairs of an image's 4 conditions (jpeg, webp × 2 targets)
 CEILING_GUESS_PER_S = 600  # sizes the study for the max-throughput phase
 OUTAGE_GRACE_S = 2.0  # after the server answers again, stragglers still fail
 PAGE_KINDS = ("join", "consent", "instructions", "page")
@@ -84,26 +89,52 @@ RETRIED = RETRY_STATUSES | {0}  # answers the raters retry; latencies count the 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
-    parser.add_argument("--pg-url", default="postgres://postgres@127.0.0.1:5432/postgres")
-    parser.add_argument("--raters", type=int, default=1000)
-    parser.add_argument("--think", default="2:6", help="seconds, LOW:HIGH (uniform)")
-    parser.add_argument("--duration", type=float, default=60.0, help="seconds of the crowd")
+    parser.add_argument(
+        "--pg-url",
+        default="postgres://postgres@127.0.0.1:5432/postgres",
+        help="a database of the server where perceptlab_load_<pid> is created and dropped",
+    )
+    parser.add_argument("--raters", type=int, default=1000, help="the crowd (0 skips it)")
+    parser.add_argument(
+        "--think", type=seconds_range, default=(2.0, 6.0), help="seconds, LOW:HIGH (uniform)"
+    )
+    parser.add_argument(
+        "--duration", type=float, default=60.0, help="seconds of rating once all joined"
+    )
     parser.add_argument("--ramp", type=float, default=10.0, help="seconds to start the crowd")
     parser.add_argument("--max-raters", type=int, default=100, help="max-throughput phase")
-    parser.add_argument("--max-duration", type=float, default=20.0, help="0 skips it")
+    parser.add_argument("--max-duration", type=float, default=30.0, help="0 skips it")
     parser.add_argument("--bare-duration", type=float, default=10.0, help="0 skips it")
+    parser.add_argument("--method", choices=["2afc", "acr", "dcr"], default="2afc")
     parser.add_argument("--images", type=int, default=24, help="images of the study")
     parser.add_argument(
         "--workers", type=int, default=(os.cpu_count() or 1) + 1, help="default: cores + 1"
     )
     parser.add_argument("--threads", type=int, default=4, help="threads per worker")
     parser.add_argument("--port", type=int, default=0, help="default: a free port")
-    parser.add_argument("--kill-web", nargs="?", const="all", choices=["all", "workers"])
-    parser.add_argument("--kill-worker", action="store_true")
-    args = parser.parse_args()
-    low, _, high = args.think.partition(":")
-    args.think = (float(low), float(high or low))
-    return args
+    parser.add_argument(
+        "--kill-web",
+        nargs="?",
+        const="all",
+        choices=["all", "workers"],
+        help="SIGKILL gunicorn (master and workers, or the workers) 40 %% into the crowd",
+    )
+    parser.add_argument(
+        "--kill-worker", action="store_true", help="SIGKILL a busy db_worker 60 %% in"
+    )
+    return parser.parse_args()
+
+
+def seconds_range(text: str) -> tuple[float, float]:
+    """``LOW:HIGH`` (or one number) in seconds, 0 ≤ LOW ≤ HIGH."""
+    low, _, high = text.partition(":")
+    try:
+        bounds = (float(low), float(high or low))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not LOW:HIGH in seconds") from None
+    if not 0 <= bounds[0] <= bounds[1]:
+        raise argparse.ArgumentTypeError(f"{text!r}: needs 0 ≤ LOW ≤ HIGH")
+    return bounds
 
 
 # -- the database, the study, the processes ------------------------------------------------
@@ -146,17 +177,22 @@ def setup_django(env: dict[str, str]) -> None:
     call_command("migrate", verbosity=0)
 
 
-def build_study(*, images: int, slots: int) -> Any:
-    """A live 2AFC study with at least ``slots`` judgment slots in all."""
+def build_study(*, method: str, images: int, slots: int) -> Any:
+    """A live study (jpeg and webp at 0.5 and 1 bpp) with at least ``slots`` judgment
+    slots in all."""
     from studykit import make_study
 
-    items = images * PAIRS_PER_IMAGE
-    return make_study(
-        "2afc",
-        images=images,
-        judgments_per_item=math.ceil(slots / items),
-        trials_per_session=min(TRIALS_PER_RATER, items),
-    )
+    from perceptlab.studies.models import Item, Study
+
+    study = make_study(method, images=images, trials_per_session=TRIALS_PER_RATER)
+    items = study.items.filter(kind=Item.Kind.TEST).count()
+    fields = {
+        "judgments_per_item": math.ceil(slots / items),
+        "trials_per_session": min(TRIALS_PER_RATER, items),
+    }
+    Study.objects.filter(pk=study.pk).update(**fields)
+    study.refresh_from_db()
+    return study
 
 
 def enqueue_worker_jobs(images: int) -> list[Any]:
@@ -199,9 +235,10 @@ class DbWorker:
             return []
         return [self.process.pid, *children(self.process.pid)]
 
-    def kill(self, sig: int = signal.SIGKILL) -> None:
+    def kill(self) -> None:
+        """SIGKILL, as a machine losing power would."""
         if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, sig)
+            os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
 
 
@@ -221,7 +258,7 @@ class Busy:
     machine: float
     idle: float
     generator: float
-    groups: dict[str, float]
+    groups: dict[str, dict[int, float]]  # name → pid → CPU seconds
     load: float  # 1-minute load average
 
 
@@ -251,13 +288,15 @@ def postgres_pids() -> list[int]:
 
 
 def busy_line(before: Busy, after: Busy) -> str:
-    """Shares of the machine's CPU time (all cores) between two moments. Processes that
-    ended meanwhile (killed gunicorn workers, PostgreSQL backends) count in "other"."""
+    """Shares of the machine's CPU time (all cores) between two moments. What processes
+    that ended meanwhile used (killed gunicorn workers, PostgreSQL backends) counts in
+    "other"; processes started meanwhile count from their start."""
     total = max(after.machine - before.machine, 1e-9)
     busy = total - (after.idle - before.idle)
     shares = {"load generator": after.generator - before.generator}
-    for name, seconds in after.groups.items():
-        shares[name] = max(seconds - before.groups.get(name, 0.0), 0.0)
+    for name, now in after.groups.items():
+        then = before.groups.get(name, {})
+        shares[name] = sum(seconds - then.get(pid, 0.0) for pid, seconds in now.items())
     other = max(busy - sum(shares.values()), 0.0)
     parts = ", ".join(f"{name} {100 * v / total:.0f} %" for name, v in shares.items())
     return (
@@ -289,14 +328,10 @@ def latency(samples: list[Sample], name: str) -> str:
     )
 
 
-def in_outage(sample: Sample, ledger: Ledger) -> bool:
-    return any(start <= sample.started <= end for start, end in ledger.outages)
-
-
 def errors_line(samples: list[Sample], ledger: Ledger) -> str:
     failed = [s for s in samples if s.status == 0 or s.status >= 400]
     counts = Counter(f"{s.kind} {s.status or s.error}" for s in failed)
-    outside = [s for s in failed if s.status in RETRIED and not in_outage(s, ledger)]
+    outside = [s for s in failed if s.status in RETRIED and not ledger.in_outage(s)]
     listed = ", ".join(f"{what} ×{n}" for what, n in counts.most_common()) or "none"
     return f"errors: {listed}; 5xx/connection failures outside fault windows: {len(outside)}"
 
@@ -306,17 +341,24 @@ def judgments_per_s(ledger: Ledger, since: float, until: float) -> float:
     return acked / max(until - since, 1e-9)
 
 
-def phase_report(ledger: Ledger, since: float, rate: str) -> list[str]:
-    """The phase's numbers: every request sent since ``since`` (retries after the
-    deadline included)."""
-    samples = [s for s in ledger.samples if s.started >= since]
+def phase_report(ledger: Ledger, clock: Clock, rate: str) -> list[str]:
+    """A rater phase's numbers: the arrival (start → every rater had its first trial),
+    then the rating (→ the end of the phase, answers retried after the deadline
+    included)."""
+    joined_at = clock.rating_from or clock.started
+    arriving = [s for s in ledger.samples if clock.started <= s.started < joined_at]
+    rating = [s for s in ledger.samples if s.started >= joined_at]
+    seconds = max(time.monotonic() - joined_at, 1e-9)
+    answered = sum(1 for s in rating if s.status not in RETRIED)
     return [
-        f"judgments/s: {rate} (acknowledged, unique keys)",
-        latency([s for s in samples if s.kind == "judge"], "judge"),
-        latency([s for s in samples if s.kind == "state"], "state"),
-        latency([s for s in samples if s.kind == "image"], "image"),
-        latency([s for s in samples if s.kind in PAGE_KINDS], "pages (join/consent/…)"),
-        errors_line(samples, ledger),
+        f"judgments/s (acknowledged, unique keys): {rate}",
+        latency([s for s in arriving if s.kind in PAGE_KINDS], "arrival: pages (join/consent/…)"),
+        f"rating: requests answered, all kinds: {answered / seconds:.0f}/s",
+        latency([s for s in rating if s.kind == "judge"], "rating: judge"),
+        latency([s for s in rating if s.kind == "state"], "rating: state"),
+        latency([s for s in rating if s.kind == "image"], "rating: image"),
+        latency([s for s in rating if s.kind in PAGE_KINDS], "rating: pages (new participants)"),
+        errors_line([*arriving, *rating], ledger),
     ]
 
 
@@ -383,17 +425,18 @@ async def max_phase(rig: Rig) -> float:
     args = rig.args
     lines: list[str] = []
     with rig.measured(lines):
-        started = await run_raters(
+        clock = await run_raters(
             base_url=rig.server.base_url,
             invite=rig.invite,
-            plan=RaterPlan(method="2afc", think_s=(0.0, 0.0)),
+            plan=RaterPlan(method=args.method, think_s=(0.0, 0.0)),
             ledger=rig.ledger,
             raters=args.max_raters,
             duration_s=args.max_duration,
+            after_joining=True,
         )
-    rate = judgments_per_s(rig.ledger, started, started + args.max_duration)
     print(f"\n== max throughput: {args.max_raters} raters, no think time, {args.max_duration:g} s")
-    print(*phase_report(rig.ledger, started, f"{rate:.1f}"), *lines, sep="\n")
+    rate, window = rating_window(rig.ledger, clock)
+    print(*phase_report(rig.ledger, clock, window), *lines, sep="\n")
     return rate
 
 
@@ -402,57 +445,73 @@ async def crowd_phase(rig: Rig) -> tuple[float, list[float]]:
     lines: list[str] = []
     low, high = args.think
     with rig.measured(lines):
-        started = await run_raters(
+        clock = await run_raters(
             base_url=rig.server.base_url,
             invite=rig.invite,
-            plan=RaterPlan(method="2afc", think_s=args.think),
+            plan=RaterPlan(method=args.method, think_s=args.think),
             ledger=rig.ledger,
             raters=args.raters,
             duration_s=args.duration,
             ramp_s=args.ramp,
-            during=lambda: faults(rig),
+            after_joining=True,
+            during=lambda clock: faults(rig, clock),
         )
-    until = started + args.duration
-    steady = min(started + args.ramp, until - 1)
-    rate = judgments_per_s(rig.ledger, steady, until)
     offered = args.raters / max((low + high) / 2, 1e-3)
     print(
-        f"\n== crowd: {args.raters} raters, think {low:g}–{high:g} s, {args.duration:g} s "
-        f"(ramp {args.ramp:g} s; offered ≈ {offered:.0f} judgments/s)"
+        f"\n== crowd: {args.raters} raters arriving over {args.ramp:g} s, then {args.duration:g} s "
+        f"of rating, think {low:g}–{high:g} s (offered ≈ {offered:.0f} judgments/s)"
     )
-    window = f"{rate:.1f} from the end of the ramp to the deadline ({until - steady:.0f} s)"
-    print(*phase_report(rig.ledger, started, window), *rig.notes, *lines, sep="\n")
+    rate, window = rating_window(rig.ledger, clock)
+    print(*phase_report(rig.ledger, clock, window), *rig.notes, *lines, sep="\n")
     judge = [
         s.ms
-        for s in rig.ledger.of("judge", since=started)
-        if s.status not in RETRIED and not in_outage(s, rig.ledger)
-    ]
+        for s in rig.ledger.of("judge", since=clock.rating_from or clock.started)
+        if s.status not in RETRIED and not rig.ledger.in_outage(s)
+    ]  # the goal's p99: rating, fault windows left out
     return rate, judge
+
+
+def rating_window(ledger: Ledger, clock: Clock) -> tuple[float, str]:
+    """Judgments/s once every rater had joined, and how that window is described."""
+    joined_at = clock.rating_from or clock.started
+    rate = judgments_per_s(ledger, joined_at, clock.deadline)
+    joined = (
+        f"all {clock.raters} raters had their first trial"
+        if clock.joined == clock.raters
+        else f"{clock.joined} of {clock.raters} raters had their first trial (join window over)"
+    )
+    window = (
+        f"{rate:.1f} over {clock.deadline - joined_at:.0f} s of rating; "
+        f"{joined} {joined_at - clock.started:.1f} s after the first arrived"
+    )
+    return rate, window
 
 
 # -- faults ----------------------------------------------------------------------------------
 
 
-async def faults(rig: Rig) -> None:
-    """The crowd phase's fault schedule: gunicorn killed 40 % of the way in, the worker
-    60 % of the way in."""
-    started = time.monotonic()
-    await asyncio.gather(kill_web(rig, started), kill_worker(rig))
+async def faults(rig: Rig, clock: Clock) -> None:
+    """The crowd's fault schedule, once every rater has joined: the worker starts, then
+    gunicorn is killed 40 % of the way in and the worker 60 % of the way in."""
+    while clock.rating_from is None:
+        await asyncio.sleep(0.5)
+    if rig.worker is not None:
+        rig.worker.start()
+    await asyncio.gather(kill_web(rig, clock), kill_worker(rig))
 
 
-async def kill_web(rig: Rig, started: float) -> None:
+async def kill_web(rig: Rig, clock: Clock) -> None:
     mode = rig.args.kill_web
     if not mode:
         return
     await asyncio.sleep(rig.args.duration * 0.4)
     killed = time.monotonic()
     back = await asyncio.to_thread(restart_web, rig.server, workers_only=mode == "workers")
-    # Requests in flight at the kill fail up to a timeout later.
-    timeout = RaterPlan(method="").timeout_s
-    rig.ledger.outages.append((killed - timeout, killed + back + OUTAGE_GRACE_S))
+    rig.ledger.outages.append((killed, killed + back + OUTAGE_GRACE_S))
     what = "its workers" if mode == "workers" else "master and workers"
+    rating_for = killed - (clock.rating_from or clock.started)
     rig.notes.append(
-        f"fault: gunicorn ({what}) SIGKILLed {killed - started:.0f} s in; "
+        f"fault: gunicorn ({what}) SIGKILLed {rating_for:.0f} s into the rating; "
         f"answering again {back:.1f} s later"
     )
 
@@ -471,7 +530,6 @@ def restart_web(server: Gunicorn, *, workers_only: bool) -> float:
 async def kill_worker(rig: Rig) -> None:
     if rig.worker is None:
         return
-    rig.worker.start()  # now, so that its jobs are still running 60 % of the way in
     await asyncio.sleep(rig.args.duration * 0.6)
     counts = await asyncio.to_thread(job_counts, rig.jobs)
     if counts["running"] == 0:
@@ -508,7 +566,7 @@ async def benchmark(rig: Rig) -> bool:
     if args.max_duration:
         ceiling = await max_phase(rig)
         print(*(await asyncio.to_thread(reconcile_lines, rig)), sep="\n")
-    crowd_rate, judge_ms = await crowd_phase(rig)
+    crowd_rate, judge_ms = await crowd_phase(rig) if args.raters else (float("nan"), [])
     lines = await asyncio.to_thread(reconcile_lines, rig)
     print(*lines, ledger_line(rig.ledger), log_problems(rig.server.log), sep="\n")
     print("\n== against the goals")
@@ -575,7 +633,7 @@ def main() -> int:
     finally:
         server.stop()
         if worker is not None:
-            worker.kill(signal.SIGTERM)
+            worker.kill()
         database.drop()
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -593,10 +651,11 @@ def run(
     slots += 1.5 * CEILING_GUESS_PER_S * args.max_duration
     slots = max(slots, 2 * max(args.raters, args.max_raters) * TRIALS_PER_RATER)
     built = time.monotonic()
-    study = build_study(images=args.images, slots=int(slots))
+    study = build_study(method=args.method, images=args.images, slots=int(slots))
     jobs = enqueue_worker_jobs(WORKER_IMAGES) if worker is not None else []
     print(
-        f"study {study.name}: 2AFC, {study.items.count()} items × {study.judgments_per_item} "
+        f"study {study.name}: {study.method}, {study.items.count()} items × "
+        f"{study.judgments_per_item} "
         f"judgments, {study.trials_per_session} trials per rater; built in "
         f"{time.monotonic() - built:.0f} s on {args.db} ({database.url.split('@')[-1]})"
     )
@@ -606,12 +665,35 @@ def run(
     )
     print(f"up in {server.start():.1f} s at {server.base_url}; commit {git_commit()}")
     if jobs:
-        print(f"{len(jobs)} generation jobs queued for the db_worker started with the crowd")
+        print(f"{len(jobs)} generation jobs queued for a db_worker started with the rating")
     rig = Rig(args, server, worker, study.pk, str(study.invite), jobs)
     ok = asyncio.run(benchmark(rig))
     if jobs:
-        print(f"generation jobs at the end: {job_counts(jobs)}")
+        print(f"generation jobs at the end of the crowd: {job_counts(jobs)}")
+        print(finish_jobs(env, jobs))
     return 0 if ok else 1
+
+
+def finish_jobs(env: dict[str, str], jobs: list[Any], *, within_s: float = 120.0) -> str:
+    """After the run: reclaim the killed worker's job once its lease lapsed (as the next
+    maintenance pass would) and wait for the worker to finish every job."""
+    time.sleep(int(env["PERCEPTLAB_LEASE_SECONDS"]))
+    reclaim = subprocess.run(
+        [sys.executable, "manage.py", "reclaim_jobs"],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+    )
+    give_up = time.monotonic() + within_s
+    while time.monotonic() < give_up:
+        counts = job_counts(jobs)
+        if counts["pending"] == counts["running"] == 0:
+            break
+        time.sleep(2)
+    failed = [line for line in reclaim.stderr.splitlines() if line.startswith("FAILED")]
+    said = "; ".join([reclaim.stdout.strip(), *failed])
+    return f"manage.py reclaim_jobs: {said}\ngeneration jobs after it: {counts}"
 
 
 def git_commit() -> str:

@@ -84,12 +84,23 @@ class ScreenForm(forms.Form):
         )
 
 
+class FiniteFloatField(forms.FloatField):
+    """A FloatField whose out-of-range input (a 300-digit integer in JSON: OverflowError
+    in float()) is a validation error, not a server error."""
+
+    def to_python(self, value: Any) -> Any:
+        try:
+            return super().to_python(value)
+        except OverflowError:
+            raise forms.ValidationError("Enter a number.", code="invalid") from None
+
+
 class JudgeForm(forms.Form):
     """One answer as the browser sends it; judging.record checks it against the trial."""
 
     position = forms.IntegerField(min_value=0, max_value=100_000)
     key = forms.UUIDField()
-    score = forms.FloatField(required=False)
+    score = FiniteFloatField(required=False)
     choice = forms.ChoiceField(choices=Judgment.Choice.choices, required=False)
     flips = forms.IntegerField(min_value=0, max_value=10_000, required=False)
     view_ms = forms.IntegerField(min_value=0, max_value=86_400_000, required=False)

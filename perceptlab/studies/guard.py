@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -46,7 +47,8 @@ UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 API_MESSAGES: dict[int, tuple[str, str]] = {
     400: ("bad_request", "This request could not be understood."),
-    403: ("forbidden", "This request was refused. Please reload the page."),
+    # CSRF's refusal: the page's token or session cookie expired (app.js says the same).
+    403: ("expired", "This page has expired. Please reload it to continue; your answers are kept."),
     404: ("not_found", "This study link is not valid."),
     405: ("method_not_allowed", "This address does not accept this kind of request."),
     413: ("too_large", "This request is too large."),
@@ -109,13 +111,15 @@ def check_request(request: HttpRequest, *, api: bool) -> None:
     except (SuspiciousOperation, BadRequest, MultiPartParserError, UnreadablePostError) as exc:
         raise InputRejected("bad_request", f"This request could not be read: {exc}") from None
     _check_texts("form field", fields)
-    if api:
+    if api:  # a form field may carry JSON text (viewing)
         for value in fields:
-            _check_depth(value)
+            _check_json_text(value)
 
 
 def check_json(body: bytes) -> None:
-    """Refuse JSON nested deeper than :data:`MAX_JSON_DEPTH` or holding unstorable text.
+    """Refuse a JSON body the rater API must never parse or store (see
+    :func:`_check_json_text`), and JSON text in its strings likewise (``viewing`` may be
+    sent as JSON text inside JSON).
 
     Malformed JSON passes: the view answers it with the session's state.
     """
@@ -123,14 +127,25 @@ def check_json(body: bytes) -> None:
         text = body.decode(json.detect_encoding(body), "surrogatepass")  # as json.loads
     except (UnicodeDecodeError, LookupError):
         return
+    for inner in _check_json_text(text):
+        _check_json_text(inner)
+
+
+def _check_json_text(text: str) -> list[str]:
+    """Refuse JSON nested deeper than :data:`MAX_JSON_DEPTH`, holding unstorable text, or
+    an integer no float can hold (``float()`` of it raises OverflowError, which forms and
+    ``math.isfinite`` let through); returns its strings (none if it is not JSON)."""
     _check_depth(text)
     try:
         data = json.loads(text)
     except ValueError:
-        return
-    _check_texts("JSON text", _json_strings(data))
-    for value in _json_strings(data):
-        _check_depth(value)
+        return []
+    leaves = list(_json_leaves(data))
+    texts = [leaf for leaf in leaves if isinstance(leaf, str)]
+    _check_texts("JSON text", texts)
+    if any(isinstance(leaf, int) and abs(leaf) > sys.float_info.max for leaf in leaves):
+        raise InputRejected("bad_number", "A number in this request is too large.")
+    return texts
 
 
 def json_depth(text: str) -> int:
@@ -206,17 +221,17 @@ def _pairs(lists: Iterable[tuple[str, list[str]]]) -> Iterator[str]:
         yield from values
 
 
-def _json_strings(data: Any) -> Iterator[str]:
-    """Every key and string in parsed JSON (its depth is already bounded)."""
-    if isinstance(data, str):
-        yield data
-    elif isinstance(data, dict):
+def _json_leaves(data: Any) -> Iterator[Any]:
+    """Every key and scalar in parsed JSON (its depth is already bounded)."""
+    if isinstance(data, dict):
         for key, value in data.items():
             yield key
-            yield from _json_strings(value)
+            yield from _json_leaves(value)
     elif isinstance(data, list):
         for value in data:
-            yield from _json_strings(value)
+            yield from _json_leaves(value)
+    else:
+        yield data
 
 
 def _refusal(request: HttpRequest, exc: InputRejected, *, api: bool) -> HttpResponse:

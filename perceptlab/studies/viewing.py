@@ -86,6 +86,8 @@ def trial_viewing(raw: object) -> dict[str, Any]:
             continue
         if isinstance(value, bool) or not isinstance(value, int | float):
             continue
+        if isinstance(value, int) and not 0 <= value <= largest:
+            continue  # also keeps a 300-digit integer away from float()
         if not math.isfinite(value) or not 0 <= value <= largest:
             continue
         clean[name] = int(value) if kind is int else float(value)

@@ -37,7 +37,7 @@ import time
 import urllib.request
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,6 +99,11 @@ class Ledger:
     abandoned: list[str] = field(default_factory=list)  # requests given up on, and why
     outages: list[tuple[float, float]] = field(default_factory=list)  # fault windows
 
+    def in_outage(self, sample: Sample) -> bool:
+        """The request was under way at some moment of a fault window."""
+        ended = sample.started + sample.ms / 1000
+        return any(sample.started <= end and ended >= start for start, end in self.outages)
+
     def of(self, kind: str, since: float = 0.0, until: float = float("inf")) -> list[Sample]:
         return [s for s in self.samples if s.kind == kind and since <= s.started < until]
 
@@ -108,8 +113,7 @@ class Ledger:
         return [
             s
             for s in self.samples
-            if (s.status == 0 or s.status in RETRY_STATUSES)
-            and not any(start <= s.started <= end for start, end in self.outages)
+            if (s.status == 0 or s.status in RETRY_STATUSES) and not self.in_outage(s)
         ]
 
 
@@ -162,16 +166,57 @@ class Reply:
 # -- one virtual rater ---------------------------------------------------------------------
 
 
+@dataclass
+class Clock:
+    """When a crowd stops rating. Plainly ``duration_s`` after the start; with
+    ``after_joining``, ``duration_s`` after the moment every rater had its first trial
+    (or ``join_within_s`` after the start, if that comes first): a thousand raters
+    arriving at once are a phase of their own, measured apart from the rating."""
+
+    raters: int
+    duration_s: float
+    after_joining: bool = False
+    join_within_s: float = 180.0
+    started: float = field(default_factory=time.monotonic)
+    joined: int = 0  # raters that had their first trial
+    rating_from: float | None = None  # every rater had joined (or the join window closed)
+    deadline: float = float("inf")
+
+    def __post_init__(self) -> None:
+        if not self.after_joining:
+            self.deadline = self.started + self.duration_s
+
+    def rater_joined(self) -> None:
+        self.joined += 1
+        if self.joined == self.raters:
+            self._rating_now()
+
+    async def watch(self) -> None:
+        """Close the join window if not every rater made it in time."""
+        while self.rating_from is None and time.monotonic() < self.started + self.join_within_s:
+            await asyncio.sleep(0.5)
+        self._rating_now()
+
+    def _rating_now(self) -> None:
+        if self.rating_from is None:
+            self.rating_from = time.monotonic()
+            if self.after_joining:
+                self.deadline = self.rating_from + self.duration_s
+
+
 class VirtualRater:
     """One browser: its own cookie jar, image cache and connections (up to 4, as a
     browser keeps a few per host); a new participant each time the last one finished."""
 
-    def __init__(self, *, base_url: str, invite: str, plan: RaterPlan, ledger: Ledger) -> None:
+    def __init__(
+        self, *, base_url: str, invite: str, plan: RaterPlan, ledger: Ledger, clock: Clock
+    ) -> None:
         self.invite = invite
         self.plan = plan
         self.ledger = ledger
+        self.clock = clock
+        self.joined = False
         self.cached: set[str] = set()
-        self.deadline = float("inf")
         self.http = aiohttp.ClientSession(
             base_url,
             connector=aiohttp.TCPConnector(limit=4, keepalive_timeout=15),
@@ -183,13 +228,16 @@ class VirtualRater:
     async def close(self) -> None:
         await self.http.close()
 
-    async def play(self, *, deadline: float) -> None:
-        """Participants one after another until ``deadline``; a participant whose request
-        failed past its retry window is recorded as abandoned and the next one starts.
-        At the deadline a rater stops between requests; only an answer already given is
-        still sent to an answer."""
-        self.deadline = deadline
-        while time.monotonic() < deadline:
+    @property
+    def deadline(self) -> float:
+        return self.clock.deadline
+
+    async def play(self) -> None:
+        """Participants one after another until the clock's deadline; a participant whose
+        request failed past its retry window is recorded as abandoned and the next one
+        starts. At the deadline a rater stops between requests; only an answer already
+        given is still sent to an answer."""
+        while time.monotonic() < self.deadline:
             try:
                 final = await self._participant()
             except (GaveUp, Unexpected) as exc:
@@ -210,10 +258,14 @@ class VirtualRater:
         await self._call("instructions", "POST", page, data=SCREEN)
         await self._call("page", "GET", page)
         state = (await self._call("state", "GET", f"{page}state")).json()
+        if not self.joined:
+            self.joined = True
+            self.clock.rater_joined()
         while state["trial"] is not None:
             await self._load_images(state)
             think = random.uniform(*self.plan.think_s)
             if time.monotonic() + think >= self.deadline:
+                await asyncio.sleep(max(self.deadline - time.monotonic(), 0.0))  # still looking
                 return "unfinished"
             await asyncio.sleep(think)
             if random.random() < self.plan.reload_chance:
@@ -239,7 +291,14 @@ class VirtualRater:
             for url in trial["images"].values()
             if url is not None and url not in self.cached
         }
-        await asyncio.gather(*(self._call("image", "GET", url) for url in urls))
+        # All of them finish (or fail) before a failure ends the participant: none may
+        # be left running on a connection the rater is about to close.
+        done = await asyncio.gather(
+            *(self._call("image", "GET", url) for url in urls), return_exceptions=True
+        )
+        for outcome in done:
+            if isinstance(outcome, BaseException):
+                raise outcome
         self.cached |= urls
 
     async def _reload(self, page: str, position: int) -> None:
@@ -369,31 +428,34 @@ async def run_raters(
     raters: int,
     duration_s: float,
     ramp_s: float = 0.0,
-    during: Callable[[], Any] | None = None,
-) -> float:
-    """``raters`` virtual raters, started evenly over ``ramp_s``, rating until
-    ``duration_s`` after the first start (answers in flight then are still retried to
-    an answer). ``during``, if given, is a coroutine function run alongside (the fault
-    schedule). Returns the run's start on the ``time.monotonic()`` clock."""
-    started = time.monotonic()
-    deadline = started + duration_s
+    after_joining: bool = False,
+    during: Callable[[Clock], Awaitable[Any]] | None = None,
+) -> Clock:
+    """``raters`` virtual raters, started evenly over ``ramp_s``, rating for
+    ``duration_s`` (from the start, or ``after_joining`` from when all had joined: see
+    :class:`Clock`); answers in flight at the deadline are still retried to an answer.
+    ``during``, if given, is a coroutine function of the clock run alongside (the fault
+    schedule).
+    Returns the clock, with the run's start, join and deadline times."""
+    clock = Clock(raters=raters, duration_s=duration_s, after_joining=after_joining)
     crowd = [
-        VirtualRater(base_url=base_url, invite=invite, plan=plan, ledger=ledger)
+        VirtualRater(base_url=base_url, invite=invite, plan=plan, ledger=ledger, clock=clock)
         for _ in range(raters)
     ]
 
     async def one(index: int, rater: VirtualRater) -> None:
         await asyncio.sleep(ramp_s * index / max(raters, 1))
         try:
-            await rater.play(deadline=deadline)
+            await rater.play()
         finally:
             await rater.close()
 
-    jobs = [one(index, rater) for index, rater in enumerate(crowd)]
+    jobs: list[Awaitable[Any]] = [clock.watch()]
+    jobs += [one(index, rater) for index, rater in enumerate(crowd)]
     if during is not None:
-        jobs.append(during())
+        jobs.append(during(clock))
     await asyncio.gather(*jobs)
-    return started
+    return clock
 
 
 async def run_bare(
@@ -401,13 +463,13 @@ async def run_bare(
 ) -> None:
     """``clients`` loops GETting ``path`` back to back for ``duration_s`` (kind "healthz"),
     each with its own connection, through the same client code as the raters."""
-    deadline = time.monotonic() + duration_s
+    clock = Clock(raters=clients, duration_s=duration_s)
     plan = RaterPlan(method="", retry_for_s=0.0)
 
     async def loop() -> None:
-        client = VirtualRater(base_url=base_url, invite="", plan=plan, ledger=ledger)
+        client = VirtualRater(base_url=base_url, invite="", plan=plan, ledger=ledger, clock=clock)
         try:
-            while time.monotonic() < deadline:
+            while time.monotonic() < clock.deadline:
                 await client.send_once("healthz", "GET", path, None, None)
         finally:
             await client.close()
@@ -546,11 +608,11 @@ def children(pid: int) -> list[int]:
     return found
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU seconds of these processes so far (gone ones count 0)."""
+def cpu_seconds(pids: list[int]) -> dict[int, float]:
+    """User + system CPU seconds of each of these processes so far (gone ones left out)."""
     ticks = os.sysconf("SC_CLK_TCK")
     wanted = {str(pid) for pid in pids}
-    return sum((int(s[13]) + int(s[14])) / ticks for s in _proc_stats() if s[0] in wanted)
+    return {int(s[0]): (int(s[13]) + int(s[14])) / ticks for s in _proc_stats() if s[0] in wanted}
 
 
 def _proc_stats() -> Iterator[list[str]]:

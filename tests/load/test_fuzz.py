@@ -26,7 +26,7 @@ import traceback
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote, quote_from_bytes, urlencode
 
 import pytest
@@ -41,6 +41,7 @@ from perceptlab.studies import sessions
 from perceptlab.studies.models import Session, Stimulus
 
 pytestmark = pytest.mark.django_db
+T = TypeVar("T")
 
 SHORT_REQUESTS = 300
 LONG_REQUESTS = int(os.environ.get("PERCEPTLAB_FUZZ_REQUESTS") or 10_000)
@@ -82,10 +83,10 @@ def build_world() -> World:
     for state in STATES:
         made[state].refresh_from_db()
         assert made[state].state == state, (state, made[state].state)
-    state = Client().get(f"/r/{made['rating'].code}/state").json()
+    served = Client().get(f"/r/{made['rating'].code}/state").json()
     shown = [
         url.rsplit("/", 1)[1]
-        for t in (state["trial"], state["next"])
+        for t in (served["trial"], served["next"])
         if t
         for url in t["images"].values()
         if url
@@ -93,11 +94,16 @@ def build_world() -> World:
     others = Stimulus.objects.filter(study=study).exclude(token__in=shown)
     image = Client().get(f"/r/{made['rating'].code}/img/{shown[0]}")
     assert image.status_code == 200, (shown, image.status_code, image.content[:200])
+    with transaction.atomic():
+        answer = {"position": served["trial"]["position"], "key": str(uuid.uuid4()), "score": 5}
+        judged = Client().post(f"/r/{made['rating'].code}/judge", {**answer, "view_ms": 4000})
+        assert judged.status_code == 200, judged.content[:300]
+        transaction.set_rollback(True)
     return World(
         invites={"live": str(study.invite), "draft": str(draft.invite)},
         codes={name: str(session.code) for name, session in made.items()},
         tokens=(*shown, *others.values_list("token", flat=True)),
-        position=int(state["trial"]["position"]),
+        position=int(served["trial"]["position"]),
     )
 
 
@@ -142,6 +148,13 @@ class Hostile:
     api: bool = False
 
 
+def weighted(*choices: tuple[int, st.SearchStrategy[T]]) -> st.SearchStrategy[T]:
+    """One of the strategies, drawn in proportion to its weight (``st.one_of`` drops a
+    strategy given twice, so repeating one does not weigh it)."""
+    table = [strategy for weight, strategy in choices for _ in range(weight)]
+    return st.sampled_from(table).flatmap(lambda strategy: strategy)
+
+
 TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=30)  # the client encodes
 SPECIAL = st.sampled_from(
     [
@@ -174,7 +187,7 @@ SPECIAL = st.sampled_from(
     ]
 )
 HUGE = st.integers(300, 60_000).map(lambda n: "é" * n)
-HOSTILE_TEXT = st.one_of(TEXT, TEXT, SPECIAL, HUGE)
+HOSTILE_TEXT = weighted((2, TEXT), (1, SPECIAL), (1, HUGE))
 NUMBERISH = st.one_of(
     st.integers(),
     st.integers(min_value=10**20, max_value=10**400),
@@ -192,7 +205,7 @@ def segment(names: tuple[str, ...]) -> st.SearchStrategy[str | Ref]:
     if not names:
         return garbage
     refs = st.sampled_from([Ref(n) for n in names])
-    return st.one_of(refs, refs, refs, garbage)
+    return weighted((3, refs), (1, garbage))
 
 
 def query_string() -> st.SearchStrategy[str]:
@@ -208,7 +221,7 @@ def query_string() -> st.SearchStrategy[str]:
     )
     many = st.integers(0, 1_500).map(lambda n: "&".join(f"p{i}=v" for i in range(n)))
     broken = st.sampled_from(["&&&", "=", "a=%", "%zz=1", "a=b=c", ";;", "a=%ED%A0%80"])
-    return st.one_of(st.just(""), pairs, pairs, raw, many, broken)
+    return weighted((1, st.just("")), (3, pairs), (1, raw), (1, many), (1, broken))
 
 
 def headers() -> st.SearchStrategy[dict[str, str]]:
@@ -259,19 +272,18 @@ OTHER_TYPES = [
 
 def judge_body() -> st.SearchStrategy[tuple[Body, str]]:
     as_json = st.tuples(
-        st.one_of(judgment(), judgment(), JSON_VALUE).map(JsonBody),
+        weighted((2, judgment()), (1, JSON_VALUE)).map(JsonBody),
         st.sampled_from(JSON_TYPES[:1] * 4 + JSON_TYPES[1:]),
     )
     answers: list[dict[str, Any]] = [{"choice": "a"}, {"score": 5}, {"score": 3.5}]
-    valid = st.tuples(
+    valid = st.builds(
+        lambda answer, key, encoding: as_body(
+            {"position": Ref("position"), "key": key, "view_ms": 4000, "flips": 3, **answer},
+            encoding,
+        ),
         st.sampled_from(answers),
         st.uuids().map(str),
-        st.booleans(),
-    ).map(
-        lambda parts: (
-            FormBody({"position": Ref("position"), "key": parts[1], **parts[0]}, parts[2]),
-            MULTIPART_CONTENT if parts[2] else FORM,
-        )
+        st.sampled_from(["json", FORM, MULTIPART_CONTENT]),
     )
     deep = st.integers(1, 9_000).map(lambda d: ("[" * d + "]" * d, "application/json"))
     escapes = st.sampled_from(['"\\u0000"', '"\\ud800"', '{"choice": "\\udfff"}', "NaN"]).map(
@@ -279,7 +291,16 @@ def judge_body() -> st.SearchStrategy[tuple[Body, str]]:
     )
     huge = st.integers(16_000, 3_000_000).map(lambda n: (b"x" * n, "application/json"))
     forms = form_body(JUDGE_FIELDS)
-    return st.one_of(as_json, as_json, valid, deep, escapes, huge, forms, raw_body())
+    return weighted(
+        (3, as_json), (2, valid), (1, deep), (1, escapes), (1, huge), (1, forms), (1, raw_body())
+    )
+
+
+def as_body(fields: dict[str, Any], encoding: str) -> tuple[Body, str]:
+    """``fields`` as JSON ("json"), form-encoded (FORM) or multipart (MULTIPART_CONTENT)."""
+    if encoding == "json":
+        return JsonBody(fields), "application/json"
+    return FormBody(fields, multipart=encoding == MULTIPART_CONTENT), encoding
 
 
 def form_body(names: tuple[str, ...]) -> st.SearchStrategy[tuple[Body, str]]:
@@ -368,7 +389,7 @@ def hostile_request(draw: st.DrawFn) -> Hostile:
         request.body, request.content_type = draw(judge_body())
     else:
         names = ("decision", "csrfmiddlewaretoken", *SCREEN_FIELDS)
-        forms = st.one_of(VALID_FORMS, form_body(names), form_body(names), raw_body())
+        forms = weighted((1, VALID_FORMS), (2, form_body(names)), (1, raw_body()))
         request.body, request.content_type = draw(forms)
     return request
 

@@ -28,6 +28,7 @@ from django.db import connection
 from django.db.models import F
 from harness import (
     Ack,
+    Clock,
     Gunicorn,
     Ledger,
     RaterPlan,
@@ -71,7 +72,7 @@ def test_acknowledged_judgments_survive_a_killed_web_server(server: Gunicorn) ->
     study = make_study("2afc", images=4, judgments_per_item=200, trials_per_session=10)
     ledger = Ledger()
 
-    async def kill_and_restart() -> None:
+    async def kill_and_restart(clock: Clock) -> None:
         latest = time.monotonic() + DURATION_S / 2
         await asyncio.sleep(KILL_AT_S)
         while len(ledger.acknowledged) < ACKS_BEFORE_KILL and time.monotonic() < latest:
@@ -79,7 +80,7 @@ def test_acknowledged_judgments_survive_a_killed_web_server(server: Gunicorn) ->
         killed = time.monotonic()
         server.kill(workers_only=False)
         await asyncio.to_thread(server.start)
-        ledger.outages.append((killed - PLAN.timeout_s, time.monotonic() + GRACE_S))
+        ledger.outages.append((killed, time.monotonic() + GRACE_S))
 
     asyncio.run(
         run_raters(

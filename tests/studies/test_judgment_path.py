@@ -155,3 +155,11 @@ def test_a_database_outage_asks_the_page_to_retry_and_loses_nothing(
     again = _answer(client, session, state)  # the page's retry once the database is back
     assert again.status_code == 200 and again.json()["ok"]
     assert Judgment.objects.filter(trial__session=session).count() == 1
+
+
+def test_a_score_too_large_for_a_float_is_invalid_not_a_server_error() -> None:
+    """The input guard answers such a body first; the form must hold on its own too."""
+    from perceptlab.studies.forms import JudgeForm
+
+    form = JudgeForm({"position": 0, "key": str(uuid.uuid4()), "score": 10**400})
+    assert not form.is_valid() and "score" in form.errors

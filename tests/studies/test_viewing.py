@@ -80,3 +80,7 @@ def test_a_hidden_tab_or_a_cut_pane_is_flagged() -> None:
     assert viewing_flags({}) == []
     assert viewing_flags({"hidden_ms": 0, "cut": False}) == []
     assert viewing_flags({"hidden_ms": 1, "cut": True}) == ["pane_hidden", "pane_cut"]
+
+
+def test_a_huge_integer_in_the_report_is_dropped_not_a_server_error() -> None:
+    assert trial_viewing({"hidden_ms": 10**400, "dpr": 2}) == {"dpr": 2.0}
