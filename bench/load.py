@@ -48,6 +48,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -288,9 +289,8 @@ def postgres_pids() -> list[int]:
 
 
 def busy_line(before: Busy, after: Busy) -> str:
-    """Shares of the machine's CPU time (all cores) between two moments. What processes
-    that ended meanwhile used (killed gunicorn workers, PostgreSQL backends) counts in
-    "other"; processes started meanwhile count from their start."""
+    """Shares of the machine's CPU time (all cores) between two moments; processes
+    started meanwhile count from their start."""
     total = max(after.machine - before.machine, 1e-9)
     busy = total - (after.idle - before.idle)
     shares = {"load generator": after.generator - before.generator}
@@ -397,9 +397,28 @@ class Rig:
 
     @contextmanager
     def measured(self, lines: list[str]) -> Iterator[None]:
+        """Appends how busy the machine was meanwhile. The processes are sampled every
+        second, so one that ended (a killed or recycled worker) counts to its last sample."""
         before = busy_now(self.groups())
-        yield
-        lines.append(busy_line(before, busy_now(self.groups())))
+        seen: dict[str, dict[int, float]] = {}
+        stop = threading.Event()
+
+        def sample() -> None:
+            while not stop.wait(1.0):
+                for name, pids in self.groups().items():
+                    seen.setdefault(name, {}).update(cpu_seconds(pids))
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            sampler.join()
+        after = busy_now(self.groups())
+        for name, last in seen.items():
+            after.groups[name] = {**last, **after.groups.get(name, {})}
+        lines.append(busy_line(before, after))
 
 
 async def bare_phase(rig: Rig) -> float:
@@ -568,7 +587,9 @@ async def benchmark(rig: Rig) -> bool:
         print(*(await asyncio.to_thread(reconcile_lines, rig)), sep="\n")
     crowd_rate, judge_ms = await crowd_phase(rig) if args.raters else (float("nan"), [])
     lines = await asyncio.to_thread(reconcile_lines, rig)
-    print(*lines, ledger_line(rig.ledger), log_problems(rig.server.log), sep="\n")
+    print(
+        *lines, ledger_line(rig.ledger), log_problems(rig.server.log, rig.server.workers), sep="\n"
+    )
     print("\n== against the goals")
     print(f"judgments/s, max throughput: {ceiling:.1f}  (goal ≥ {GOAL_JUDGMENTS_PER_S:.0f})")
     print(f"judgments/s, crowd: {crowd_rate:.1f}  (what the crowd offered, not a ceiling)")
@@ -596,12 +617,18 @@ def reconcile_lines(rig: Rig) -> list[str]:
     return reconcile_now(rig).lines()
 
 
-def log_problems(log: Path) -> str:
-    """Tracebacks, errors and worker timeouts in gunicorn's log (the app logs at WARNING)."""
+def log_problems(log: Path, workers: int) -> str:
+    """Tracebacks, errors and worker timeouts in gunicorn's log (the app logs at WARNING),
+    and how many workers were started after the first ones (recycled after
+    ``max_requests``, or replacing killed ones)."""
     lines = log.read_text(errors="replace").splitlines() if log.exists() else []
     marks = ("Traceback", "[ERROR]", "WORKER TIMEOUT", "[CRITICAL]")
     found = [line for line in lines if any(mark in line for mark in marks)]
-    return f"gunicorn log: {len(found)} error lines" + "".join(f"\n  {x}" for x in found[:5])
+    boots = sum(1 for line in lines if "Booting worker" in line)
+    return (
+        f"gunicorn log: {len(found)} error lines; workers started after the first "
+        f"{workers}: {boots - workers}" + "".join(f"\n  {x}" for x in found[:5])
+    )
 
 
 def main() -> int:

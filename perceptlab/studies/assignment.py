@@ -57,16 +57,17 @@ class Snapshot:
     @classmethod
     def of(cls, session: Session) -> Snapshot:
         trials = Trial.objects.filter(session=session).select_related(*TRIAL_RELATED)
-        return cls._build(session, list(trials))
+        return cls._build(session, list(trials.order_by()))
 
     @classmethod
     def by_code(cls, code: uuid.UUID) -> Snapshot | None:
         """The session with this code and its trials in one query (two for a session
         with no trial yet); None if there is no such session."""
         trials = list(
-            Trial.objects.filter(session__code=code).select_related(
-                "session__study", *TRIAL_RELATED
-            )
+            # no ORDER BY: the models' default orderings would join more tables
+            Trial.objects.filter(session__code=code)
+            .select_related("session__study", *TRIAL_RELATED)
+            .order_by()
         )
         if trials:
             return cls._build(trials[0].session, trials)
@@ -240,7 +241,10 @@ def _bind_test(snap: Snapshot, position: int) -> Trial | None:
     session, study = snap.session, snap.session.study
     seen = [t.item_id for t in snap.of_kind(Trial.Kind.TEST)]
     candidates = (
-        study.items.filter(kind=Item.Kind.TEST).exclude(pk__in=seen).select_related(*ITEM_RELATED)
+        study.items.filter(kind=Item.Kind.TEST)
+        .exclude(pk__in=seen)
+        .select_related(*ITEM_RELATED)
+        .order_by()  # the planner ranks them; Item's default ordering joins the study
     )
     if study.is_acr_hr:
         candidates = _referenced_images_only(snap, position, candidates)
