@@ -614,7 +614,10 @@ def reconcile_now(rig: Rig) -> Reconciliation:
 
 
 def reconcile_lines(rig: Rig) -> list[str]:
-    return reconcile_now(rig).lines()
+    try:
+        return reconcile_now(rig).lines()
+    except Exception as exc:  # e.g. a database the run left unreadable
+        return [f"reconciliation: FAILED, the database could not be read: {exc!r}"]
 
 
 def log_problems(log: Path, workers: int) -> str:
@@ -655,14 +658,19 @@ def main() -> int:
         log=workdir / "gunicorn.log",
     )
     worker = DbWorker(env=env, log=workdir / "worker.log") if args.kill_worker else None
+    status = 1
     try:
-        return run(args, env, database, server, worker)
+        status = run(args, env, database, server, worker)
+        return status
     finally:
         server.stop()
         if worker is not None:
             worker.kill()
-        database.drop()
-        shutil.rmtree(workdir, ignore_errors=True)
+        if status == 0:
+            database.drop()
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:  # the logs, and the SQLite file or the PostgreSQL database, for a post-mortem
+            print(f"kept for inspection: {workdir} (gunicorn.log), {database.url}")
 
 
 def run(

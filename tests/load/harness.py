@@ -384,6 +384,8 @@ class VirtualRater:
             await asyncio.sleep(
                 RETRY_S[min(attempt, len(RETRY_S) - 1)] * random.uniform(0.75, 1.25)
             )
+        if kind != "judge" and time.monotonic() >= self.deadline:
+            raise Stopped  # the run ended while it was retrying, not the retry window
         raise GaveUp(kind, path)
 
     async def send_once(

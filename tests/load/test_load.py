@@ -15,10 +15,12 @@ raters' ledger and names each kind of mismatch when it does not.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -67,6 +69,13 @@ def server(settings, tmp_path: Path) -> Iterator[Gunicorn]:  # type: ignore[no-u
 
 
 @pytest.mark.slow
+def _run_catching(coroutine: Coroutine[Any, Any, Any], failure: list[BaseException]) -> None:
+    try:
+        asyncio.run(coroutine)
+    except BaseException as exc:  # re-raised in the test's thread
+        failure.append(exc)
+
+
 @pytest.mark.django_db(transaction=True)
 def test_acknowledged_judgments_survive_a_killed_web_server(server: Gunicorn) -> None:
     study = make_study("2afc", images=4, judgments_per_item=200, trials_per_session=10)
@@ -82,18 +91,24 @@ def test_acknowledged_judgments_survive_a_killed_web_server(server: Gunicorn) ->
         await asyncio.to_thread(server.start)
         ledger.outages.append((killed, time.monotonic() + GRACE_S))
 
-    asyncio.run(
-        run_raters(
-            base_url=server.base_url,
-            invite=str(study.invite),
-            plan=PLAN,
-            ledger=ledger,
-            raters=RATERS,
-            duration_s=DURATION_S,
-            ramp_s=5.0,
-            during=kill_and_restart,
-        )
+    raters = run_raters(
+        base_url=server.base_url,
+        invite=str(study.invite),
+        plan=PLAN,
+        ledger=ledger,
+        raters=RATERS,
+        duration_s=DURATION_S,
+        ramp_s=5.0,
+        during=kill_and_restart,
     )
+    # A browser test earlier in the same process leaves Playwright's event loop set in
+    # this thread; the raters get a thread (and an event loop) of their own.
+    failure: list[BaseException] = []
+    runner = threading.Thread(target=_run_catching, args=(raters, failure))
+    runner.start()
+    runner.join()
+    if failure:
+        raise failure[0]
 
     result = reconcile(study_id=study.pk, ledger=ledger)
     print(*result.lines(), f"acknowledged after a retry: {len(ledger.retried)}", sep="\n")
