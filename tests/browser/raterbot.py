@@ -20,7 +20,9 @@ def enter(page: Any, live_server: Any, study: Study, query: str = "") -> None:
     page.keyboard.press("Enter")
     page.get_by_test_id("start").focus()
     page.keyboard.press("Enter")
-    page.wait_for_selector(READY_OR_FEEDBACK)
+    # The first trial waits for its images to be decoded; on a loaded 2-core machine, a
+    # live server whose test database is busy answers "retry" and the page backs off.
+    page.wait_for_selector(READY_OR_FEEDBACK, timeout=30_000)
 
 
 def position(page: Any) -> int:

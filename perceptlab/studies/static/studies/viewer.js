@@ -376,12 +376,17 @@ export function createViewer({ root, config, onFitChange }) {
 
   // -- fit ----------------------------------------------------------------------------
 
+  // A pane counts as cut off only when more than a pixel is outside the window: the grid
+  // nudge moves a canvas by under one device pixel, and layout rounds to CSS pixels.
+  const FIT_SLACK = 1;
+
   function fits() {
-    const width = document.documentElement.clientWidth;
-    const height = document.documentElement.clientHeight;
+    const width = document.documentElement.clientWidth + FIT_SLACK;
+    const height = document.documentElement.clientHeight + FIT_SLACK;
     return panes.every((pane) => {
       const box = pane.canvas.getBoundingClientRect();
-      return box.left >= 0 && box.top >= 0 && box.right <= width && box.bottom <= height;
+      return box.left >= -FIT_SLACK && box.top >= -FIT_SLACK && box.right <= width &&
+        box.bottom <= height;
     });
   }
 
