@@ -10,7 +10,7 @@ from perceptlab.studies.judging import Answer
 from perceptlab.studies.models import Judgment, Study
 from perceptlab.studies.viewing import Screen, trial_viewing
 
-PANE_GAP_DEVICE_PX = 16  # between side-by-side panes (rater.css/rater.js use the same)
+PANE_GAP_DEVICE_PX = 16  # between side-by-side panes (rater.css/viewer.js use the same)
 CONTROLS_CSS_PX = 160  # header, pane labels and answer buttons around the images
 
 

@@ -366,7 +366,7 @@ def _rating(request: HttpRequest, session: Session) -> HttpResponse:
 def _app_config(
     request: HttpRequest, session: Session, scale: dict[str, Any], state: dict[str, Any]
 ) -> dict[str, Any]:
-    """What rater.js needs, embedded in the page with json_script."""
+    """What the rater app (app.js, viewer.js) needs, embedded in the page with json_script."""
     study = session.study
     return {
         "code": str(session.code),
