@@ -83,3 +83,12 @@ def on_starting(server: Any) -> None:
     errors = [str(message) for message in found if message.is_serious()]
     if errors:
         raise SystemExit("PerceptLab will not start:\n" + "\n".join(errors))
+
+
+def pre_fork(server: Any, worker: Any) -> None:
+    """The master holds no database connection across a fork: a child using an SQLite
+    connection (or a PostgreSQL socket) opened by its parent corrupts it ("database disk
+    image is malformed"). Nothing in the master should open one; this makes sure."""
+    from django.db import connections
+
+    connections.close_all()

@@ -168,21 +168,25 @@ def envheader(name: str, *, env: Mapping[str, str] | None = None) -> tuple[str, 
 def database_connections(
     database: dict[str, Any], *, env: Mapping[str, str] | None = None
 ) -> dict[str, Any]:
-    """Connection reuse for a PostgreSQL ``database`` entry, from the environment.
+    """Connection reuse for a ``database`` entry, from the environment.
 
     Either persistent connections — each web thread keeps its own for
     ``PERCEPTLAB_DB_CONN_MAX_AGE`` seconds (default 60; 0 closes it after every request),
-    health-checked before reuse — or, with ``PERCEPTLAB_DB_POOL_SIZE`` > 0, psycopg 3's pool:
-    each process holds at most that many connections, shared by its threads, and a request
-    waits up to ``PERCEPTLAB_DB_POOL_TIMEOUT`` seconds for one. Django refuses both at once,
-    so asking for both is an error. SQLite is returned unchanged (a pool is refused).
+    health-checked before reuse on PostgreSQL — or, with ``PERCEPTLAB_DB_POOL_SIZE`` > 0,
+    psycopg 3's pool: each process holds at most that many connections, shared by its
+    threads, and a request waits up to ``PERCEPTLAB_DB_POOL_TIMEOUT`` seconds for one.
+    Django refuses both at once, so asking for both is an error.
+
+    SQLite keeps persistent connections too: opening one (the file, the WAL pragmas,
+    Django's SQL functions) costs about 1 ms of CPU, more than a judgment's queries. A
+    pool is refused for SQLite.
     """
     pool_size = envint("PERCEPTLAB_DB_POOL_SIZE", 0, min_value=0, max_value=1000, env=env)
+    max_age = envint("PERCEPTLAB_DB_CONN_MAX_AGE", 60, min_value=0, env=env)
     if database["ENGINE"] != "django.db.backends.postgresql":
         if pool_size:
             raise ImproperlyConfigured("PERCEPTLAB_DB_POOL_SIZE needs PostgreSQL (DATABASE_URL)")
-        return database
-    max_age = envint("PERCEPTLAB_DB_CONN_MAX_AGE", 60, min_value=0, env=env)
+        return {**database, "CONN_MAX_AGE": max_age}
     if pool_size and _raw("PERCEPTLAB_DB_CONN_MAX_AGE", env) is not None and max_age:
         raise ImproperlyConfigured(
             f"PERCEPTLAB_DB_CONN_MAX_AGE={max_age} and PERCEPTLAB_DB_POOL_SIZE={pool_size}: "

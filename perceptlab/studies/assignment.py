@@ -16,9 +16,11 @@ item from reaching a session twice. Slots of sessions idle for
 ``Study.session_timeout_minutes`` are given back.
 
 The rater path reads a session once: a :class:`Snapshot` holds the session, its study
-and every trial with its item, stimuli and judgment, from one query; everything the
-request decides (the current and next trial, progress, quality control) comes from it,
-and only what changes is written.
+and every trial with its judgment, from one query, and each trial's item with its
+stimuli from the process's :mod:`~perceptlab.studies.catalog` (items and stimuli do not
+change under load); everything the request decides (the current and next trial,
+progress, quality control) comes from it, and only what changes is written. Binding a
+test trial reads the open candidates' ids and slot counts, not their rows.
 """
 
 from __future__ import annotations
@@ -32,14 +34,15 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, Exists, F, OuterRef, QuerySet
 from django.utils import timezone
 
+from perceptlab.studies import catalog
 from perceptlab.studies.models import Item, Judgment, Session, Stimulus, Study, Trial
 from perceptlab.studies.planners import planner_for
 
 LOOKAHEAD = 2  # the trial on screen and the next one, which the browser preloads
 SKIP = "skip"  # a schedule position left empty because no item was available
 REFERENCE = "reference"  # ACR-HR: a test trial rating the hidden reference (no slot)
-TRIAL_RELATED = ("item__a", "item__b", "judgment")
 ITEM_RELATED = ("a", "b")
+_trial_item = Trial._meta.get_field("item")
 
 
 @dataclass
@@ -56,7 +59,7 @@ class Snapshot:
 
     @classmethod
     def of(cls, session: Session) -> Snapshot:
-        trials = Trial.objects.filter(session=session).select_related(*TRIAL_RELATED)
+        trials = Trial.objects.filter(session=session).select_related("judgment")
         return cls._build(session, list(trials.order_by()))
 
     @classmethod
@@ -66,7 +69,7 @@ class Snapshot:
         trials = list(
             # no ORDER BY: the models' default orderings would join more tables
             Trial.objects.filter(session__code=code)
-            .select_related("session__study", *TRIAL_RELATED)
+            .select_related("session__study", "judgment")
             .order_by()
         )
         if trials:
@@ -77,8 +80,10 @@ class Snapshot:
     @classmethod
     def _build(cls, session: Session, trials: list[Trial]) -> Snapshot:
         snap = cls(session)
+        items = catalog.items_of(session.study, {t.item_id for t in trials})
         for trial in trials:
             trial.session = session  # one session object, however many rows
+            _trial_item.set_cached_value(trial, items[trial.item_id])
             snap.trials[trial.position] = trial
             try:
                 snap.answers[trial.position] = trial.judgment  # joined: no query
@@ -243,17 +248,21 @@ def _bind_test(snap: Snapshot, position: int) -> Trial | None:
     candidates = (
         study.items.filter(kind=Item.Kind.TEST)
         .exclude(pk__in=seen)
-        .select_related(*ITEM_RELATED)
         .order_by()  # the planner ranks them; Item's default ordering joins the study
     )
     if study.is_acr_hr:
         candidates = _referenced_images_only(snap, position, candidates)
     if session.is_preview:  # a researcher's preview takes no slot
-        ranked = list(candidates.order_by("?")[:1])
-        return _create(snap, position, Trial.Kind.TEST, ranked[0]) if ranked else None
+        picked = list(candidates.order_by("?").values_list("pk", flat=True)[:1])
+        item = catalog.item_of(study, picked[0]) if picked else None
+        return _create(snap, position, Trial.Kind.TEST, item) if item else None
     for attempt in range(2):
-        open_items = list(candidates.filter(assigned__lt=study.judgments_per_item))
-        for item in planner_for(study).rank(session=session, candidates=open_items):
+        open_slots = dict(
+            candidates.filter(assigned__lt=study.judgments_per_item).values_list("pk", "assigned")
+        )
+        open_items = list(catalog.items_of(study, open_slots).values())
+        planner = planner_for(study)
+        for item in planner.rank(session=session, candidates=open_items, assigned=open_slots):
             trial = _create(snap, position, Trial.Kind.TEST, item, slot=study.judgments_per_item)
             if trial is not None:
                 return trial

@@ -4,7 +4,7 @@ A planner does two things:
 
 * ``pairs(study=..., conditions=...)``: which pairs of one image's conditions become
   2AFC items (called once, when the study's items are built);
-* ``rank(session=..., candidates=...)``: the order in which a session should try the
+* ``rank(session=..., candidates=..., assigned=...)``: the order in which a session should try the
   candidate items (called each time a test trial is bound). Assignment then reserves the
   first candidate whose slot it can take.
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
@@ -32,11 +32,17 @@ class Planner:
     ) -> list[tuple[Stimulus, Stimulus]]:
         raise NotImplementedError
 
-    def rank(self, *, session: Session, candidates: Sequence[Item]) -> list[Item]:
-        """Least-served first; ties in random order (so concurrent raters spread out)."""
+    def rank(
+        self, *, session: Session, candidates: Sequence[Item], assigned: Mapping[int, int]
+    ) -> list[Item]:
+        """Least-served first; ties in random order (so concurrent raters spread out).
+
+        ``assigned`` holds each candidate's slots taken, as the database has them now
+        (the candidates are a process's shared copies; their own ``assigned`` is stale).
+        """
         shuffled = list(candidates)
         random.shuffle(shuffled)
-        return sorted(shuffled, key=lambda item: item.assigned)
+        return sorted(shuffled, key=lambda item: assigned[item.pk])
 
 
 def _ordered(a: Stimulus, b: Stimulus) -> tuple[Stimulus, Stimulus]:

@@ -18,6 +18,8 @@ def enter(page: Any, live_server: Any, study: Study, query: str = "") -> None:
     page.goto(live_server.url + reverse("studies:join", args=[study.invite]) + query)
     page.get_by_test_id("agree").focus()
     page.keyboard.press("Enter")
+    # Start is enabled once the page's script has measured the window.
+    page.wait_for_selector("[data-testid=start]:enabled")
     page.get_by_test_id("start").focus()
     page.keyboard.press("Enter")
     # The first trial waits for its images to be decoded; on a loaded 2-core machine, a

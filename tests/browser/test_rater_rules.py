@@ -210,7 +210,8 @@ def test_view_ms_is_the_visible_time_and_viewing_is_reported(page: Any, live_ser
 def _to_instructions(page: Any, live_server: Any, study: Study) -> None:
     page.goto(live_server.url + reverse("studies:join", args=[study.invite]))
     page.get_by_test_id("agree").click()
-    page.wait_for_selector("[data-testid=screen-form]")
+    # the page's script has measured the window once it says whether it fits
+    page.wait_for_selector("[data-testid=size-check][data-fits]", state="attached")
 
 
 def test_the_size_check_blocks_a_small_window_until_it_is_enlarged(

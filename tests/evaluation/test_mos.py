@@ -247,6 +247,24 @@ def test_acr_hr_differential_scores_are_per_rater_and_can_be_crushed() -> None:
         dmos_acr_hr(frame, reference_of={}, scale_max=5)
 
 
+def test_acr_hr_dmos_of_a_study_under_way_skips_images_nobody_rated_yet() -> None:
+    # img2 is not rated at all and q's reference nobody rated yet (it comes later in the
+    # sessions): DMOS is reported for p alone, not refused.
+    frame = pd.DataFrame(
+        {
+            "rater": ["a", "a", "b", "b", "b"],
+            "stimulus": ["ref1", "p", "ref1", "p", "q"],
+            "score": [5.0, 3.0, 4.0, 4.0, 2.0],
+        }
+    )
+    reference_of = {"p": "ref1", "q": "ref3", "r": "ref2"}
+    table = dmos_acr_hr(frame, reference_of=reference_of, scale_max=5, n_resamples=20).table
+    assert table["stimulus"].tolist() == ["p"] and table["n"].iloc[0] == 2
+    assert table["mos"].iloc[0] == pytest.approx(((3 - 5 + 5) + (4 - 4 + 5)) / 2)
+    with pytest.raises(StatsInputError, match="no rater rated both"):
+        dmos_acr_hr(frame[frame["stimulus"] != "ref1"], reference_of=reference_of, scale_max=5)
+
+
 def test_dcr_dmos_is_the_mos_of_the_degradation_ratings_under_its_own_name() -> None:
     frame = ratings("VQEGHD3_dataset_raw")
     dmos = dmos_dcr(frame, n_resamples=100)

@@ -96,7 +96,13 @@ def test_postgres_keeps_health_checked_persistent_connections_by_default() -> No
     assert (
         database_connections(POSTGRES, env={"PERCEPTLAB_DB_CONN_MAX_AGE": "0"})["CONN_MAX_AGE"] == 0
     )
-    assert database_connections(SQLITE, env={}) == SQLITE
+
+
+
+def test_sqlite_keeps_persistent_connections_too() -> None:
+    assert database_connections(SQLITE, env={}) == {**SQLITE, "CONN_MAX_AGE": 60}
+    no_reuse = {"PERCEPTLAB_DB_CONN_MAX_AGE": "0"}
+    assert database_connections(SQLITE, env=no_reuse)["CONN_MAX_AGE"] == 0
 
 
 def test_the_pool_replaces_persistent_connections() -> None:

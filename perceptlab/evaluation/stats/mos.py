@@ -246,11 +246,10 @@ def dmos_acr_hr(
 def _differential_scores(
     frame: pd.DataFrame, reference_of: Mapping[str, str], scale_max: float
 ) -> pd.DataFrame:
-    stimuli = set(frame["stimulus"])
+    # A reference is needed only for the processed stimuli that were rated: a study under
+    # way (or a design that leaves an image out) has images with no ratings at all, and a
+    # PVS whose reference nobody rated yet has no DV, like a rater's PVS without theirs.
     references = {str(r) for r in reference_of.values()}
-    unknown = sorted(references - stimuli)
-    if unknown:
-        raise StatsInputError(f"reference stimulus {', '.join(unknown[:5])} has no ratings")
     pvs = frame[~frame["stimulus"].isin(references)]
     orphans = sorted(set(pvs["stimulus"]) - set(reference_of))
     if orphans:

@@ -5,9 +5,10 @@
  *
  * The page embeds {width, height, controlsCss} as JSON (#size-check): the window needs
  * `width` device pixels across, and the crop height plus controlsCss CSS pixels of controls
- * (× devicePixelRatio) down; `height` is that need at devicePixelRatio 1. While the window
- * is too small, Start is disabled, the page says how many device pixels are missing, and a
- * "I cannot make the window larger" button (gave_up=on) lets the rater leave.
+ * (× devicePixelRatio) down; `height` is that need at devicePixelRatio 1. The page renders
+ * Start disabled; the first check enables it. While the window is too small, Start stays
+ * disabled, the page says how many device pixels are missing, and a "I cannot make the
+ * window larger" button (gave_up=on) lets the rater leave.
  *
  * Importing it has no effect outside a browser page with #screen-form (node tests and
  * the rating page import its functions).
@@ -59,13 +60,17 @@ function fill(form, win) {
 
 function check(form, win, need, report) {
   fill(form, win);
-  if (!need || !report) return;
+  const start = form.querySelector('[data-testid="start"]');
+  if (!need || !report) {
+    start.disabled = false; // nothing to check: the page renders Start disabled until now
+    return;
+  }
   const size = measure(need, win);
   const fits = !size.missing[0] && !size.missing[1];
   report.textContent = describe(size);
   report.dataset.fits = String(fits);
   report.classList.toggle("error", !fits);
-  form.querySelector('[data-testid="start"]').disabled = !fits;
+  start.disabled = !fits;
   const giveUp = form.querySelector('[data-testid="give-up"]');
   if (giveUp) giveUp.hidden = fits;
 }
