@@ -98,7 +98,6 @@ def test_postgres_keeps_health_checked_persistent_connections_by_default() -> No
     )
 
 
-
 def test_sqlite_keeps_persistent_connections_too() -> None:
     assert database_connections(SQLITE, env={}) == {**SQLITE, "CONN_MAX_AGE": 60}
     no_reuse = {"PERCEPTLAB_DB_CONN_MAX_AGE": "0"}
