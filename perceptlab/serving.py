@@ -12,6 +12,7 @@ previews. Raters never read them: they get their images from ``/r/<code>/img/<to
 from __future__ import annotations
 
 import mimetypes
+from typing import Any
 from urllib.parse import quote
 
 from django.conf import settings
@@ -60,10 +61,10 @@ def safe_name(name: str) -> bool:
 
 @require_safe
 def media(request: HttpRequest, name: str) -> HttpResponseBase:
-    """A stored file for a staff member (the admin's previews); 404 for everyone else, so
-    the names of stored files are confirmed to nobody."""
-    user = request.user
-    if not (user.is_active and user.is_staff) or not safe_name(name):
+    """A stored file for a staff member who works on studies or image sets (the admin's
+    previews); 404 for everyone else, so the names of stored files are confirmed to
+    nobody."""
+    if not _sees_media(request.user) or not safe_name(name):
         raise Http404("no such file")
     guessed = mimetypes.guess_type(name)[0] or ""
     inline = guessed in INLINE_TYPES
@@ -73,3 +74,11 @@ def media(request: HttpRequest, name: str) -> HttpResponseBase:
     response["Cache-Control"] = MEDIA_CACHE
     response["X-Content-Type-Options"] = "nosniff"
     return response
+
+
+def _sees_media(user: Any) -> bool:
+    from perceptlab.studies.access import sees_any
+
+    if not (user.is_active and user.is_staff):
+        return False
+    return bool(user.has_perm("codecs.view_imageset")) or sees_any(user)

@@ -1,8 +1,10 @@
-"""Staff pages: a study's report, its standalone HTML file and its exports."""
+"""Staff pages: a study's report, its standalone HTML file and its exports, each for the
+staff who see that study (owner, collaborators, superusers: studies/access.py)."""
 
 from __future__ import annotations
 
-from functools import lru_cache
+from collections.abc import Callable
+from functools import lru_cache, wraps
 
 from django.contrib.admin.views.decorators import staff_member_required
 from django.http import Http404, HttpRequest, HttpResponse
@@ -20,6 +22,7 @@ from perceptlab.evaluation.reports import (
 )
 from perceptlab.evaluation.stats.common import StatsInputError
 from perceptlab.evaluation.study_analysis import analyse_study, config_for, report_data
+from perceptlab.studies.access import require_view
 from perceptlab.studies.models import Study
 
 EXPORTS = {
@@ -37,9 +40,25 @@ def _options(request: HttpRequest, study: Study) -> tuple[ReportOptionsForm, dic
     return form, form.options()
 
 
-@staff_member_required
-def report(request: HttpRequest, study_id: int) -> HttpResponse:
-    study = get_object_or_404(Study, pk=study_id)
+StudyView = Callable[..., HttpResponse]
+
+
+def study_page(view: StudyView) -> StudyView:
+    """Staff only (others go to the admin's login), and only on a study the user sees
+    (403 otherwise, as in the admin); the view receives the study."""
+
+    @staff_member_required
+    @wraps(view)
+    def wrapper(request: HttpRequest, study_id: int, **kwargs: str) -> HttpResponse:
+        study = get_object_or_404(Study, pk=study_id)
+        require_view(request.user, study)
+        return view(request, study, **kwargs)
+
+    return wrapper
+
+
+@study_page
+def report(request: HttpRequest, study: Study) -> HttpResponse:
     form, options = _options(request, study)
     context: dict[str, object] = {"study": study, "form": form, "exports": list(EXPORTS)}
     try:
@@ -64,9 +83,8 @@ def _section_html(section: Section) -> dict[str, str]:
     return {"title": section.title, "html": html, "caption": section.caption}
 
 
-@staff_member_required
-def export(request: HttpRequest, study_id: int, name: str) -> HttpResponse:
-    study = get_object_or_404(Study, pk=study_id)
+@study_page
+def export(request: HttpRequest, study: Study, name: str) -> HttpResponse:
     if name not in EXPORTS:
         raise Http404(f"unknown export {name!r}; valid: {', '.join(EXPORTS)}")
     _, options = _options(request, study)

@@ -10,6 +10,8 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
+from django.contrib.admin.widgets import FilteredSelectMultiple
+from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.db.models import Count, Q, QuerySet, TextField
@@ -26,7 +28,7 @@ from perceptlab.codecs.generation import parse_bpps, progress
 from perceptlab.codecs.models import SourceImage
 from perceptlab.codecs.registry import get_codec
 from perceptlab.codecs.tasks import enqueue_jobs
-from perceptlab.studies import lifecycle, participants
+from perceptlab.studies import access, lifecycle, participants
 from perceptlab.studies.assignment import progress as session_progress
 from perceptlab.studies.dashboard import QC_FLAGS, study_dashboard
 from perceptlab.studies.models import (
@@ -99,6 +101,7 @@ SECTIONS: dict[str, list[str]] = {
     "Raters' devices": ["allowed_devices"],
     "Rater texts": ["consent_text", "instructions_text"],
     "Completion": ["completion_code", "completion_url", "screenout_code", "screenout_url"],
+    "Access": ["owner", "collaborators"],
 }
 # The form's fields: every setting shown; the status changes only through the operations.
 SETTINGS = [f for fields in SECTIONS.values() for f in fields if f not in STATUS_FIELDS]
@@ -307,9 +310,40 @@ class StudyAdmin(admin.ModelAdmin):
         return super().formfield_for_dbfield(db_field, request, **kwargs)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        # The owner is set at creation; only a superuser hands a study to someone else.
+        owner = () if request.user.is_superuser else ("owner",)
         if obj is not None and obj.state != Study.State.DRAFT:
-            return (*STATUS_FIELDS, *LOCKED_WHEN_LAUNCHED)
-        return STATUS_FIELDS
+            return (*STATUS_FIELDS, *LOCKED_WHEN_LAUNCHED, *owner)
+        return (*STATUS_FIELDS, *owner)
+
+    def formfield_for_manytomany(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "collaborators":
+            kwargs["queryset"] = get_user_model().objects.filter(is_staff=True, is_active=True)
+            kwargs["widget"] = FilteredSelectMultiple("collaborators", is_stacked=False)
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+    def save_model(self, request: HttpRequest, obj: Study, form: Any, change: bool) -> None:
+        if not change and obj.owner_id is None:
+            obj.owner = request.user  # type: ignore[assignment]
+        super().save_model(request, obj, form, change)
+
+    # Object-level access (studies/access.py): the list holds the studies the user sees.
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return super().has_module_permission(request) or access.sees_any(request.user)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if obj is None:
+            return super().has_view_permission(request) or access.sees_any(request.user)
+        return access.can_view(request.user, obj)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        allowed = super().has_change_permission(request, obj)
+        return allowed and (obj is None or access.can_view(request.user, obj))
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        allowed = super().has_delete_permission(request, obj)
+        return allowed and (obj is None or access.can_view(request.user, obj))
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Study]:
         completed = Q(sessions__state=Session.State.COMPLETED) & ~Q(
@@ -318,6 +352,7 @@ class StudyAdmin(admin.ModelAdmin):
         return (
             super()
             .get_queryset(request)
+            .filter(pk__in=access.visible_studies(request.user).values("pk"))
             .select_related("image_set")
             .annotate(
                 n_items=Count("items", filter=Q(items__kind="test"), distinct=True),
@@ -357,7 +392,10 @@ class StudyAdmin(admin.ModelAdmin):
         ]
 
     def _study(self, request: HttpRequest, object_id: str) -> Study:
-        study = self.get_object(request, unquote(object_id))
+        """The study, whoever may see it: the caller's permission check then answers 403
+        to staff outside it (the admin's list hides it from them)."""
+        key = unquote(object_id)
+        study = Study.objects.filter(pk=key).first() if key.isdigit() else None
         if study is None:
             raise Http404(f"no study with id {object_id!r}")
         return study
@@ -546,7 +584,14 @@ class TrialInline(admin.TabularInline):
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
-    """The rating data: viewable, never added, edited or deleted through the admin."""
+    """The rating data: viewable, never added, edited or deleted through the admin; each
+    user sees the data of the studies they see (``study_path`` leads to the study)."""
+
+    study_path = "study"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        visible = access.visible_studies(request.user).values("pk")
+        return super().get_queryset(request).filter(**{f"{self.study_path}__in": visible})
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -569,7 +614,7 @@ class SessionAdmin(ReadOnlyAdmin):
         "progress",
         "created",
     ]
-    list_filter = ["study", "state", "platform"]
+    list_filter = [("study", admin.RelatedOnlyFieldListFilter), "state", "platform"]
     list_select_related = ["study"]
     search_fields = ["participant_id", "code"]
     inlines = [TrialInline]
@@ -629,6 +674,7 @@ class FlagFilter(admin.SimpleListFilter):
 
 @admin.register(Judgment)
 class JudgmentAdmin(ReadOnlyAdmin):
+    study_path = "trial__session__study"
     list_display = [
         "__str__",
         "study",
@@ -642,7 +688,7 @@ class JudgmentAdmin(ReadOnlyAdmin):
         "created",
     ]
     list_filter = [
-        ("trial__session__study", admin.RelatedFieldListFilter),
+        ("trial__session__study", admin.RelatedOnlyFieldListFilter),
         FlagFilter,
         "trial__kind",
         "gold_passed",

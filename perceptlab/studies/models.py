@@ -18,6 +18,7 @@ import secrets
 import uuid
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -187,6 +188,24 @@ class Study(models.Model):
     created = models.DateTimeField(default=timezone.now)
     launched = models.DateTimeField(null=True, blank=True)
     closed = models.DateTimeField(null=True, blank=True)
+
+    # Who sees the study's dashboard, report and exports (raw judgments carry participant
+    # ids): its owner, its collaborators and superusers (studies/access.py).
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="owned_studies",
+        help_text="who created the study; sees and edits it",
+    )
+    collaborators = models.ManyToManyField(
+        settings.AUTH_USER_MODEL,
+        blank=True,
+        related_name="shared_studies",
+        help_text="staff accounts that see this study's dashboard, report and exports "
+        "(and edit it, with the change permission on studies)",
+    )
 
     class Meta:
         ordering = ["-created"]
