@@ -178,6 +178,17 @@ GENERATION_MAX_ATTEMPTS = envint("PERCEPTLAB_JOB_MAX_ATTEMPTS", 3, min_value=1)
 # Seconds between two maintenance passes of every `db_worker` (and one at its start):
 # re-enqueue jobs of lost workers, repair drifted slot counters.
 WORKER_MAINTENANCE_SECONDS = envint("PERCEPTLAB_MAINTENANCE_SECONDS", 60, min_value=1)
+# Each pass runs these upkeep functions, each layer's own (dotted paths): the slot
+# counters of live studies, and the stored analyses of studies whose data changed.
+WORKER_MAINTENANCE_HOOKS = [
+    "perceptlab.studies.reconcile.reconcile_live_studies",
+    "perceptlab.evaluation.stored.refresh_pass",
+]
+# Stored analyses (evaluation/stored.py): a study whose judgments keep coming in gets a new
+# analysis at most every ANALYSIS_DEBOUNCE_SECONDS; one running longer than
+# ANALYSIS_LOST_SECONDS lost its worker and is requested again.
+ANALYSIS_DEBOUNCE_SECONDS = envint("PERCEPTLAB_ANALYSIS_DEBOUNCE_SECONDS", 60, min_value=0)
+ANALYSIS_LOST_SECONDS = envint("PERCEPTLAB_ANALYSIS_LOST_SECONDS", 1800, min_value=60)
 # Worker processes the demo/run script starts.
 WORKER_PROCESSES = envint("PERCEPTLAB_WORKERS", 1, min_value=1, max_value=64)
 

@@ -143,8 +143,10 @@ def make_bundle(
     analysis: Analysis,
     report_html: str,
     extra: dict[str, bytes] | None = None,
+    stored: dict[str, str] | None = None,
 ) -> bytes:
-    """The zip: inputs, results and a manifest with hashes (see the module docstring)."""
+    """The zip: inputs, results and a manifest with hashes (see the module docstring).
+    ``stored``: when and on which data (SHA-256 of the frames) the analysis was computed."""
     files = {
         "judgments.csv": csv_bytes(judgments),
         "stimuli.csv": csv_bytes(stimuli),
@@ -160,6 +162,40 @@ def make_bundle(
         "models": sorted({f"{m.name} {m.version}" for m in analysis.models}),
         "software": software_versions(),
         "counts": analysis.counts,
+        **({"stored_analysis": stored} if stored else {}),
+    }
+    return _zip(files, manifest)
+
+
+def make_raw_bundle(
+    *,
+    study: dict[str, Any],
+    stimuli: pd.DataFrame,
+    judgments: pd.DataFrame,
+    metrics: pd.DataFrame,
+    config: AnalysisConfig,
+    error: str,
+) -> bytes:
+    """The zip of a study whose analysis failed: the raw tables and a manifest that says
+    why there are no scores (raw data always export, whatever the analysis state)."""
+    files = {
+        "judgments.csv": csv_bytes(judgments),
+        "stimuli.csv": csv_bytes(stimuli),
+        "metrics.csv": csv_bytes(metrics),
+    }
+    manifest = {
+        "format": BUNDLE_FORMAT,
+        "study": study,
+        "analysis": config.as_dict(),
+        "analysis_failed": error,
+        "software": software_versions(),
+    }
+    return _zip(files, manifest)
+
+
+def _zip(files: dict[str, bytes], manifest: dict[str, Any]) -> bytes:
+    manifest = {
+        **manifest,
         "files": {
             name: {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
             for name, data in sorted(files.items())
@@ -197,6 +233,9 @@ def open_bundle(path: Path | str) -> Bundle:
             raise StatsInputError(
                 f"{path}: {name} has SHA-256 {digest}, the manifest says {entry['sha256']}"
             )
+    if "scores.csv" not in data:  # a raw bundle: its analysis had failed
+        failed = manifest.get("analysis_failed", "no scores.csv")
+        raise StatsInputError(f"{path}: holds the raw data only, no scores: {failed}")
     return Bundle(
         manifest=manifest,
         stimuli=read_csv_bytes(data["stimuli.csv"]),

@@ -1,8 +1,9 @@
-"""Stored evaluation results: objective metric values per stimulus.
+"""Stored evaluation results: objective metric values per stimulus, and analyses.
 
-Subjective statistics are recomputed from the judgments whenever a report or an export is
-asked for (they are cheap and must always reflect every stored judgment); metric values are
-expensive (a VGG forward pass per image) and are stored once per stimulus and region.
+Metric values are expensive (a VGG forward pass per image) and are stored once per
+stimulus and region. A study's analysis (bootstraps, BD-rates, plots) is computed once per
+state of its data and options by a background task and stored (:class:`StudyAnalysis`,
+evaluation/stored.py); the report and the exports read it.
 """
 
 from __future__ import annotations
@@ -45,3 +46,53 @@ class StimulusMetric(models.Model):
     def __str__(self) -> str:
         shown = f"{self.value:.4f}" if self.value is not None else "unavailable"
         return f"{self.stimulus_id} {self.region} {self.metric} = {shown}"
+
+
+class StudyAnalysis(models.Model):
+    """One analysis of a study, computed once by a background task and stored.
+
+    Keyed by the study, the analysis options (``options``, the typed
+    :class:`~perceptlab.evaluation.analysis.AnalysisConfig` as a dict, and its hash
+    ``options_key``) and ``fingerprint``, a cheap digest of the study's data at request
+    time (judgments, sessions' states, stimuli, metric values: see
+    :func:`perceptlab.evaluation.stored.fingerprint`); ``data_sha256`` is the SHA-256 of
+    the frames the analysis actually read, and ``versions`` the model ids and software
+    versions it ran with. The report page and the exports read the newest finished row;
+    while a newer one computes, they show the last (see :mod:`perceptlab.evaluation.stored`).
+    """
+
+    class State(models.TextChoices):
+        PENDING = "pending"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    study = models.ForeignKey("studies.Study", on_delete=models.CASCADE, related_name="analyses")
+    options = models.JSONField()
+    options_key = models.CharField(max_length=64)
+    fingerprint = models.CharField(max_length=64)
+    state = models.CharField(max_length=8, choices=State.choices, default=State.PENDING)
+    error = models.TextField(blank=True)
+    requested = models.DateTimeField(default=timezone.now)
+    started = models.DateTimeField(null=True, blank=True)
+    finished = models.DateTimeField(null=True, blank=True)
+    seconds = models.FloatField(null=True, blank=True, help_text="time to compute")
+    data_sha256 = models.CharField(max_length=64, blank=True)
+    versions = models.JSONField(default=dict, blank=True)
+    counts = models.JSONField(default=dict, blank=True)
+    # The rendered report (sections as title/html/caption, the methods text, the
+    # standalone file) and the pickled (frames, analysis) the exports are made from.
+    sections = models.JSONField(default=list, blank=True)
+    methods = models.TextField(blank=True)
+    report_html = models.TextField(blank=True)
+    result = models.BinaryField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-requested", "-id"]
+        verbose_name_plural = "study analyses"
+        indexes = [models.Index(fields=["study", "options_key", "state"])]
+
+    def __str__(self) -> str:
+        return (
+            f"{self.study_id} {self.options_key[:8]} {self.state} {self.requested:%Y-%m-%d %H:%M}"
+        )

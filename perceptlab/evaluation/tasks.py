@@ -1,4 +1,5 @@
-"""Background task: measure a study's stimuli with the objective metrics (django-tasks)."""
+"""Background tasks (django-tasks): measure a study's stimuli with the objective metrics;
+compute a stored analysis."""
 
 from __future__ import annotations
 
@@ -13,3 +14,11 @@ def compute_metrics(study_id: int) -> int:
     """Measure every stimulus of the study that has no stored values; returns how many."""
     study = Study.objects.get(pk=study_id)
     return compute_study_metrics(study=study).computed
+
+
+@task()
+def compute_analysis(analysis_id: int) -> str:
+    """Compute and store a requested analysis (evaluation/stored.py); returns its state."""
+    from perceptlab.evaluation.stored import compute
+
+    return compute(analysis_id)

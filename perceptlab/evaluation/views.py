@@ -12,16 +12,11 @@ from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 from django.views.decorators.cache import cache_control
 
-from perceptlab.evaluation import exports, frames
+from perceptlab.evaluation import exports, frames, stored
+from perceptlab.evaluation.analysis import AnalysisConfig
 from perceptlab.evaluation.forms import ReportOptionsForm
-from perceptlab.evaluation.reports import (
-    Section,
-    methods_html,
-    report_sections,
-    standalone_html,
-)
 from perceptlab.evaluation.stats.common import StatsInputError
-from perceptlab.evaluation.study_analysis import analyse_study, config_for, report_data
+from perceptlab.evaluation.study_analysis import config_for, study_frames
 from perceptlab.studies.access import require_view
 from perceptlab.studies.models import Study
 
@@ -59,28 +54,32 @@ def study_page(view: StudyView) -> StudyView:
 
 @study_page
 def report(request: HttpRequest, study: Study) -> HttpResponse:
+    """The stored analysis for the chosen options (evaluation/stored.py): shown at once
+    if computed, the last one with "updating…" while a newer one computes."""
     form, options = _options(request, study)
-    context: dict[str, object] = {"study": study, "form": form, "exports": list(EXPORTS)}
-    try:
-        _, analysis = analyse_study(study, config_for(study, **options))
-    except StatsInputError as error:
-        context["problem"] = str(error)
-        return render(request, "evaluation/report.html", context)
-    data = report_data(study, analysis)
-    context.update(
-        sections=[_section_html(s) for s in report_sections(data)],
-        methods=methods_html(data),
-        query=request.GET.urlencode(),
-    )
-    return render(request, "evaluation/report.html", context)
+    context: dict[str, object] = {
+        "study": study,
+        "form": form,
+        "exports": list(EXPORTS),
+        "query": request.GET.urlencode(),
+    }
+    shown = stored.for_page(study, config_for(study, **options))
+    context.update(updating=shown.updating, failed=shown.failed)
+    if shown.failed is not None:
+        context["problem"] = shown.failed.error
+    if shown.done is not None:
+        context.update(
+            analysis=shown.done, sections=shown.done.sections, methods=shown.done.methods
+        )
+    elif shown.updating:
+        context["computing"] = True
+    response = render(request, "evaluation/report.html", context)
+    if shown.updating:
+        response["Refresh"] = str(REFRESH_SECONDS)  # the page looks again by itself
+    return response
 
 
-def _section_html(section: Section) -> dict[str, str]:
-    """A section as escaped HTML; figures without plotly.js (the page loads it once)."""
-    html = section.html
-    if section.figure is not None:
-        html = section.figure.to_html(full_html=False, include_plotlyjs=False)
-    return {"title": section.title, "html": html, "caption": section.caption}
+REFRESH_SECONDS = 5
 
 
 @study_page
@@ -90,6 +89,14 @@ def export(request: HttpRequest, study: Study, name: str) -> HttpResponse:
     _, options = _options(request, study)
     try:
         body = export_bytes(study, name, **options)
+    except AnalysisPending:
+        response = HttpResponse(
+            f"The analysis for {name} is being computed; try again in a moment.\n",
+            status=503,
+            content_type="text/plain",
+        )
+        response["Retry-After"] = str(REFRESH_SECONDS)
+        return response
     except StatsInputError as error:
         return HttpResponse(
             f"Cannot export {name}: {error}\n", status=409, content_type="text/plain"
@@ -100,7 +107,15 @@ def export(request: HttpRequest, study: Study, name: str) -> HttpResponse:
     return response
 
 
+class AnalysisPending(Exception):
+    """No stored analysis yet for these options; one is being computed."""
+
+
 def export_bytes(study: Study, name: str, *, screening: str = "", anchor: str = "") -> bytes:
+    """An export's bytes. The raw tables are read as they are now; scores, the report and
+    the bundle come from the newest stored analysis (the bundle's manifest says which
+    data it used). A bundle is made even when the analysis failed: the raw data, and the
+    reason in the manifest, instead of the scores."""
     inputs = {
         "judgments.csv": lambda: frames.judgments_frame(study),
         "stimuli.csv": lambda: frames.stimuli_frame(study),
@@ -108,10 +123,20 @@ def export_bytes(study: Study, name: str, *, screening: str = "", anchor: str = 
     }
     if name in inputs:  # the stored rows as they are: no analysis needed
         return exports.csv_bytes(inputs[name]())
-    data, analysis = analyse_study(study, config_for(study, screening=screening, anchor=anchor))
+    config = config_for(study, screening=screening, anchor=anchor)
+    shown = stored.for_page(study, config)
+    result = stored.result_of(shown.done) if shown.done is not None else None
+    if result is None:
+        if shown.failed is None:
+            raise AnalysisPending(name)
+        if name != "bundle.zip":
+            raise StatsInputError(shown.failed.error)
+        return _raw_bundle(study, config, shown.failed.error)
+    data, analysis = result
+    assert shown.done is not None
     if name == "scores.csv":
         return exports.csv_bytes(analysis.scores)
-    html = standalone_html(report_data(study, analysis))
+    html = stored.report_file(shown.done)
     if name == "report.html":
         return html.encode()
     return exports.make_bundle(
@@ -127,6 +152,23 @@ def export_bytes(study: Study, name: str, *, screening: str = "", anchor: str = 
             config=analysis.config,
             name=study.name,
         ),
+        stored={
+            "computed": shown.done.finished.isoformat() if shown.done.finished else "",
+            "data_sha256": shown.done.data_sha256,
+            "fingerprint": shown.done.fingerprint,
+        },
+    )
+
+
+def _raw_bundle(study: Study, config: AnalysisConfig, error: str) -> bytes:
+    data = study_frames(study)
+    return exports.make_raw_bundle(
+        study=study_manifest(study),
+        stimuli=data.stimuli,
+        judgments=data.judgments,
+        metrics=data.metrics,
+        config=config,
+        error=error,
     )
 
 

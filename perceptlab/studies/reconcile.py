@@ -19,6 +19,7 @@ the repair adds to the repaired counter, so a slot-taker is never undercounted.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from time import sleep
 
@@ -26,6 +27,8 @@ from django.db import transaction
 from django.db.models import Count, F, Q
 
 from perceptlab.studies.models import Item, Study, Trial
+
+logger = logging.getLogger("perceptlab.worker")
 
 GRACE_SECONDS = 1.0
 """Time for a slot being taken to get its trial (one INSERT) before a drift counts."""
@@ -85,3 +88,13 @@ def _repair(seen: Drift) -> bool:
             assigned=holding
         )
         return updated == 1
+
+
+def reconcile_live_studies() -> list[Drift]:
+    """The worker's pass (``WORKER_MAINTENANCE_HOOKS``): every live study's counters."""
+    repaired = []
+    for study in Study.objects.filter(state=Study.State.LIVE):
+        for drift in reconcile_slots(study=study):
+            logger.warning("repaired slot counter: %s", drift)
+            repaired.append(drift)
+    return repaired

@@ -12,7 +12,10 @@ from evalkit import rated_study
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_the_report_draws_curves_with_interval_bands(page: Any, live_server: Any) -> None:
+def test_the_report_draws_curves_with_interval_bands(
+    page: Any, live_server: Any, settings: Any
+) -> None:
+    settings.EVALUATION_RESAMPLES = 200  # the first view computes the analysis inline
     study = rated_study(
         "acr", images=2, raters=6, seed=3, judgments_per_item=6, trials_per_session=8
     )

@@ -19,17 +19,18 @@ from typing import Any
 from django.conf import settings
 from django.db import connection
 from django.utils.autoreload import DJANGO_AUTORELOAD_ENV
+from django.utils.module_loading import import_string
 from django_tasks_db.management.commands.db_worker import Command as DatabaseWorkerCommand
 
 from perceptlab.codecs.tasks import reclaim_jobs
-from perceptlab.studies.models import Study
-from perceptlab.studies.reconcile import reconcile_slots
 
 logger = logging.getLogger("perceptlab.worker")
 
 
 def maintain() -> None:
-    """One upkeep pass: re-enqueue lost workers' jobs, repair live studies' slot counters."""
+    """One upkeep pass: re-enqueue lost workers' jobs, then the other layers' upkeep
+    (``WORKER_MAINTENANCE_HOOKS``: live studies' slot counters, stored analyses); a hook
+    that fails is logged and the next one still runs."""
     reclaimed = reclaim_jobs()
     if reclaimed:
         logger.warning(
@@ -38,9 +39,11 @@ def maintain() -> None:
             reclaimed.orphaned,
             reclaimed.failed,
         )
-    for study in Study.objects.filter(state=Study.State.LIVE):
-        for drift in reconcile_slots(study=study):
-            logger.warning("repaired slot counter: %s", drift)
+    for path in settings.WORKER_MAINTENANCE_HOOKS:
+        try:
+            import_string(path)()
+        except Exception:
+            logger.exception("worker maintenance %s failed; trying again in the next pass", path)
 
 
 def _maintain_safely() -> None:
@@ -60,8 +63,9 @@ def _maintain_every(seconds: float) -> None:
 class Command(DatabaseWorkerCommand):
     help = (
         "Run a database background worker; at its start and every "
-        "PERCEPTLAB_MAINTENANCE_SECONDS it also enqueues again the jobs of lost workers "
-        "and repairs drifted slot counters."
+        "PERCEPTLAB_MAINTENANCE_SECONDS it also enqueues again the jobs of lost workers, "
+        "repairs drifted slot counters and requests the analyses of studies whose data "
+        "changed."
     )
 
     def handle(self, *args: Any, **options: Any) -> None:
