@@ -21,6 +21,11 @@ from perceptlab.evaluation.stats.common import ModelId, StatsInputError
 
 EXCLUDED_SESSIONS = ("screened_out",)
 PAIRWISE = "2afc"
+SCALE_LABELS: dict[str, str] = {
+    "gaussian": "Bradley–Terry with pwcmp's distance prior",
+    "ridge": "Bradley–Terry with a ridge prior",
+    "none": "Bradley–Terry MLE",
+}
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,11 @@ class AnalysisConfig:
     # each curve monotone before integrating (it leaves a monotone curve as it is).
     bd_monotone: str = "isotonic"
     bootstrap: str = "bca"
+    # 2AFC: the prior of the Bradley–Terry and Thurstone scales (stats.pairwise.PRIORS) and its
+    # λ when it is "ridge". pwcmp's distance prior keeps a condition that never lost (or never
+    # won) on the scale; "none" (the plain MLE) refuses such a study.
+    pairwise_prior: pairwise.Prior = pairwise.DEFAULT_PRIOR
+    pairwise_ridge: float | None = None
 
     def as_dict(self) -> dict[str, object]:
         return dict(self.__dict__)
@@ -310,13 +320,20 @@ def _analyse_pairwise(
     trials = trials_frame(counted, stimuli, level="condition")
     pooled = trials.drop(columns=["group"])
     boot = pairwise.rater_bootstrap(
-        pooled, n_resamples=config.n_resamples, seed=config.seed, thurstone=False
+        pooled,
+        n_resamples=config.n_resamples,
+        seed=config.seed,
+        thurstone=False,
+        prior=config.pairwise_prior,
+        ridge=config.pairwise_ridge,
     )
     scaled = pairwise.scale_pairwise(
         pooled,
         n_orderings=config.n_orderings,
         n_resamples=config.n_resamples,
         seed=config.seed,
+        prior=config.pairwise_prior,
+        ridge=config.pairwise_ridge,
         bootstrap=boot,
     )
     per_image = _per_image_scaling(trials, config)
@@ -332,7 +349,7 @@ def _analyse_pairwise(
     stimulus_trials = trials_frame(counted, stimuli, level="stimulus")
     return Analysis(
         config=config,
-        quality_label="Elo (Bradley–Terry MLE, rater bootstrap CI)",
+        quality_label=f"Elo ({SCALE_LABELS[config.pairwise_prior]}, rater bootstrap CI)",
         scores=scores,
         curves=curves,
         image_curves=_pairwise_image_curves(per_image, stimuli),
@@ -347,8 +364,9 @@ def _analyse_pairwise(
 
 
 def _per_image_scaling(trials: pd.DataFrame, config: AnalysisConfig) -> pd.DataFrame:
-    """Scale each image's conditions on their own; an image whose comparisons do not
-    determine a scale (an item that never wins or never loses) gets NaN and the reason."""
+    """Scale each image's conditions on their own, with the study's prior; an image whose
+    comparisons determine no scale (under the prior "none": an item that never wins or never
+    loses; under any: conditions never compared with each other) gets NaN and the reason."""
     frames = []
     for image, group in trials.groupby("group", sort=True):
         try:
@@ -357,6 +375,8 @@ def _per_image_scaling(trials: pd.DataFrame, config: AnalysisConfig) -> pd.DataF
                 n_orderings=config.n_orderings,
                 n_resamples=config.n_resamples,
                 seed=config.seed,
+                prior=config.pairwise_prior,
+                ridge=config.pairwise_ridge,
             )
             table["note"] = ""
         except StatsInputError as error:

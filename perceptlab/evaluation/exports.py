@@ -131,7 +131,10 @@ class Bundle:
 
     @property
     def config(self) -> AnalysisConfig:
-        return AnalysisConfig(**self.manifest["analysis"])
+        settings = dict(self.manifest["analysis"])
+        # a bundle written before the option existed was scaled without a prior
+        settings.setdefault("pairwise_prior", "none")
+        return AnalysisConfig(**settings)
 
 
 def make_bundle(

@@ -72,6 +72,9 @@ class ReportData:
       ``screening_method``.
     - ``win_matrix`` (2AFC only): square frame, index and columns the same conditions, cell =
       number of wins of the row condition over the column condition.
+
+    ``pairwise_prior`` (2AFC only): the prior of the pairwise scale, ``"gaussian"``,
+    ``"ridge"`` (with λ ``pairwise_ridge``) or ``"none"``; the methods footer says which and why.
     """
 
     title: str
@@ -91,6 +94,8 @@ class ReportData:
     screening: pd.DataFrame = field(default_factory=pd.DataFrame)
     screening_method: str = ""
     win_matrix: pd.DataFrame | None = None
+    pairwise_prior: str = ""
+    pairwise_ridge: float = 0.0
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -700,12 +705,33 @@ def methods_html(data: ReportData) -> str:
         f"BD-rate: {data.bd_method or 'method not stated'}, anchor {data.anchor or 'not set'}.",
         f"Rater screening: {data.screening_method or 'not stated'}.",
     ]
+    if data.pairwise_prior:
+        notes.append(prior_note(data.pairwise_prior, data.pairwise_ridge))
     models = [f"{key}: {value}" for key, value in data.model_entries().items()]
     items = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
     model_items = "".join(f"<li>{html.escape(m)}</li>" for m in models) or "<li>none listed</li>"
     return (
         f"<h2>How these numbers were computed</h2><ul>{items}</ul>"
         f"<p>Models and versions:</p><ul>{model_items}</ul>"
+    )
+
+
+def prior_note(prior: str, ridge: float) -> str:
+    """One sentence: which prior the pairwise scale was fitted with, and why."""
+    if prior == "gaussian":
+        return (
+            "Pairwise scale: fitted with pwcmp's distance prior (Perez-Ortiz & Mantiuk 2017), so "
+            "that a condition that never lost or never won still gets a finite score and "
+            "interval, while well-measured differences move only slightly."
+        )
+    if prior == "ridge":
+        return (
+            f"Pairwise scale: fitted with a ridge prior ½·λ·Σθ² (λ = {ridge:g}), which keeps "
+            "every condition finite by shrinking all scores toward their mean."
+        )
+    return (
+        "Pairwise scale: plain maximum likelihood without a prior, as asked for; it exists only "
+        "when every condition both won and lost."
     )
 
 

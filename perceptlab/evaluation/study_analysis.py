@@ -11,6 +11,7 @@ from django.utils import timezone
 from perceptlab.evaluation import frames
 from perceptlab.evaluation.analysis import Analysis, AnalysisConfig, analyse
 from perceptlab.evaluation.reports import ReportData
+from perceptlab.evaluation.stats.pairwise import scale_prior
 from perceptlab.studies.models import Study
 
 
@@ -69,6 +70,8 @@ def build_report_data(
     *, title: str, analysis: Analysis, metric_labels: dict[str, str]
 ) -> ReportData:
     config = analysis.config
+    prior = scale_prior(config.pairwise_prior, config.pairwise_ridge)
+    pairwise = config.method == "2afc"
     summary = {
         "method": config.method,
         **{k: str(v) for k, v in analysis.counts.items()},
@@ -77,6 +80,7 @@ def build_report_data(
             f"{config.n_resamples} resamples of raters ({config.bootstrap}), seed {config.seed}"
         ),
         "screening": config.screening or "none",
+        **({"pairwise prior": _prior_summary(prior.kind, prior.ridge)} if pairwise else {}),
         "models": "; ".join(sorted({m.label() for m in analysis.models})),
     }
     return ReportData(
@@ -97,6 +101,14 @@ def build_report_data(
         screening=analysis.screening,
         screening_method=config.screening or "none",
         win_matrix=analysis.win_matrix,
+        pairwise_prior=prior.kind if pairwise else "",
+        pairwise_ridge=prior.ridge,
+    )
+
+
+def _prior_summary(kind: str, ridge: float) -> str:
+    return {"gaussian": "pwcmp distance prior", "none": "none (maximum likelihood)"}.get(
+        kind, f"ridge, λ = {ridge:g}"
     )
 
 

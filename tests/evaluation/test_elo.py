@@ -154,7 +154,7 @@ def test_an_undecided_trial_between_equal_ratings_changes_nothing() -> None:
 @pytest.mark.parametrize("name", ["pwcmp_tmo_video", "sureal_lukas_sharpening"])
 def test_online_elo_ranks_like_the_mle_but_is_shrunk_toward_the_start(name: str) -> None:
     online = online_elo(trials(name), n_orderings=2000).ratings
-    mle = bradley_terry(trials(name)).scores
+    mle = bradley_terry(trials(name), prior="none").scores
     ratios = []
     for label, rows in online.groupby("group"):
         fitted = mle.loc[mle["group"] == label, "elo"].to_numpy()

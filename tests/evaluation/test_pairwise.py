@@ -125,7 +125,7 @@ def wald_se_by_finite_differences(group: TrialGroup, theta: np.ndarray, link: st
 
 @pytest.mark.parametrize("name", ALL_FILES)
 def test_bradley_terry_equals_choix_in_every_group(name: str) -> None:
-    scores = bradley_terry(trials(name)).scores
+    scores = bradley_terry(trials(name), prior="none").scores
     for group in groups(name):
         np.testing.assert_allclose(
             rows_of(scores, group.label, "theta"), choix_theta(group), rtol=0, atol=1e-6
@@ -133,7 +133,7 @@ def test_bradley_terry_equals_choix_in_every_group(name: str) -> None:
 
 
 def test_bradley_terry_equals_choix_newton_cg_on_the_tmo_study() -> None:
-    scores = bradley_terry(trials("pwcmp_tmo_video")).scores
+    scores = bradley_terry(trials("pwcmp_tmo_video"), prior="none").scores
     for group in groups("pwcmp_tmo_video"):
         data = [
             (a, b) if s == 1.0 else (b, a)
@@ -159,7 +159,7 @@ def test_the_elo_view_and_the_counts_follow_from_theta() -> None:
     ("name", "label"), [("pwcmp_tmo_video", "corridor"), ("hific_userstudy", "all")]
 )
 def test_bradley_terry_standard_errors_are_the_sum_zero_wald_errors(name: str, label: str) -> None:
-    result = bradley_terry(trials(name))
+    result = bradley_terry(trials(name), prior="none")
     group = next(g for g in groups(name) if g.label == label)
     theta = rows_of(result.scores, label, "theta")
     expected = wald_se_by_finite_differences(group, theta, "logistic")
@@ -180,7 +180,7 @@ def test_bradley_terry_standard_errors_are_the_sum_zero_wald_errors(name: str, l
     ],
 )
 def test_thurstone_equals_sureal_in_every_group(name: str) -> None:
-    scores = thurstone_case_v(trials(name)).scores
+    scores = thurstone_case_v(trials(name), prior="none").scores
     for group in groups(name):
         np.testing.assert_allclose(
             rows_of(scores, group.label, "v"), sureal_v(group), rtol=0, atol=1e-4
@@ -188,7 +188,7 @@ def test_thurstone_equals_sureal_in_every_group(name: str) -> None:
 
 
 def test_jod_is_1_4826_times_v_and_the_errors_are_the_sum_zero_wald_errors() -> None:
-    result = thurstone_case_v(trials("sureal_lukas_sharpening"))
+    result = thurstone_case_v(trials("sureal_lukas_sharpening"), prior="none")
     scores = result.scores
     np.testing.assert_allclose(scores["jod"], 1.4826 * scores["v"])
     np.testing.assert_allclose(scores["jod_se"], 1.4826 * scores["se"])
@@ -199,8 +199,8 @@ def test_jod_is_1_4826_times_v_and_the_errors_are_the_sum_zero_wald_errors() -> 
 
 
 def test_bradley_terry_is_about_1_7_times_thurstone() -> None:
-    bt = bradley_terry(trials("pwcmp_tmo_video")).scores["theta"]
-    th = thurstone_case_v(trials("pwcmp_tmo_video")).scores["v"]
+    bt = bradley_terry(trials("pwcmp_tmo_video"), prior="none").scores["theta"]
+    th = thurstone_case_v(trials("pwcmp_tmo_video"), prior="none").scores["v"]
     assert np.corrcoef(bt, th)[0, 1] > 0.995
     assert 1.6 < np.polyfit(th, bt, 1)[0] < 1.8  # logistic vs normal link
 
@@ -215,24 +215,27 @@ def toy(rows: list[tuple[str, str, float]], rater: str = "r") -> pd.DataFrame:
     )  # fmt: skip
 
 
-def test_an_item_that_never_loses_is_named() -> None:
+def test_without_a_prior_an_item_that_never_loses_is_named_with_the_priors_that_help() -> None:
     frame = toy([("x", "y", 1.0), ("x", "z", 1.0), ("y", "z", 1.0), ("z", "y", 1.0)])
     with pytest.raises(StatsInputError, match=r"never lost to the other items: \{x\}"):
-        bradley_terry(frame)
+        bradley_terry(frame, prior="none")
     with pytest.raises(StatsInputError, match=r"never won against the other items: \{y, z\}"):
-        thurstone_case_v(frame)
+        thurstone_case_v(frame, prior="none")
+    with pytest.raises(StatsInputError, match=r"prior='gaussian' .* or prior='ridge'"):
+        bradley_terry(frame, prior="none")
 
 
 def test_items_that_were_never_compared_with_each_other_are_named() -> None:
     frame = toy([("p", "q", 1.0), ("q", "p", 1.0), ("x", "y", 1.0), ("y", "x", 0.5)])
-    with pytest.raises(StatsInputError, match=r"\{p, q\}.*\{x, y\}"):
-        bradley_terry(frame)
+    for prior in ("gaussian", "none"):
+        with pytest.raises(StatsInputError, match=r"\{p, q\}.*\{x, y\}"):
+            bradley_terry(frame, prior=prior)  # type: ignore[arg-type]
 
 
 def test_a_ridge_gives_a_finite_scale_that_solves_the_penalised_equations() -> None:
     frame = toy([("x", "y", 1.0), ("x", "z", 1.0), ("y", "z", 1.0), ("z", "y", 0.0)])
     ridge = 0.1
-    result = bradley_terry(frame, ridge=ridge)
+    result = bradley_terry(frame, prior="ridge", ridge=ridge)
     theta = result.scores["theta"].to_numpy()
     assert theta[0] > theta[1] > theta[2]
     (group,), _ = trial_groups(frame)
@@ -246,8 +249,8 @@ def test_a_ridge_gives_a_finite_scale_that_solves_the_penalised_equations() -> N
 
 
 def test_a_tiny_ridge_approaches_the_maximum_likelihood_estimate() -> None:
-    plain = bradley_terry(trials("pwcmp_tmo_video")).scores["theta"]
-    ridged = bradley_terry(trials("pwcmp_tmo_video"), ridge=1e-8).scores["theta"]
+    plain = bradley_terry(trials("pwcmp_tmo_video"), prior="none").scores["theta"]
+    ridged = bradley_terry(trials("pwcmp_tmo_video"), prior="ridge", ridge=1e-8).scores["theta"]
     np.testing.assert_allclose(ridged, plain, atol=1e-5)
 
 
@@ -268,7 +271,7 @@ def test_bootstrap_replicates_equal_choix_refits_of_the_resampled_raters(
 ) -> None:
     frame = trials(name)
     _, raters = trial_groups(frame)
-    boot = rater_bootstrap(frame, n_resamples=n_resamples, seed=11, thurstone=False)
+    boot = rater_bootstrap(frame, n_resamples=n_resamples, seed=11, thurstone=False, prior="none")
     drawn = rater_resamples(len(raters), n_resamples, np.random.default_rng(11))
     checked = 0
     for b in range(n_resamples):
@@ -288,7 +291,7 @@ def test_resamples_without_a_maximum_likelihood_estimate_are_counted_and_dropped
     frame = trials("pwcmp_tmo_video")
     groups_, raters = trial_groups(frame)
     n_resamples = 120
-    boot = rater_bootstrap(frame, n_resamples=n_resamples, seed=5, thurstone=False)
+    boot = rater_bootstrap(frame, n_resamples=n_resamples, seed=5, thurstone=False, prior="none")
     drawn = rater_resamples(len(raters), n_resamples, np.random.default_rng(5))
     expected = dict.fromkeys((g.label for g in groups_), 0)
     for b in range(n_resamples):
@@ -309,7 +312,8 @@ def test_resamples_without_a_maximum_likelihood_estimate_are_counted_and_dropped
 
 
 def test_bootstrap_intervals_are_percentiles_of_the_kept_replicates() -> None:
-    boot = rater_bootstrap(trials("pwcmp_tmo_video"), n_resamples=100, seed=2, thurstone=False)
+    frame = trials("pwcmp_tmo_video")
+    boot = rater_bootstrap(frame, n_resamples=100, seed=2, thurstone=False, prior="none")
     intervals = boot.intervals.set_index(["group", "condition"])
     for key, values in boot.elo_replicates.iterrows():
         kept = values.dropna().to_numpy()
@@ -323,7 +327,7 @@ def test_bootstrap_intervals_are_percentiles_of_the_kept_replicates() -> None:
 def test_thurstone_bootstrap_intervals_equal_percentiles_of_sureal_refits() -> None:
     frame = trials("hific_userstudy")
     _, raters = trial_groups(frame)
-    boot = rater_bootstrap(frame, n_resamples=25, seed=3)
+    boot = rater_bootstrap(frame, n_resamples=25, seed=3, prior="none")
     drawn = rater_resamples(len(raters), 25, np.random.default_rng(3))
     refits = []
     for b in range(25):
@@ -337,10 +341,12 @@ def test_thurstone_bootstrap_intervals_equal_percentiles_of_sureal_refits() -> N
 
 def test_with_a_ridge_no_resample_is_dropped_and_the_near_unbeaten_item_reaches_far() -> None:
     frame = trials("pwcmp_tmo_video")
-    plain = rater_bootstrap(frame, n_resamples=100, seed=1, thurstone=False)
-    ridged = rater_bootstrap(frame, n_resamples=100, seed=1, thurstone=False, ridge=1e-3)
+    plain = rater_bootstrap(frame, n_resamples=100, seed=1, thurstone=False, prior="none")
+    ridged = rater_bootstrap(
+        frame, n_resamples=100, seed=1, thurstone=False, prior="ridge", ridge=1e-3
+    )
     assert set(ridged.dropped.values()) == {0} and plain.dropped["exhibition"] > 0
-    assert ridged.ridge == 1e-3
+    assert (ridged.prior, ridged.ridge) == ("ridge", 1e-3)
     key = (plain.intervals["group"] == "exhibition") & (plain.intervals["condition"] == "irawan05")
     assert ridged.intervals.loc[key, "bt_elo_high"].item() > (
         plain.intervals.loc[key, "bt_elo_high"].item() + 300
@@ -528,7 +534,9 @@ def test_scale_pairwise_collects_every_scale_in_one_sorted_table() -> None:
         ]
     ).value_counts()
     assert keyed["n"].tolist() == counts.loc[keyed.index].tolist()
-    assert table.attrs["bootstrap_dropped"]["exhibition"] > 0
+    # pwcmp's distance prior gives every resample a scale, irawan05's near-unbeaten one too
+    assert table.attrs["bootstrap_dropped"] == dict.fromkeys(sorted(set(frame["group"])), 0)
+    assert (table.attrs["prior"], table.attrs["ridge"]) == ("gaussian", 0.0)
     assert table.attrs["models"][0].name == "bradley-terry-mle"
 
 
