@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from perceptlab.evaluation import exclusion
 from perceptlab.evaluation.stats import agreement as agreement_stats
-from perceptlab.evaluation.stats import bdrate, mos, pairwise, screening
+from perceptlab.evaluation.stats import bdrate, lapse, mos, pairwise, screening
 from perceptlab.evaluation.stats.common import ModelId, StatsInputError
 
-EXCLUDED_SESSIONS = ("screened_out",)
 PAIRWISE = "2afc"
 SCALE_LABELS: dict[str, str] = {
     "gaussian": "Bradley–Terry with pwcmp's distance prior",
@@ -53,9 +53,25 @@ class AnalysisConfig:
     # won) on the scale; "none" (the plain MLE) refuses such a study.
     pairwise_prior: pairwise.Prior = pairwise.DEFAULT_PRIOR
     pairwise_ridge: float | None = None
+    # The exclusion policy (evaluation/exclusion.py): judgments carrying these flags, and
+    # raters above these gold-failure and repeat-inconsistency shares, are left out.
+    exclude_flags: tuple[str, ...] = exclusion.DEFAULT_FLAGS
+    max_gold_failure: float | None = None
+    max_inconsistency: float | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "exclude_flags", tuple(self.exclude_flags))  # from JSON
+        self.policy()  # a bad policy is refused here, naming the valid values
+
+    def policy(self) -> exclusion.ExclusionPolicy:
+        return exclusion.ExclusionPolicy(
+            flags=self.exclude_flags,
+            max_gold_failure=self.max_gold_failure,
+            max_inconsistency=self.max_inconsistency,
+        )
 
     def as_dict(self) -> dict[str, object]:
-        return dict(self.__dict__)
+        return {**self.__dict__, "exclude_flags": list(self.exclude_flags)}
 
 
 @dataclass
@@ -73,6 +89,10 @@ class Analysis:
     win_matrix: pd.DataFrame | None
     models: list[ModelId] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
+    # what the exclusion policy removed (exclusion.summary_table), and for 2AFC each rater's
+    # lapse (random-answer) probability with its interval (stats.lapse)
+    exclusion: pd.DataFrame = field(default_factory=pd.DataFrame)
+    lapse: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def analyse(
@@ -82,29 +102,63 @@ def analyse(
     metrics: pd.DataFrame,
     config: AnalysisConfig,
 ) -> Analysis:
-    counted = counted_judgments(judgments)
+    excluded = exclusion.apply_policy(judgments, config.policy())
+    counted = excluded.kept
     objective, unavailable = objective_frame(stimuli, metrics)
     if config.method == PAIRWISE:
         result = _analyse_pairwise(stimuli, counted, metrics, config)
+        result.lapse = _lapse_table(judgments, counted, stimuli, config)
+        if len(result.lapse):
+            result.models.append(lapse.LAPSE_MODEL)
     else:
         result = _analyse_ratings(stimuli, counted, metrics, config)
     result.objective, result.unavailable_metrics = objective, unavailable
+    result.exclusion = exclusion.summary_table(excluded)
     result.counts = {
         "raters": int(counted["rater"].nunique()) if len(counted) else 0,
         "judgments": len(counted),
+        "counted": excluded.counted,
+        "excluded": excluded.counted - len(counted),
         "images": int(stimuli["image"].nunique()) if len(stimuli) else 0,
         "codecs": int(stimuli.loc[stimuli["role"] == "condition", "codec"].nunique()),
     }
     return result
 
 
-def counted_judgments(judgments: pd.DataFrame) -> pd.DataFrame:
-    keep = (
-        (judgments["trial_kind"] == "test")
-        & ~judgments["session_state"].isin(EXCLUDED_SESSIONS)
-        & (judgments["platform"] != "preview")
+def counted_judgments(
+    judgments: pd.DataFrame, policy: exclusion.ExclusionPolicy | None = None
+) -> pd.DataFrame:
+    """The judgments an analysis counts: test trials of real sessions, less what
+    ``policy`` excludes (by default, raters screened out while rating only)."""
+    chosen = policy if policy is not None else exclusion.ExclusionPolicy(flags=())
+    return exclusion.apply_policy(judgments, chosen).kept
+
+
+def _lapse_table(
+    judgments: pd.DataFrame, counted: pd.DataFrame, stimuli: pd.DataFrame, config: AnalysisConfig
+) -> pd.DataFrame:
+    """Each rater's lapse probability q (Google's elo_rater_model; stats.lapse) from their
+    counted pairs, with the gold trials inside the likelihood; empty (with the reason
+    logged in the table's attrs) when the pairs cannot be scaled."""
+    trials = trials_frame(counted, stimuli, level="stimulus")
+    if trials.empty:
+        return pd.DataFrame()
+    golds = judgments.loc[
+        (judgments["trial_kind"] == "gold")
+        & judgments["rater"].isin(set(trials["rater"]))
+        & judgments["gold_passed"].notna()
+    ]
+    gold_frame = pd.DataFrame(
+        {"rater": golds["rater"].astype(str), "correct": golds["gold_passed"].astype(float)}
     )
-    return judgments.loc[keep].reset_index(drop=True)
+    try:
+        golds_given = gold_frame if len(gold_frame) else None
+        fit = lapse.lapse_fit(trials, golds=golds_given, confidence=config.confidence)
+    except StatsInputError as error:
+        table = pd.DataFrame()
+        table.attrs["problem"] = str(error)
+        return table
+    return fit.raters
 
 
 # --- ACR / DCR -------------------------------------------------------------------------

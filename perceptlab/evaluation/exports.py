@@ -134,6 +134,8 @@ class Bundle:
         settings = dict(self.manifest["analysis"])
         # a bundle written before the option existed was scaled without a prior
         settings.setdefault("pairwise_prior", "none")
+        # … and counted every judgment of a session not screened out (no exclusion policy)
+        settings.setdefault("exclude_flags", [])
         return AnalysisConfig(**settings)
 
 

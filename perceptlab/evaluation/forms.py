@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django import forms
 
-from perceptlab.studies.models import Study
+from perceptlab.studies.models import EXCLUDABLE_FLAGS, Study
 
 SCREENING_CHOICES = [
     ("", "none"),
@@ -11,21 +13,66 @@ SCREENING_CHOICES = [
 ]
 
 
+@dataclass(frozen=True)
+class ReportOptions:
+    """What a researcher chose on the report page; the exclusion policy defaults to the
+    study's own (its settings, section "Analysis: exclusion policy")."""
+
+    screening: str = ""
+    anchor: str = ""
+    exclude_flags: tuple[str, ...] | None = None  # None: the study's
+    max_gold_failure: float | None = None
+    max_inconsistency: float | None = None
+    policy_chosen: bool = False  # the form was sent: its policy, not the study's
+
+
 class ReportOptionsForm(forms.Form):
-    """What a researcher may change on the report page: screening and the BD-rate anchor."""
+    """What a researcher may change on the report page: screening, the BD-rate anchor and
+    the exclusion policy (initially the study's)."""
 
     screening = forms.ChoiceField(choices=SCREENING_CHOICES, required=False)
     anchor = forms.ChoiceField(choices=[], required=False, label="BD-rate anchor")
+    exclude = forms.MultipleChoiceField(
+        choices=EXCLUDABLE_FLAGS,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="Exclude judgments flagged",
+    )
+    max_gold_failure = forms.FloatField(
+        required=False,
+        min_value=0.0,
+        max_value=0.99,
+        label="Exclude raters failing more than this share of gold trials",
+    )
+    max_inconsistency = forms.FloatField(
+        required=False,
+        min_value=0.0,
+        max_value=0.99,
+        label="Exclude raters with more than this share of inconsistent repeats",
+    )
+    policy = forms.CharField(widget=forms.HiddenInput, required=False, initial="chosen")
 
     def __init__(self, *args: object, study: Study, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         codecs = sorted(study.codecs)
         self.fields["anchor"].choices = [(c, c) for c in codecs]  # type: ignore[attr-defined]
         self.fields["anchor"].initial = codecs[0] if codecs else ""
+        self.fields["exclude"].initial = list(study.exclude_flags or [])
+        self.fields["max_gold_failure"].initial = study.max_gold_failure
+        self.fields["max_inconsistency"].initial = study.max_inconsistency
         if study.is_pairwise:
             self.fields["screening"].choices = [("", "none (pairwise: gold trials screen)")]  # type: ignore[attr-defined]
 
-    def options(self) -> dict[str, str]:
-        if not self.is_valid():
-            return {"screening": "", "anchor": ""}
-        return {k: self.cleaned_data.get(k) or "" for k in ("screening", "anchor")}
+    def options(self) -> ReportOptions:
+        if not self.is_bound or not self.is_valid():
+            return ReportOptions()
+        data = self.cleaned_data
+        chosen = data.get("policy") == "chosen"
+        return ReportOptions(
+            screening=data.get("screening") or "",
+            anchor=data.get("anchor") or "",
+            exclude_flags=tuple(data.get("exclude") or ()) if chosen else None,
+            max_gold_failure=data.get("max_gold_failure") if chosen else None,
+            max_inconsistency=data.get("max_inconsistency") if chosen else None,
+            policy_chosen=chosen,
+        )

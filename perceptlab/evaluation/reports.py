@@ -73,6 +73,11 @@ class ReportData:
     - ``win_matrix`` (2AFC only): square frame, index and columns the same conditions, cell =
       number of wins of the row condition over the column condition.
 
+    - ``exclusion``: ``rule, judgments, raters``: what was counted, what each rule of the
+      exclusion policy (``exclusion_policy``, in words) removed, what was kept.
+    - ``lapse`` (2AFC): ``rater, n, n_gold, gold_wrong, q, q_low, q_high, weight``: each
+      rater's random-answer probability with its interval (stats.lapse).
+
     ``pairwise_prior`` (2AFC only): the prior of the pairwise scale, ``"gaussian"``,
     ``"ridge"`` (with λ ``pairwise_ridge``) or ``"none"``; the methods footer says which and why.
     """
@@ -96,6 +101,9 @@ class ReportData:
     win_matrix: pd.DataFrame | None = None
     pairwise_prior: str = ""
     pairwise_ridge: float = 0.0
+    exclusion: pd.DataFrame = field(default_factory=pd.DataFrame)
+    exclusion_policy: str = ""
+    lapse: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -648,6 +656,30 @@ def _screening_section(data: ReportData) -> Section:
     return _table_or_notice("Rater screening", data.screening, caption=caption)
 
 
+def _exclusion_section(data: ReportData) -> Section:
+    caption = (
+        f"Exclusion policy: {data.exclusion_policy or 'not stated'}. The raw data "
+        "(judgments.csv) keep every judgment."
+    )
+    return _table_or_notice("Judgments counted and excluded", data.exclusion, caption=caption)
+
+
+def _lapse_section(data: ReportData) -> list[Section]:
+    if data.method != "2afc":
+        return []
+    caption = (
+        "Each rater's lapse probability q: P(a wins) = q/2 + (1 − q)·P_BT(a ≻ b), gold trials "
+        "inside the likelihood (Google's elo_rater_model), Beta(0.2, 2) prior on q, 95 % "
+        "Laplace intervals. A high q means answers close to random; weight = 1 − q."
+    )
+    table = data.lapse
+    if table is not None and not table.empty:
+        table = table.sort_values("q", ascending=False).round(
+            {"q": 3, "q_low": 3, "q_high": 3, "weight": 3}
+        )
+    return [_table_or_notice("Rater reliability (lapse model)", table, caption=caption)]
+
+
 def _win_section(data: ReportData) -> list[Section]:
     if data.win_matrix is None and data.method != "2afc":
         return []
@@ -670,7 +702,9 @@ def report_sections(data: ReportData) -> list[Section]:
         *_objective_sections(data, colours),
         _bd_section(data),
         _agreement_section(data),
+        _exclusion_section(data),
         _screening_section(data),
+        *_lapse_section(data),
         *_win_section(data),
     ]
 

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from perceptlab.evaluation import frames
 from perceptlab.evaluation.analysis import Analysis, AnalysisConfig, analyse
+from perceptlab.evaluation.forms import ReportOptions
 from perceptlab.evaluation.reports import ReportData
 from perceptlab.evaluation.stats.pairwise import scale_prior
 from perceptlab.studies.models import Study
@@ -30,9 +31,18 @@ def study_frames(study: Study) -> StudyFrames:
     )
 
 
-def config_for(study: Study, *, screening: str = "", anchor: str = "") -> AnalysisConfig:
-    """The analysis settings of a study: its method and scale, the study's seed, and the
-    installation's number of bootstrap resamples."""
+def config_for(study: Study, options: ReportOptions | None = None) -> AnalysisConfig:
+    """The analysis settings of a study: its method and scale, the study's seed, its
+    exclusion policy, the installation's number of bootstrap resamples, and what the
+    researcher chose on the report page (``options``)."""
+    chosen = options if options is not None else ReportOptions()
+    screening, anchor = chosen.screening, chosen.anchor
+    if chosen.policy_chosen:
+        flags = chosen.exclude_flags or ()
+        max_gold, max_inconsistent = chosen.max_gold_failure, chosen.max_inconsistency
+    else:
+        flags = tuple(study.exclude_flags or ())
+        max_gold, max_inconsistent = study.max_gold_failure, study.max_inconsistency
     low, high = (0.0, 1.0) if study.is_pairwise else study.scale_range()
     return AnalysisConfig(
         method=study.method,
@@ -43,6 +53,9 @@ def config_for(study: Study, *, screening: str = "", anchor: str = "") -> Analys
         seed=study.seed,
         screening=screening,
         anchor=anchor if anchor in study.codecs else "",
+        exclude_flags=tuple(flags),
+        max_gold_failure=max_gold,
+        max_inconsistency=max_inconsistent,
     )
 
 
@@ -80,6 +93,7 @@ def build_report_data(
             f"{config.n_resamples} resamples of raters ({config.bootstrap}), seed {config.seed}"
         ),
         "screening": config.screening or "none",
+        "exclusion policy": config.policy().describe(),
         **({"pairwise prior": _prior_summary(prior.kind, prior.ridge)} if pairwise else {}),
         "models": "; ".join(sorted({m.label() for m in analysis.models})),
     }
@@ -103,6 +117,9 @@ def build_report_data(
         win_matrix=analysis.win_matrix,
         pairwise_prior=prior.kind if pairwise else "",
         pairwise_ridge=prior.ridge,
+        exclusion=analysis.exclusion,
+        exclusion_policy=config.policy().describe(),
+        lapse=analysis.lapse,
     )
 
 

@@ -14,7 +14,7 @@ from django.views.decorators.cache import cache_control
 
 from perceptlab.evaluation import exports, frames, stored
 from perceptlab.evaluation.analysis import AnalysisConfig
-from perceptlab.evaluation.forms import ReportOptionsForm
+from perceptlab.evaluation.forms import ReportOptions, ReportOptionsForm
 from perceptlab.evaluation.stats.common import StatsInputError
 from perceptlab.evaluation.study_analysis import config_for, study_frames
 from perceptlab.studies.access import require_view
@@ -30,7 +30,7 @@ EXPORTS = {
 }
 
 
-def _options(request: HttpRequest, study: Study) -> tuple[ReportOptionsForm, dict[str, str]]:
+def _options(request: HttpRequest, study: Study) -> tuple[ReportOptionsForm, ReportOptions]:
     form = ReportOptionsForm(request.GET or None, study=study)
     return form, form.options()
 
@@ -63,7 +63,7 @@ def report(request: HttpRequest, study: Study) -> HttpResponse:
         "exports": list(EXPORTS),
         "query": request.GET.urlencode(),
     }
-    shown = stored.for_page(study, config_for(study, **options))
+    shown = stored.for_page(study, config_for(study, options))
     context.update(updating=shown.updating, failed=shown.failed)
     if shown.failed is not None:
         context["problem"] = shown.failed.error
@@ -88,7 +88,7 @@ def export(request: HttpRequest, study: Study, name: str) -> HttpResponse:
         raise Http404(f"unknown export {name!r}; valid: {', '.join(EXPORTS)}")
     _, options = _options(request, study)
     try:
-        body = export_bytes(study, name, **options)
+        body = export_bytes(study, name, options)
     except AnalysisPending:
         response = HttpResponse(
             f"The analysis for {name} is being computed; try again in a moment.\n",
@@ -111,7 +111,7 @@ class AnalysisPending(Exception):
     """No stored analysis yet for these options; one is being computed."""
 
 
-def export_bytes(study: Study, name: str, *, screening: str = "", anchor: str = "") -> bytes:
+def export_bytes(study: Study, name: str, options: ReportOptions | None = None) -> bytes:
     """An export's bytes. The raw tables are read as they are now; scores, the report and
     the bundle come from the newest stored analysis (the bundle's manifest says which
     data it used). A bundle is made even when the analysis failed: the raw data, and the
@@ -123,7 +123,7 @@ def export_bytes(study: Study, name: str, *, screening: str = "", anchor: str = 
     }
     if name in inputs:  # the stored rows as they are: no analysis needed
         return exports.csv_bytes(inputs[name]())
-    config = config_for(study, screening=screening, anchor=anchor)
+    config = config_for(study, options)
     shown = stored.for_page(study, config)
     result = stored.result_of(shown.done) if shown.done is not None else None
     if result is None:

@@ -32,6 +32,7 @@ from perceptlab.studies import access, lifecycle, participants
 from perceptlab.studies.assignment import progress as session_progress
 from perceptlab.studies.dashboard import QC_FLAGS, study_dashboard
 from perceptlab.studies.models import (
+    EXCLUDABLE_FLAGS,
     DeviceClass,
     Judgment,
     Method,
@@ -40,6 +41,7 @@ from perceptlab.studies.models import (
     StudyImage,
     Trial,
     default_devices,
+    default_exclude_flags,
     default_gold_params,
 )
 from perceptlab.studies.stimuli import (
@@ -98,6 +100,7 @@ SECTIONS: dict[str, list[str]] = {
         "min_flips",
         "session_timeout_minutes",
     ],
+    "Analysis: exclusion policy": ["exclude_flags", "max_gold_failure", "max_inconsistency"],
     "Raters' devices": ["allowed_devices"],
     "Rater texts": ["consent_text", "instructions_text"],
     "Completion": ["completion_code", "completion_url", "screenout_code", "screenout_url"],
@@ -149,6 +152,14 @@ class StudyForm(forms.ModelForm):
         widget=forms.CheckboxSelectMultiple,
         help_text="raters on other devices are told so at the instructions and screened out "
         "(a phone shows a 512-pixel crop about 1.4 cm wide)",
+    )
+    exclude_flags = forms.MultipleChoiceField(
+        choices=EXCLUDABLE_FLAGS,
+        initial=default_exclude_flags,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="Exclude judgments flagged",
+        help_text="the report's default; a researcher may change it on the report page",
     )
     gold_codec = forms.ChoiceField(
         initial="jpeg",

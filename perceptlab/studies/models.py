@@ -59,6 +59,22 @@ def default_devices() -> list[str]:
     return [DeviceClass.DESKTOP.value, DeviceClass.LAPTOP.value]
 
 
+# The judgment flags an analysis may exclude (evaluation/exclusion.py holds the policy;
+# this layer only stores a study's choice) and those it excludes by default: answers
+# given without seeing the stimuli as the method requires.
+EXCLUDABLE_FLAGS = [
+    ("too_fast", "too fast (under the minimum view time)"),
+    ("too_few_flips", "too few flips (2AFC, sequential DCR)"),
+    ("pane_hidden", "tab hidden while the trial was on screen"),
+    ("pane_cut", "a pane cut off by the window"),
+    ("clock_mismatch", "browser and server clocks disagree"),
+]
+
+
+def default_exclude_flags() -> list[str]:
+    return ["too_fast", "too_few_flips", "pane_hidden"]
+
+
 class Method(models.TextChoices):
     ACR = "acr", "ACR / MOS (absolute category rating)"
     DCR = "dcr", "DCR / DSIS (degradation category rating with reference)"
@@ -176,6 +192,25 @@ class Study(models.Model):
     )
     session_timeout_minutes = models.PositiveIntegerField(
         default=60, help_text="unanswered trials of a session idle this long are given back"
+    )
+    # The analysis' exclusion policy, the report's default (evaluation/exclusion.py).
+    exclude_flags = models.JSONField(
+        default=default_exclude_flags,
+        blank=True,
+        help_text="analysis: judgments carrying these flags are left out (raw data keep them)",
+    )
+    max_gold_failure = models.FloatField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0.0), MaxValueValidator(0.99)],
+        help_text="analysis: leave out raters who failed more than this share of their gold "
+        "trials (empty: no such rule; the gold pass fraction already screens while rating)",
+    )
+    max_inconsistency = models.FloatField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0.0), MaxValueValidator(0.99)],
+        help_text="analysis: leave out raters with more than this share of inconsistent repeats",
     )
 
     consent_text = models.TextField(default="", blank=True)

@@ -315,6 +315,7 @@ def test_an_empty_report_says_no_data_yet_instead_of_crashing() -> None:
         "Objective metrics",
         "BD-rate",
         "Metric agreement with raters",
+        "Judgments counted and excluded",
         "Rater screening",
     ]
     assert "No data yet." in standalone_html(ReportData(title="x", method="2afc", generated_at=""))
@@ -340,6 +341,7 @@ def test_an_acr_report_lists_its_sections_in_reading_order() -> None:
         ("Objective: PSNR (higher is better)", "figure"),
         ("BD-rate", "table"),
         ("Metric agreement with raters", "table"),
+        ("Judgments counted and excluded", "notice"),
         ("Rater screening", "table"),
     ]
     assert sections[-1].caption == "ITU-R BT.500-15 Annex 2 §2.3.2. 1 of 2 raters rejected."
