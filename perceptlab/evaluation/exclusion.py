@@ -142,4 +142,5 @@ def summary_table(excluded: Excluded) -> pd.DataFrame:
         for o in excluded.outcomes
     ]
     rows.append({"rule": "kept", "judgments": len(kept), "raters": kept["rater"].nunique()})
-    return pd.DataFrame(rows, columns=["rule", "judgments", "raters"])
+    table = pd.DataFrame(rows, columns=["rule", "judgments", "raters"])
+    return table.astype({"judgments": "Int64", "raters": "Int64"})  # counts, "–" where none

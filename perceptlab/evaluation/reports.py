@@ -674,9 +674,11 @@ def _lapse_section(data: ReportData) -> list[Section]:
     )
     table = data.lapse
     if table is not None and not table.empty:
-        table = table.sort_values("q", ascending=False).round(
-            {"q": 3, "q_low": 3, "q_high": 3, "weight": 3}
-        )
+        table = table.sort_values("q", ascending=False)
+        counts = [c for c in ("n", "n_gold") if c in table.columns]
+        table = table.astype({c: "Int64" for c in counts})
+        if "gold_wrong" in table.columns:  # an undecided gold counts half
+            table["gold_wrong"] = [f"{v:g}" for v in table["gold_wrong"]]
     return [_table_or_notice("Rater reliability (lapse model)", table, caption=caption)]
 
 
