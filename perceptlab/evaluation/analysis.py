@@ -93,6 +93,8 @@ class Analysis:
     # lapse (random-answer) probability with its interval (stats.lapse)
     exclusion: pd.DataFrame = field(default_factory=pd.DataFrame)
     lapse: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # 2AFC: each pair of conditions, binomial test with Holm's correction
+    significance: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def analyse(
@@ -413,8 +415,16 @@ def _analyse_pairwise(
         objective=pd.DataFrame(),
         unavailable_metrics={},
         win_matrix=pairwise.win_matrix(pooled),
-        models=[boot.model, *bd_models],
+        significance=_significance(pooled),
+        models=[boot.model, *bd_models, pairwise.SIGNIFICANCE_MODEL],
     )
+
+
+def _significance(pooled: pd.DataFrame) -> pd.DataFrame:
+    """Every compared pair of conditions (pooled over images): exact binomial test of no
+    preference, Holm-corrected over the pairs (stats.pairwise.pairwise_significance)."""
+    table = pairwise.pairwise_significance(pooled, correction="holm")
+    return table.drop(columns=["group"]).sort_values("p_adjusted").reset_index(drop=True)
 
 
 def _per_image_scaling(trials: pd.DataFrame, config: AnalysisConfig) -> pd.DataFrame:

@@ -77,6 +77,8 @@ class ReportData:
       exclusion policy (``exclusion_policy``, in words) removed, what was kept.
     - ``lapse`` (2AFC): ``rater, n, n_gold, gold_wrong, q, q_low, q_high, weight``: each
       rater's random-answer probability with its interval (stats.lapse).
+    - ``significance`` (2AFC): ``a, b, wins_a, wins_b, ties, n, p_value, p_adjusted,
+      significant``: each compared pair of conditions, Holm-corrected.
 
     ``pairwise_prior`` (2AFC only): the prior of the pairwise scale, ``"gaussian"``,
     ``"ridge"`` (with λ ``pairwise_ridge``) or ``"none"``; the methods footer says which and why.
@@ -104,6 +106,7 @@ class ReportData:
     exclusion: pd.DataFrame = field(default_factory=pd.DataFrame)
     exclusion_policy: str = ""
     lapse: pd.DataFrame = field(default_factory=pd.DataFrame)
+    significance: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -682,6 +685,20 @@ def _lapse_section(data: ReportData) -> list[Section]:
     return [_table_or_notice("Rater reliability (lapse model)", table, caption=caption)]
 
 
+def _significance_section(data: ReportData) -> list[Section]:
+    if data.method != "2afc":
+        return []
+    caption = (
+        "Exact two-sided binomial test of no preference for each compared pair of conditions "
+        "(pooled over images, undecided answers left out), p adjusted by Holm's step-down "
+        "method over the pairs (Holm 1979); significant at adjusted p ≤ 0.05."
+    )
+    table = data.significance
+    if table is not None and not table.empty:
+        table = table.astype({c: "Int64" for c in ("wins_a", "wins_b", "ties", "n")})
+    return [_table_or_notice("Pairwise significance (Holm)", table, caption=caption)]
+
+
 def _win_section(data: ReportData) -> list[Section]:
     if data.win_matrix is None and data.method != "2afc":
         return []
@@ -707,6 +724,7 @@ def report_sections(data: ReportData) -> list[Section]:
         _exclusion_section(data),
         _screening_section(data),
         *_lapse_section(data),
+        *_significance_section(data),
         *_win_section(data),
     ]
 

@@ -120,6 +120,7 @@ def build_report_data(
         exclusion=analysis.exclusion,
         exclusion_policy=config.policy().describe(),
         lapse=analysis.lapse,
+        significance=analysis.significance,
     )
 
 

@@ -4,7 +4,6 @@ removed, and a 2AFC report lists each rater's lapse probability."""
 
 from __future__ import annotations
 
-import random
 from typing import Any
 
 import pytest
@@ -13,9 +12,10 @@ from django.urls import reverse
 from evalkit import rated_study
 
 from perceptlab.evaluation import stored
-from perceptlab.evaluation.analysis import AnalysisConfig
+from perceptlab.evaluation.analysis import AnalysisConfig, trials_frame
 from perceptlab.evaluation.forms import ReportOptions
-from perceptlab.evaluation.study_analysis import analyse_study, config_for
+from perceptlab.evaluation.stats.lapse import lapse_fit
+from perceptlab.evaluation.study_analysis import analyse_study, config_for, study_frames
 from perceptlab.studies.models import Judgment, Session, Study
 
 pytestmark = pytest.mark.django_db
@@ -103,20 +103,12 @@ def test_the_config_survives_its_json_and_its_key_is_stable() -> None:
     assert again == config and stored.options_key(again) == stored.options_key(config)
 
 
-def test_the_report_states_the_policy_and_lists_the_raters_lapse_rates(
+def test_the_report_states_the_policy_and_lists_lapse_rates_and_significance(
     admin_client: Client,
 ) -> None:
     study = rated_study(
         "2afc", images=4, raters=6, seed=14, judgments_per_item=6, trials_per_session=24
     )
-    clicker = Session.objects.filter(study=study).order_by("id").first()
-    assert clicker is not None
-    rng = random.Random(0)
-    for judgment in Judgment.objects.filter(trial__session=clicker).select_related("trial__item"):
-        item = judgment.trial.item
-        judgment.chosen_id = rng.choice([item.a_id, item.b_id])
-        judgment.choice = "a" if judgment.chosen_id == item.a_id else "b"
-        judgment.save(update_fields=["chosen", "choice"])
     page = admin_client.get(reverse("evaluation:report", args=[study.pk])).content.decode()
     assert "Judgments counted and excluded" in page
     assert "judgments flagged too_fast, too_few_flips, pane_hidden" in page
@@ -125,5 +117,37 @@ def test_the_report_states_the_policy_and_lists_the_raters_lapse_rates(
     lapse = analysis.lapse.set_index("rater")
     assert len(lapse) == 6 and lapse["q"].between(0, 1, inclusive="neither").all()
     assert (lapse["q_low"] <= lapse["q"]).all() and (lapse["q"] <= lapse["q_high"]).all()
-    assert lapse["q"].idxmax() == str(clicker.code)  # the random clicker stands out
+    # the table is the lapse model fitted on the counted pairs (its statistics are tested
+    # against known lapse rates in test_lapse.py)
+    data = study_frames(study)
+    counted = data.judgments[data.judgments["trial_kind"] == "test"]
+    trials = trials_frame(counted, data.stimuli, level="stimulus")
+    direct = lapse_fit(trials).raters.set_index("rater")
+    assert lapse["q"].to_numpy() == pytest.approx(direct.loc[lapse.index, "q"].to_numpy())
     assert any(m.name == "elo-lapse-map" for m in analysis.models)
+    assert "Pairwise significance (Holm)" in page
+    _check_significance(study, analysis)
+
+
+def _check_significance(study: Study, analysis: Any) -> None:
+    """Each pair's wins counted from the stored judgments; Holm's adjusted p-values."""
+    from scipy.stats import binomtest
+
+    data = study_frames(study)
+    condition = data.stimuli.set_index("stimulus")["condition"]
+    test = data.judgments[data.judgments["trial_kind"] == "test"]
+    table = analysis.significance
+    assert len(table) == 6  # four conditions, every pair compared
+    for row in table.itertuples():
+        pair = test[
+            test["a"].map(condition).isin([row.a, row.b])
+            & test["b"].map(condition).isin([row.a, row.b])
+        ]
+        chosen = pair["chosen"].map(condition)
+        assert (row.wins_a, row.wins_b) == ((chosen == row.a).sum(), (chosen == row.b).sum())
+        expected = binomtest(int(row.wins_a), int(row.wins_a + row.wins_b), 0.5).pvalue
+        assert row.p_value == pytest.approx(expected)
+    ordered = table.sort_values("p_value")["p_value"].to_numpy()
+    m = len(ordered)
+    holm = [min(1.0, max((m - j) * ordered[j] for j in range(i + 1))) for i in range(m)]
+    assert table.sort_values("p_value")["p_adjusted"].to_numpy() == pytest.approx(holm)
