@@ -564,6 +564,9 @@ def bd_rate_table(
         "bd_rate_low",
         "bd_rate_high",
         "bd_quality",
+        "rate_ratio",
+        "rate_ratio_low",
+        "rate_ratio_high",
         "overlap",
         "warning",
     ]
@@ -612,6 +615,9 @@ def _bd_row(
             bd_rate_low=np.nan,
             bd_rate_high=np.nan,
             bd_quality=np.nan,
+            rate_ratio=np.nan,
+            rate_ratio_low=np.nan,
+            rate_ratio_high=np.nan,
             overlap=np.nan,
             warning=str(error),
         )
@@ -622,6 +628,11 @@ def _bd_row(
         bd_rate_low=interval.low,
         bd_rate_high=interval.high,
         bd_quality=quality_result.value,
+        # the bitrate at equal quality as a multiple of the anchor's, 1 + BD-rate/100
+        # (stats.bdrate.bitrate_at_equal_quality), with the same bootstrap interval
+        rate_ratio=rate_result.rate_ratio,
+        rate_ratio_low=1.0 + interval.low / 100.0,
+        rate_ratio_high=1.0 + interval.high / 100.0,
         overlap=rate_result.overlap,
         warning="; ".join(w for w in (rate_result.warning, interval.warning) if w),
     )

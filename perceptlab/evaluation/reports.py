@@ -636,7 +636,9 @@ def _objective_sections(data: ReportData, colours: Mapping[str, str]) -> list[Se
 def _bd_section(data: ReportData) -> Section:
     caption = (
         f"Anchor: {data.anchor or 'not set'}. Method: {data.bd_method or 'not stated'}. "
-        "Negative BD-rate: fewer bits than the anchor for the same quality."
+        "Negative BD-rate: fewer bits than the anchor for the same quality. rate_ratio: the "
+        "codec's bitrate at equal quality as a multiple of the anchor's (1 + BD-rate/100, the "
+        "geometric mean over the common quality range), with its interval."
     )
     if _has_rows(data.bd_table, BD_COLUMNS, what="bd_table"):
         return Section("BD-rate", "table", html=table_html(data.bd_table), caption=caption)

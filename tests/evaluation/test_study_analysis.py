@@ -71,6 +71,22 @@ def test_more_bits_rate_higher_in_the_simulated_acr_study(acr_study) -> None:  #
     assert len(analysis.bd_table) == 1 and analysis.bd_table.loc[0, "codec"] == "webp"
 
 
+def test_the_bd_table_gives_the_bitrate_at_equal_quality_with_its_interval(acr_study) -> None:  # type: ignore[no-untyped-def]
+    from perceptlab.evaluation.stats.bdrate import bitrate_at_equal_quality
+
+    _, analysis = analyse_study(acr_study, config_for(acr_study))
+    row = analysis.bd_table.iloc[0]
+    curves = analysis.curves
+    anchor, test = curves[curves["codec"] == "jpeg"], curves[curves["codec"] == "webp"]
+    expected = bitrate_at_equal_quality(
+        anchor["bpp"], anchor["quality"], test["bpp"], test["quality"], monotone="isotonic"
+    )
+    assert row["rate_ratio"] == pytest.approx(expected.ratio)
+    assert row["rate_ratio"] == pytest.approx(1 + row["bd_rate"] / 100)
+    assert row["rate_ratio_low"] == pytest.approx(1 + row["bd_rate_low"] / 100)
+    assert row["rate_ratio_low"] <= row["rate_ratio"] <= row["rate_ratio_high"]
+
+
 def test_pairwise_study_scales_conditions_on_the_elo_scale(afc_study) -> None:  # type: ignore[no-untyped-def]
     _, analysis = analyse_study(afc_study, config_for(afc_study))
     conditions = analysis.scores.loc[analysis.scores["level"] == "condition"]
