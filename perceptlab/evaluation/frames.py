@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
+from django.db.models import QuerySet
 
 from perceptlab.evaluation.models import StimulusMetric
 from perceptlab.studies.models import Judgment, Session, Stimulus, Study
@@ -118,8 +119,7 @@ def condition_of(stimulus: Stimulus) -> str:
 
 def stimuli_frame(study: Study) -> pd.DataFrame:
     rows = []
-    stimuli = study.stimuli.select_related("study_image__source", "reconstruction")
-    for s in stimuli.order_by("id"):
+    for s in _stimuli_of(study).order_by("id"):
         r, source = s.reconstruction, s.study_image.source
         x, y, w, h = s.study_image.crop_box()
         rows.append(
@@ -215,7 +215,7 @@ class _StimulusInfo:
         )
 
 
-def _stimuli_of(study: Study) -> Any:
+def _stimuli_of(study: Study) -> QuerySet[Stimulus]:
     return Stimulus.objects.filter(study=study).select_related(
         "study_image__source", "reconstruction"
     )

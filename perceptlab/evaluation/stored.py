@@ -85,10 +85,6 @@ class Shown:
     failed: StudyAnalysis | None  # the attempt on the current data failed (and why)
     updating: bool  # a newer analysis is waiting or running
 
-    @property
-    def current(self) -> bool:
-        return self.done is not None and not self.updating and self.failed is None
-
 
 def for_page(study: Study, config: AnalysisConfig) -> Shown:
     """The stored analysis to show, requesting a new one if the data changed."""

@@ -349,8 +349,9 @@ class StudyAdmin(admin.ModelAdmin):
         return access.can_view(request.user, obj)
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        allowed = super().has_change_permission(request, obj)
-        return allowed and (obj is None or access.can_view(request.user, obj))
+        if obj is None:
+            return super().has_change_permission(request)
+        return access.can_change(request.user, obj)
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         allowed = super().has_delete_permission(request, obj)
