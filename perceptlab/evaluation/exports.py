@@ -136,7 +136,7 @@ class Bundle:
         settings.setdefault("pairwise_prior", "none")
         # … and counted every judgment of a session not screened out (no exclusion policy)
         settings.setdefault("exclude_flags", [])
-        return AnalysisConfig(**settings)
+        return AnalysisConfig.from_json(settings)
 
 
 def make_bundle(

@@ -24,6 +24,13 @@ class ReportOptions:
     max_gold_failure: float | None = None
     max_inconsistency: float | None = None
     policy_chosen: bool = False  # the form was sent: its policy, not the study's
+    lapse: str = "report"  # 2AFC: analysis.LapseUse
+
+
+LAPSE_CHOICES = [
+    ("report", "show each rater's lapse rate only"),
+    ("weight", "also scale with each rater weighted by 1 − lapse rate"),
+]
 
 
 class ReportOptionsForm(forms.Form):
@@ -50,6 +57,13 @@ class ReportOptionsForm(forms.Form):
         max_value=0.99,
         label="Exclude raters with more than this share of inconsistent repeats",
     )
+    lapse = forms.ChoiceField(
+        choices=LAPSE_CHOICES,
+        required=False,
+        label="Rater lapses (2AFC)",
+        help_text="The lapse model (Google's elo_rater_model) estimates each rater's share of "
+        "random answers; weighting keeps every rater but counts a random clicker for little.",
+    )
     policy = forms.CharField(widget=forms.HiddenInput, required=False, initial="chosen")
 
     def __init__(self, *args: object, study: Study, **kwargs: object) -> None:
@@ -62,6 +76,8 @@ class ReportOptionsForm(forms.Form):
         self.fields["max_inconsistency"].initial = study.max_inconsistency
         if study.is_pairwise:
             self.fields["screening"].choices = [("", "none (pairwise: gold trials screen)")]  # type: ignore[attr-defined]
+        else:
+            del self.fields["lapse"]
 
     def options(self) -> ReportOptions:
         if not self.is_bound or not self.is_valid():
@@ -75,4 +91,5 @@ class ReportOptionsForm(forms.Form):
             max_gold_failure=data.get("max_gold_failure") if chosen else None,
             max_inconsistency=data.get("max_inconsistency") if chosen else None,
             policy_chosen=chosen,
+            lapse=data.get("lapse") or "report",
         )

@@ -142,7 +142,7 @@ def compute(analysis_id: int) -> str:
     if not taken:
         return "taken"
     row = StudyAnalysis.objects.select_related("study").get(pk=analysis_id)
-    config = AnalysisConfig(**row.options)
+    config = AnalysisConfig.from_json(row.options)
     start = time.perf_counter()
     try:
         data, analysis = analyse_study(row.study, config)

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from perceptlab.evaluation import frames
 from perceptlab.evaluation.analysis import Analysis, AnalysisConfig, analyse
+from perceptlab.evaluation.analysis.config import as_lapse, as_method, as_screening
 from perceptlab.evaluation.forms import ReportOptions
 from perceptlab.evaluation.reports import ReportData
 from perceptlab.evaluation.stats.pairwise import scale_prior
@@ -45,13 +46,14 @@ def config_for(study: Study, options: ReportOptions | None = None) -> AnalysisCo
         max_gold, max_inconsistent = study.max_gold_failure, study.max_inconsistency
     low, high = (0.0, 1.0) if study.is_pairwise else study.scale_range()
     return AnalysisConfig(
-        method=study.method,
+        method=as_method(study.method),
         scale_min=float(low),
         scale_max=float(high),
         hidden_reference=study.hidden_reference,
         n_resamples=settings.EVALUATION_RESAMPLES,
         seed=study.seed,
-        screening=screening,
+        screening=as_screening(screening),
+        lapse=as_lapse(chosen.lapse),
         anchor=anchor if anchor in study.codecs else "",
         exclude_flags=tuple(flags),
         max_gold_failure=max_gold,

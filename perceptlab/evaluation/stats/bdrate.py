@@ -382,7 +382,20 @@ def bd_quality(
     )
 
 
-TABLE_COLUMNS = ["codec", "bd_rate", "bd_quality", "overlap", "rate_overlap", "n_points", "warning"]
+TABLE_COLUMNS = [
+    "codec",
+    "bd_rate",
+    "bd_rate_low",
+    "bd_rate_high",
+    "bd_quality",
+    "rate_ratio",
+    "rate_ratio_low",
+    "rate_ratio_high",
+    "overlap",
+    "rate_overlap",
+    "n_points",
+    "warning",
+]
 
 
 def bd_rate_table(
@@ -395,17 +408,30 @@ def bd_rate_table(
     method: Method = "pchip",
     min_overlap: float = DEFAULT_MIN_OVERLAP,
     monotone: Monotone = "require",
+    replicates: ArrayLike | None = None,
+    confidence: float = DEFAULT_CONFIDENCE,
 ) -> pd.DataFrame:
     """BD-rate and BD-quality of every other codec against ``anchor``, one row per codec.
 
-    Columns: codec, bd_rate (%), bd_quality (quality units), overlap (quality axis, of the
-    BD-rate), rate_overlap (log-rate axis, of the BD-quality), n_points, warning. A test codec
-    whose curve is unusable (non-monotone, too few points) gets NaN values and the reason in
-    ``warning``; an unusable anchor raises :class:`StatsInputError`. ``frame.attrs["model"]``
-    holds the BD-rate :class:`ModelId`.
+    Columns: codec, bd_rate (%), bd_rate_low/high (its bootstrap interval,
+    :func:`bd_rate_interval`), bd_quality (quality units), rate_ratio (the bitrate at equal
+    quality as a multiple of the anchor's, 1 + BD-rate/100: :func:`bitrate_at_equal_quality`)
+    with rate_ratio_low/high, overlap (quality axis, of the BD-rate), rate_overlap (log-rate
+    axis, of the BD-quality), n_points, warning. The intervals need ``replicates``: an array
+    (len(curves), B) of bootstrap replicates of the quality of each row of ``curves``, column b
+    from the same rater resample (else they are NaN). A test codec whose curve is unusable
+    (non-monotone, too few points) gets NaN values and the reason in ``warning``; an unusable
+    anchor raises :class:`StatsInputError`. ``frame.attrs["model"]`` holds the BD-rate
+    :class:`ModelId`.
     """
     require_columns(curves, [codec, rate, quality], what="rate–quality curves")
     _check_options(method, monotone, min_overlap)
+    boot = None if replicates is None else np.asarray(replicates, dtype=np.float64)
+    if boot is not None and (boot.ndim != 2 or boot.shape[0] != len(curves)):
+        raise StatsInputError(
+            f"replicates must have shape (len(curves)={len(curves)}, B), got {boot.shape}"
+        )
+    positions = pd.Series(np.arange(len(curves)), index=curves.index)
     groups = {str(name): g for name, g in curves.groupby(codec, sort=True)}
     if anchor not in groups:
         raise StatsInputError(f"anchor {anchor!r} is not a codec; codecs: {', '.join(groups)}")
@@ -413,15 +439,20 @@ def bd_rate_table(
     # Validate the anchor alone (as a comparison with itself): its errors concern every row.
     points = (base[rate], base[quality])
     bd_rate(*points, *points, method=method, monotone=monotone, anchor_name=anchor)
+
+    def replicates_of(group: pd.DataFrame) -> FloatArray | None:
+        return None if boot is None else boot[positions.loc[group.index].to_numpy()]
+
     rows = [
         _table_row(
-            (base, anchor),
-            (group, name),
+            _Side(base, anchor, replicates_of(base)),
+            _Side(group, name, replicates_of(group)),
             rate=rate,
             quality=quality,
             method=method,
             monotone=monotone,
             min_overlap=min_overlap,
+            confidence=confidence,
         )
         for name, group in groups.items()
         if name != anchor
@@ -431,40 +462,53 @@ def bd_rate_table(
     return frame
 
 
+@dataclass(frozen=True)
+class _Side:
+    curve: pd.DataFrame
+    name: str
+    replicates: FloatArray | None
+
+
 def _table_row(
-    anchor: tuple[pd.DataFrame, str],
-    test: tuple[pd.DataFrame, str],
+    anchor: _Side,
+    test: _Side,
     *,
     rate: str,
     quality: str,
     method: Method,
     monotone: Monotone,
     min_overlap: float,
+    confidence: float,
 ) -> list[object]:
     """One row of :func:`bd_rate_table`; an unusable test curve gives NaN and the reason."""
-    (a, a_name), (t, t_name) = anchor, test
+    a, t = anchor.curve, test.curve
     args = (a[rate], a[quality], t[rate], t[quality])
+    names = {"anchor_name": anchor.name, "test_name": test.name}
     try:
-        r = bd_rate(
-            *args,
-            method=method,
-            min_overlap=min_overlap,
-            monotone=monotone,
-            anchor_name=a_name,
-            test_name=t_name,
-        )
-        q = bd_quality(
-            *args,
-            method=method,
-            min_overlap=min_overlap,
-            monotone=monotone,
-            anchor_name=a_name,
-            test_name=t_name,
-        )
+        r = bd_rate(*args, method=method, min_overlap=min_overlap, monotone=monotone, **names)
+        q = bd_quality(*args, method=method, min_overlap=min_overlap, monotone=monotone, **names)
     except StatsInputError as err:
-        return [t_name, np.nan, np.nan, np.nan, np.nan, len(t), str(err)]
-    warning = "; ".join(w for w in (r.warning, q.warning) if w) or None
-    return [t_name, r.value, q.value, r.overlap, q.overlap, len(t), warning]
+        return [test.name, *[np.nan] * 9, len(t), str(err)]
+    low = high = np.nan
+    warnings = [r.warning, q.warning]
+    if anchor.replicates is not None and test.replicates is not None:
+        try:
+            interval = bd_rate_interval(
+                a[rate],
+                anchor.replicates,
+                t[rate],
+                test.replicates,
+                method=method,
+                monotone=monotone,
+                confidence=confidence,
+            )
+            low, high = interval.low, interval.high
+            warnings.append(interval.warning)
+        except StatsInputError as err:
+            warnings.append(f"no interval: {err}")
+    warning = "; ".join(w for w in warnings if w) or None
+    ratios = [r.rate_ratio, 1.0 + low / 100.0, 1.0 + high / 100.0]
+    return [test.name, r.value, low, high, q.value, *ratios, r.overlap, q.overlap, len(t), warning]
 
 
 def _replicates(

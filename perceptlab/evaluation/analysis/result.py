@@ -1,0 +1,43 @@
+"""What one analysis of a study holds: every table and curve a report or an export shows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from perceptlab.evaluation.analysis.config import AnalysisConfig
+from perceptlab.evaluation.stats.common import ModelId
+
+
+@dataclass
+class Analysis:
+    config: AnalysisConfig
+    quality_label: str
+    scores: pd.DataFrame
+    curves: pd.DataFrame
+    image_curves: pd.DataFrame
+    bd_table: pd.DataFrame
+    agreement: pd.DataFrame
+    screening: pd.DataFrame
+    objective: pd.DataFrame
+    unavailable_metrics: dict[str, str]
+    win_matrix: pd.DataFrame | None
+    models: list[ModelId] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+    # what the exclusion policy removed (exclusion.summary_table), and for 2AFC each rater's
+    # lapse (random-answer) probability with its interval (stats.lapse)
+    exclusion: pd.DataFrame = field(default_factory=pd.DataFrame)
+    lapse: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # 2AFC: each pair of conditions, binomial test with Holm's correction
+    significance: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # 2AFC with config.lapse == "weight": the Bradley–Terry scale with each rater's trials
+    # weighted by 1 − q (stats.lapse.weighted_bradley_terry), per condition
+    lapse_weighted: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # ACR with hidden reference: the rate–DMOS curves (P.910 ACR-HR) per condition; DCR's
+    # main curves are DMOS already
+    dmos_curves: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # ACR/DCR: the Li–Bampis subject model (stats.subject_model, sureal MLE_CO): quality per
+    # condition (mean of its stimuli's ψ) and each rater's bias and inconsistency
+    subject_scores: pd.DataFrame = field(default_factory=pd.DataFrame)
+    subject_raters: pd.DataFrame = field(default_factory=pd.DataFrame)

@@ -1,0 +1,115 @@
+"""Frames shared by every method: conditions, objective metrics and the BD-rate table."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from perceptlab.evaluation.analysis.config import AnalysisConfig
+from perceptlab.evaluation.stats import bdrate
+from perceptlab.evaluation.stats.common import ModelId, StatsInputError
+
+
+def condition_info(stimuli: pd.DataFrame) -> pd.DataFrame:
+    """Per condition (``codec@target``): its codec, target and mean achieved bpp over images."""
+    conditions = stimuli.loc[stimuli["role"] == "condition"]
+    return conditions.groupby("condition").agg(
+        codec=("codec", "first"), target=("target_bpp", "first"), bpp=("bpp", "mean")
+    )
+
+
+def stimulus_columns(table: pd.DataFrame, key: str, stimuli: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with each ``key``'s image, codec, target and mean bpp from ``stimuli``."""
+    info = stimuli.drop_duplicates(key).set_index(key)
+    out = table.copy()
+    for column in ("image", "codec", "target_bpp"):
+        if column in info.columns and column != key:
+            out[column] = out[key].map(info[column])
+    out["bpp"] = out[key].map(stimuli.groupby(key)["bpp"].mean())
+    return out
+
+
+def ci_columns(table: pd.DataFrame) -> tuple[str, str]:
+    """The bootstrap interval's columns of a stats.mos table."""
+    low = next(c for c in table.columns if c.startswith("ci") and c.endswith("_boot_low"))
+    return low, low.replace("_low", "_high")
+
+
+def higher_is_better() -> dict[str, bool]:
+    """Direction of each metric (from the metric registry; DISTS, LPIPS, FLIP: lower)."""
+    from perceptlab.evaluation.metrics import METRICS
+
+    return {slug: spec.higher_is_better for slug, spec in METRICS.items()}
+
+
+def metric_table(metrics: pd.DataFrame, *, region: str) -> pd.DataFrame:
+    """Stimuli × metrics values of one region (unavailable values are NaN)."""
+    chosen = metrics.loc[(metrics["region"] == region)]
+    if chosen.empty:
+        return pd.DataFrame()
+    values = pd.to_numeric(chosen["value"], errors="coerce")
+    wide = chosen.assign(value=values).pivot_table(
+        index="stimulus", columns="metric", values="value", aggfunc="first", dropna=False
+    )
+    return wide.dropna(axis=1, how="all")
+
+
+def objective_frame(
+    stimuli: pd.DataFrame, metrics: pd.DataFrame
+) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Long objective values with each stimulus' image, codec, target and bpp."""
+    unavailable = (
+        metrics.loc[metrics["unavailable"].fillna("").astype(str) != ""]
+        .drop_duplicates("metric")
+        .set_index("metric")["unavailable"]
+        .astype(str)
+        .to_dict()
+    )
+    measured = metrics.loc[pd.to_numeric(metrics["value"], errors="coerce").notna()]
+    info = stimuli.loc[stimuli["role"] == "condition"].set_index("stimulus")
+    measured = measured.loc[measured["stimulus"].isin(info.index)]
+    keys = measured["stimulus"]
+    frame = pd.DataFrame(
+        {
+            "image": keys.map(info["image"]).to_numpy(),
+            "codec": keys.map(info["codec"]).to_numpy(),
+            "target": keys.map(info["target_bpp"]).to_numpy(),
+            "bpp": keys.map(info["bpp"]).to_numpy(),
+            "metric": measured["metric"].to_numpy(),
+            "value": pd.to_numeric(measured["value"]).to_numpy(),
+            "region": measured["region"].to_numpy(),
+        }
+    )
+    measured_metrics = set(frame["metric"])
+    return frame, {str(k): str(v) for k, v in unavailable.items() if k not in measured_metrics}
+
+
+def bd_rate_table(
+    curves: pd.DataFrame, replicates: np.ndarray, config: AnalysisConfig, *, measure: str
+) -> tuple[pd.DataFrame, list[ModelId]]:
+    """BD-rate, BD-quality and the bitrate at equal quality of every codec against the
+    anchor, with rater-bootstrap intervals: :func:`stats.bdrate.bd_rate_table` with the
+    study's options, and a ``measure`` column. An unusable anchor curve gives every row NaN
+    and the reason; fewer than two codecs, an empty table."""
+    codecs = sorted(curves["codec"].unique()) if len(curves) else []
+    anchor = config.anchor or (codecs[0] if codecs else "")
+    empty = pd.DataFrame(columns=["codec", "measure", *bdrate.TABLE_COLUMNS[1:]])
+    if anchor not in codecs or len(codecs) < 2:
+        return empty, []
+    try:
+        table = bdrate.bd_rate_table(
+            curves,
+            anchor=anchor,
+            method=config.bd_method,
+            monotone=config.bd_monotone,
+            replicates=replicates,
+            confidence=config.confidence,
+        )
+    except StatsInputError as error:  # the anchor's own curve is unusable
+        rows = [{"codec": c, "warning": str(error)} for c in codecs if c != anchor]
+        table = pd.DataFrame(rows, columns=bdrate.TABLE_COLUMNS)
+        models: list[ModelId] = []
+    else:
+        models = [table.attrs["model"]] if table["bd_rate"].notna().any() else []
+    table.insert(1, "measure", measure)
+    return table, models
