@@ -17,7 +17,7 @@ import zipfile
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -29,6 +29,10 @@ from perceptlab.evaluation.analysis import (
     ratings_frame,
 )
 from perceptlab.evaluation.stats.common import StatsInputError
+
+if TYPE_CHECKING:
+    from perceptlab.evaluation.forms import ReportOptions
+    from perceptlab.studies.models import Study
 
 BUNDLE_FORMAT = "perceptlab-bundle/1"
 INPUTS = ("judgments.csv", "stimuli.csv", "metrics.csv")
@@ -109,12 +113,15 @@ def software_versions() -> dict[str, str]:
 def sureal_files(
     *, stimuli: pd.DataFrame, judgments: pd.DataFrame, config: AnalysisConfig, name: str
 ) -> dict[str, bytes]:
-    """``sureal_dataset.json`` for ACR/DCR studies (sureal's dataset structure, as JSON)."""
+    """``sureal_dataset.json`` for ACR/DCR studies (sureal's dataset structure, as JSON) of
+    the ratings the analysis counted under ``config``'s exclusion policy."""
     from perceptlab.evaluation.stats.ratings_io import to_sureal_dataset_json
 
     if config.method == "2afc":
         return {}
-    ratings = ratings_frame(counted_judgments(judgments), stimuli)
+    # the judgments the analysis counted (the exclusion policy applied), so that sureal or
+    # ``manage.py score`` on this file give the bundle's scores
+    ratings = ratings_frame(counted_judgments(judgments, config.policy()), stimuli)
     if ratings.empty:
         return {}
     dataset = to_sureal_dataset_json(ratings, dataset_name=name)
@@ -250,11 +257,105 @@ def open_bundle(path: Path | str) -> Bundle:
     )
 
 
-def reanalyse(bundle: Bundle) -> Analysis:
-    """Run the bundle's analysis again on its own input frames."""
+def reanalyse(bundle: Bundle, config: AnalysisConfig | None = None) -> Analysis:
+    """Run the bundle's analysis again on its own input frames (with ``config`` instead of
+    the bundle's, e.g. another exclusion policy, when given)."""
     return analyse(
         stimuli=bundle.stimuli,
         judgments=bundle.judgments,
         metrics=bundle.metrics,
-        config=bundle.config,
+        config=config if config is not None else bundle.config,
     )
+
+
+# -- a study's exports (Django: the stored rows and the stored analysis) ---------------------
+
+
+class AnalysisPending(Exception):
+    """No stored analysis yet for these options; one is being computed."""
+
+
+def export_bytes(study: Study, name: str, options: ReportOptions | None = None) -> bytes:
+    """An export's bytes. The raw tables are read as they are now; scores, the report and
+    the bundle come from the newest stored analysis (the bundle's manifest says which
+    data it used). A bundle is made even when the analysis failed: the raw data, and the
+    reason in the manifest, instead of the scores."""
+    from perceptlab.evaluation import frames, stored
+    from perceptlab.evaluation.study_analysis import config_for
+
+    inputs = {
+        "judgments.csv": lambda: frames.judgments_frame(study),
+        "stimuli.csv": lambda: frames.stimuli_frame(study),
+        "metrics.csv": lambda: frames.metrics_frame(study),
+    }
+    if name in inputs:  # the stored rows as they are: no analysis needed
+        return csv_bytes(inputs[name]())
+    config = config_for(study, options)
+    shown = stored.for_page(study, config)
+    result = stored.result_of(shown.done) if shown.done is not None else None
+    if result is None:
+        if shown.failed is None:
+            raise AnalysisPending(name)
+        if name != "bundle.zip":
+            raise StatsInputError(shown.failed.error)
+        return _raw_bundle(study, config, shown.failed.error)
+    data, analysis = result
+    assert shown.done is not None
+    if name == "scores.csv":
+        return csv_bytes(analysis.scores)
+    html = stored.report_file(shown.done)
+    if name == "report.html":
+        return html.encode()
+    return make_bundle(
+        study=study_manifest(study),
+        stimuli=data.stimuli,
+        judgments=data.judgments,
+        metrics=data.metrics,
+        analysis=analysis,
+        report_html=html,
+        extra=sureal_files(
+            stimuli=data.stimuli,
+            judgments=data.judgments,
+            config=analysis.config,
+            name=study.name,
+        ),
+        stored={
+            "computed": shown.done.finished.isoformat() if shown.done.finished else "",
+            "data_sha256": shown.done.data_sha256,
+            "fingerprint": shown.done.fingerprint,
+        },
+    )
+
+
+def _raw_bundle(study: Study, config: AnalysisConfig, error: str) -> bytes:
+    from perceptlab.evaluation.study_analysis import study_frames
+
+    data = study_frames(study)
+    return make_raw_bundle(
+        study=study_manifest(study),
+        stimuli=data.stimuli,
+        judgments=data.judgments,
+        metrics=data.metrics,
+        config=config,
+        error=error,
+    )
+
+
+def study_manifest(study: Study) -> dict[str, object]:
+    from django.utils import timezone
+
+    return {
+        "name": study.name,
+        "title": study.title,
+        "method": study.method,
+        "scale": study.scale,
+        "hidden_reference": study.hidden_reference,
+        "image_set": study.image_set.name,
+        "codecs": study.codecs,
+        "target_bpps": study.target_bpps,
+        "crop": [study.crop_width, study.crop_height, study.crop_mode],
+        "judgments_per_item": study.judgments_per_item,
+        "seed": study.seed,
+        "state": study.state,
+        "exported": timezone.now().isoformat(timespec="seconds"),
+    }

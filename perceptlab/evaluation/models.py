@@ -80,7 +80,7 @@ class StudyAnalysis(models.Model):
     data_sha256 = models.CharField(max_length=64, blank=True)
     versions = models.JSONField(default=dict, blank=True)
     counts = models.JSONField(default=dict, blank=True)
-    # The rendered report (sections as title/html/caption, the methods text, the
+    # The rendered report (sections as HTML from reports.report_body, the methods text, the
     # standalone file) and the pickled (frames, analysis) the exports are made from.
     sections = models.JSONField(default=list, blank=True)
     methods = models.TextField(blank=True)

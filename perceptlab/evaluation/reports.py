@@ -80,6 +80,14 @@ class ReportData:
     - ``significance`` (2AFC): ``a, b, wins_a, wins_b, ties, n, p_value, p_adjusted,
       significant``: each compared pair of conditions, Holm-corrected.
 
+    - ``dmos_curves`` (ACR with hidden reference): as ``curves``, of the P.910 ACR-HR DMOS.
+    - ``subject_scores`` (ACR/DCR): ``condition, codec, target_bpp, bpp, images, ratings,
+      quality, se, ci95_low, ci95_high``: the Li–Bampis subject model's quality per condition;
+      ``subject_raters``: ``rater, n, bias, …, inconsistency, …`` with intervals. Empty with
+      ``attrs["problem"]`` when the model could not be fitted.
+    - ``lapse_weighted`` (2AFC, ``lapse_use == "weight"``): ``condition, codec, bpp, n, wins,
+      losses, theta, se, elo, elo_se, elo_low, elo_high``: the lapse-weighted scale.
+
     ``pairwise_prior`` (2AFC only): the prior of the pairwise scale, ``"gaussian"``,
     ``"ridge"`` (with λ ``pairwise_ridge``) or ``"none"``; the methods footer says which and why.
     """
@@ -107,6 +115,11 @@ class ReportData:
     exclusion_policy: str = ""
     lapse: pd.DataFrame = field(default_factory=pd.DataFrame)
     significance: pd.DataFrame = field(default_factory=pd.DataFrame)
+    dmos_curves: pd.DataFrame = field(default_factory=pd.DataFrame)
+    subject_scores: pd.DataFrame = field(default_factory=pd.DataFrame)
+    subject_raters: pd.DataFrame = field(default_factory=pd.DataFrame)
+    lapse_use: str = ""
+    lapse_weighted: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -701,6 +714,75 @@ def _significance_section(data: ReportData) -> list[Section]:
     return [_table_or_notice("Pairwise significance (Holm)", table, caption=caption)]
 
 
+def _dmos_section(data: ReportData, colours: Mapping[str, str]) -> list[Section]:
+    if not _has_rows(data.dmos_curves, CURVE_COLUMNS, what="dmos_curves"):
+        return []
+    label = "DMOS (ACR-HR)"
+    figure = rate_perception_figure(data.dmos_curves, quality_label=label, colours=colours)
+    caption = (
+        "ITU-T P.910 ACR with hidden reference: each rater's score of a stimulus minus their "
+        "score of its hidden reference, plus the top of the scale (5 = as good as the "
+        "reference), averaged per codec and target; rater-bootstrap intervals."
+    )
+    return [_figure_or_notice("Rate–DMOS curves (ACR-HR)", figure, caption=caption)]
+
+
+def _problem_notice(title: str, frame: pd.DataFrame, *, caption: str) -> Section | None:
+    problem = frame.attrs.get("problem") if frame is not None else None
+    if problem and frame.empty:
+        return Section(title, "notice", html=_notice(str(problem)), caption=caption)
+    return None
+
+
+def _subject_sections(data: ReportData) -> list[Section]:
+    if data.method == "2afc":
+        return []
+    caption = (
+        "Li & Bampis subject model (DCC 2017; ITU-T P.910 Annex E; sureal MLE_CO): each score "
+        "= stimulus quality ψ + rater bias Δ + rater inconsistency υ × noise, fitted by maximum "
+        "likelihood. Quality per condition: the mean ψ of its images, SE from the Fisher "
+        "information, normal interval."
+    )
+    title = "Subject model: quality per condition"
+    notice = _problem_notice(title, data.subject_scores, caption=caption)
+    if notice is not None:
+        return [notice]
+    rater_caption = (
+        "Each rater's bias Δ (mean offset from the stimulus quality, in scale points; zero on "
+        "average) and inconsistency υ (SD of their noise), with intervals: a rater with a "
+        "large υ adds mostly noise."
+    )
+    raters = data.subject_raters
+    if raters is not None and not raters.empty:
+        raters = raters.sort_values("inconsistency", ascending=False)
+        raters = raters.astype({"n": "Int64"})
+    scores = data.subject_scores
+    if scores is not None and not scores.empty:
+        scores = scores.astype({c: "Int64" for c in ("images", "ratings")})
+    return [
+        _table_or_notice(title, scores, caption=caption),
+        _table_or_notice("Subject model: raters", raters, caption=rater_caption),
+    ]
+
+
+def _lapse_weighted_section(data: ReportData) -> list[Section]:
+    if data.method != "2afc" or data.lapse_use != "weight":
+        return []
+    title = "Lapse-weighted scale"
+    caption = (
+        "Bradley–Terry (ridge λ = 0.01) with each rater's trials weighted by 1 − q, their lapse "
+        "probability: random clickers count for little instead of being excluded. Elo = 2000 "
+        "+ 400·θ/ln 10, 95 % Laplace intervals; pooled over images."
+    )
+    notice = _problem_notice(title, data.lapse_weighted, caption=caption)
+    if notice is not None:
+        return [notice]
+    table = data.lapse_weighted
+    if table is not None and not table.empty:
+        table = table.astype({"n": "Int64"})
+    return [_table_or_notice(title, table, caption=caption)]
+
+
 def _win_section(data: ReportData) -> list[Section]:
     if data.win_matrix is None and data.method != "2afc":
         return []
@@ -720,12 +802,15 @@ def report_sections(data: ReportData) -> list[Section]:
     return [
         _summary_section(data),
         *_curve_sections(data, colours),
+        *_dmos_section(data, colours),
         *_objective_sections(data, colours),
         _bd_section(data),
+        *_subject_sections(data),
         _agreement_section(data),
         _exclusion_section(data),
         _screening_section(data),
         *_lapse_section(data),
+        *_lapse_weighted_section(data),
         *_significance_section(data),
         *_win_section(data),
     ]
@@ -791,7 +876,10 @@ def prior_note(prior: str, ridge: float) -> str:
     )
 
 
-def _section_html(section: Section, *, number: int) -> str:
+def section_html(section: Section, *, number: int) -> str:
+    """One section as HTML, the same on the report page and in the standalone file: title,
+    caption, then the table, notice or figure (a plotly div; the page or file loads plotly.js
+    once)."""
     caption = f'<p class="caption">{html.escape(section.caption)}</p>' if section.caption else ""
     if section.figure is not None:
         body = section.figure.to_html(
@@ -800,14 +888,18 @@ def _section_html(section: Section, *, number: int) -> str:
     else:
         body = section.html
     title = f"<h2>{html.escape(section.title)}</h2>"
-    return f'<section id="section-{number}">{title}{caption}{body}</section>'
+    return f'<section class="report-section" id="section-{number}">{title}{caption}{body}</section>'
 
 
-def standalone_html(data: ReportData) -> str:
-    """One self-contained offline HTML page: plotly.js inline once, all sections, methods footer."""
-    body = "\n".join(
-        _section_html(section, number=i) for i, section in enumerate(report_sections(data), 1)
-    )
+def report_body(data: ReportData) -> list[str]:
+    """Every section of the report as HTML (:func:`section_html`), in reading order."""
+    return [section_html(section, number=i) for i, section in enumerate(report_sections(data), 1)]
+
+
+def standalone_html(data: ReportData, *, body: Sequence[str] | None = None) -> str:
+    """One self-contained offline HTML page: plotly.js inline once, the sections of
+    :func:`report_body` (``body`` when already rendered), the methods footer."""
+    sections = "\n".join(body if body is not None else report_body(data))
     meta = f"Method: {data.method.upper()} · generated {data.generated_at}"
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
@@ -816,5 +908,5 @@ def standalone_html(data: ReportData) -> str:
         f"<script>{get_plotlyjs()}</script>\n</head>\n<body>\n"
         f'<header><h1>{html.escape(data.title)}</h1><p class="meta">{html.escape(meta)}</p>'
         "</header>\n"
-        f"<main>\n{body}\n</main>\n<footer>{methods_html(data)}</footer>\n</body>\n</html>\n"
+        f"<main>\n{sections}\n</main>\n<footer>{methods_html(data)}</footer>\n</body>\n</html>\n"
     )

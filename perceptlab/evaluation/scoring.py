@@ -18,8 +18,9 @@ import pandas as pd
 
 from perceptlab.evaluation.stats import mos, pairwise, screening
 from perceptlab.evaluation.stats.common import StatsInputError
-from perceptlab.evaluation.stats.pairwise_io import read_pairwise_csv
-from perceptlab.evaluation.stats.ratings_io import read_ratings
+from perceptlab.evaluation.stats.pairwise_io import Undecided, read_pairwise_csv
+from perceptlab.evaluation.stats.ratings_io import FileFormat, read_ratings
+from perceptlab.evaluation.stats.screening import Variant as ScreeningVariant
 
 RATING_COLUMNS = [
     "stimulus",
@@ -50,18 +51,18 @@ Kind = Literal["acr", "dcr", "pairwise"]
 @dataclass(frozen=True)
 class ScoreOptions:
     kind: Kind
-    screening: str = ""
-    variant: str = "corrected"
+    screening: Literal["", "bt500", "p913"] = ""
+    variant: ScreeningVariant = "corrected"
     group: str | None = None
     """Column to scale separately by; ``None``: the file's ``group`` column if any; ``""``: pool."""
-    file_format: str = "auto"
+    file_format: FileFormat = "auto"
     """Ratings file format (``stats.ratings_io.FORMATS``); pairwise trials are always CSV."""
-    undecided: str = "half"
+    undecided: Undecided = "half"
     n_resamples: int = 10_000
     n_orderings: int = 10_000
     seed: int = 0
-    bootstrap: str = "bca"
-    prior: str = pairwise.DEFAULT_PRIOR
+    bootstrap: mos.BootstrapMethod = "bca"
+    prior: pairwise.Prior = pairwise.DEFAULT_PRIOR
     """Pairwise: the prior of the scales (``stats.pairwise.PRIORS``)."""
     ridge: float | None = None
     """Pairwise: λ of ``prior="ridge"`` (``None``: ``stats.pairwise.DEFAULT_RIDGE``)."""
@@ -81,7 +82,7 @@ def score_ratings_file(path: Path, options: ScoreOptions) -> Scored:
 
 
 def _score_ratings(path: Path, options: ScoreOptions) -> Scored:
-    ratings = read_ratings(path, file_format=options.file_format)  # type: ignore[arg-type]
+    ratings = read_ratings(path, file_format=options.file_format)
     column, grouping = _grouping(ratings, options.group, path=path)
     notes = [
         f"{len(ratings)} ratings of {ratings['stimulus'].nunique()} stimuli "
@@ -132,7 +133,7 @@ def _score_rating_group(
         result = screening.screen(
             ratings,
             method=options.screening,
-            variant=options.variant,  # type: ignore[arg-type]
+            variant=options.variant,
         )
         raters = result.table[["rater", "rejected"]]
         ratings = result.kept
@@ -147,7 +148,7 @@ def _score_rating_group(
         by="stimulus",
         n_resamples=options.n_resamples,
         seed=options.seed,
-        bootstrap=options.bootstrap,  # type: ignore[arg-type]
+        bootstrap=options.bootstrap,
     )
     notes.append(
         f"model: {result_mos.model.label()}; bootstrap: {options.n_resamples} "
@@ -166,7 +167,7 @@ def _score_pairwise(path: Path, options: ScoreOptions) -> Scored:
             f"format {options.file_format!r} holds absolute ratings (acr/dcr); pairwise trials "
             "are read from CSV (trials or HiFiC layout)"
         )
-    trials = read_pairwise_csv(path, undecided=options.undecided)  # type: ignore[arg-type]
+    trials = read_pairwise_csv(path, undecided=options.undecided)
     column, grouping = _grouping(trials, options.group, path=path)
     if column is not None:
         trials = trials.assign(group=trials[column].astype(str))
@@ -177,7 +178,7 @@ def _score_pairwise(path: Path, options: ScoreOptions) -> Scored:
         n_orderings=options.n_orderings,
         n_resamples=options.n_resamples,
         seed=options.seed,
-        prior=options.prior,  # type: ignore[arg-type]
+        prior=options.prior,
         ridge=options.ridge,
     )
     notes = [

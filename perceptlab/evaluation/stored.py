@@ -35,7 +35,13 @@ from django.utils import timezone
 
 from perceptlab.evaluation.analysis import Analysis, AnalysisConfig
 from perceptlab.evaluation.models import StimulusMetric, StudyAnalysis
-from perceptlab.evaluation.reports import Section, methods_html, report_sections, standalone_html
+from perceptlab.evaluation.reports import (
+    Section,
+    methods_html,
+    report_body,
+    section_html,
+    standalone_html,
+)
 from perceptlab.evaluation.stats.common import StatsInputError
 from perceptlab.evaluation.study_analysis import StudyFrames, analyse_study, report_data
 from perceptlab.studies.models import Judgment, Session, Stimulus, Study
@@ -44,7 +50,7 @@ logger = logging.getLogger(__name__)
 
 State = StudyAnalysis.State
 KEEP = 3  # finished analyses kept per study and options
-RESULT_FORMAT = 1  # of the pickled (frames, analysis); a new one recomputes old rows
+RESULT_FORMAT = 2  # of the pickled (frames, analysis) and sections; a new one recomputes old rows
 
 
 def options_key(config: AnalysisConfig) -> str:
@@ -147,12 +153,12 @@ def compute(analysis_id: int) -> str:
     try:
         data, analysis = analyse_study(row.study, config)
         report = report_data(row.study, analysis)
-        sections = [section_html(s) for s in report_sections(report)]
+        body = report_body(report)  # one rendering for the page and the standalone file
         fields: dict[str, Any] = {
             "state": State.DONE,
-            "sections": sections,
+            "sections": body,
             "methods": methods_html(report),
-            "report_html": standalone_html(report),
+            "report_html": standalone_html(report, body=body),
             "result": pickle.dumps((data, analysis), protocol=pickle.HIGHEST_PROTOCOL),
             "counts": analysis.counts,
             "versions": _versions(analysis),
@@ -169,12 +175,20 @@ def compute(analysis_id: int) -> str:
     return str(fields["state"])
 
 
-def section_html(section: Section) -> dict[str, str]:
-    """A section as HTML; figures without plotly.js (the page loads it once)."""
-    html = section.html
-    if section.figure is not None:
-        html = section.figure.to_html(full_html=False, include_plotlyjs=False)
-    return {"title": section.title, "html": html, "caption": section.caption}
+def page_sections(row: StudyAnalysis) -> list[str]:
+    """A stored row's sections as HTML for the report page: as stored (``report_body``), or,
+    for a row stored as title/html/caption (result format 1), rendered by the same
+    ``section_html``."""
+    sections = row.sections or []
+    return [
+        s
+        if isinstance(s, str)
+        else section_html(
+            Section(s["title"], "table", html=s["html"], caption=s.get("caption", "")),
+            number=i,
+        )
+        for i, s in enumerate(sections, 1)
+    ]
 
 
 def data_sha256(data: StudyFrames) -> str:

@@ -123,6 +123,11 @@ def build_report_data(
         exclusion_policy=config.policy().describe(),
         lapse=analysis.lapse,
         significance=analysis.significance,
+        dmos_curves=analysis.dmos_curves,
+        subject_scores=analysis.subject_scores,
+        subject_raters=analysis.subject_raters,
+        lapse_use=config.lapse if pairwise else "",
+        lapse_weighted=analysis.lapse_weighted,
     )
 
 

@@ -12,11 +12,10 @@ from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 from django.views.decorators.cache import cache_control
 
-from perceptlab.evaluation import exports, frames, stored
-from perceptlab.evaluation.analysis import AnalysisConfig
+from perceptlab.evaluation import exports, stored
 from perceptlab.evaluation.forms import ReportOptions, ReportOptionsForm
 from perceptlab.evaluation.stats.common import StatsInputError
-from perceptlab.evaluation.study_analysis import config_for, study_frames
+from perceptlab.evaluation.study_analysis import config_for
 from perceptlab.studies.access import require_view
 from perceptlab.studies.models import Study
 
@@ -69,7 +68,9 @@ def report(request: HttpRequest, study: Study) -> HttpResponse:
         context["problem"] = shown.failed.error
     if shown.done is not None:
         context.update(
-            analysis=shown.done, sections=shown.done.sections, methods=shown.done.methods
+            analysis=shown.done,
+            sections=stored.page_sections(shown.done),
+            methods=shown.done.methods,
         )
     elif shown.updating:
         context["computing"] = True
@@ -88,8 +89,8 @@ def export(request: HttpRequest, study: Study, name: str) -> HttpResponse:
         raise Http404(f"unknown export {name!r}; valid: {', '.join(EXPORTS)}")
     _, options = _options(request, study)
     try:
-        body = export_bytes(study, name, options)
-    except AnalysisPending:
+        body = exports.export_bytes(study, name, options)
+    except exports.AnalysisPending:
         response = HttpResponse(
             f"The analysis for {name} is being computed; try again in a moment.\n",
             status=503,
@@ -105,89 +106,6 @@ def export(request: HttpRequest, study: Study, name: str) -> HttpResponse:
     stamp = timezone.now().strftime("%Y%m%d-%H%M")
     response["Content-Disposition"] = f'attachment; filename="{study.name}-{stamp}-{name}"'
     return response
-
-
-class AnalysisPending(Exception):
-    """No stored analysis yet for these options; one is being computed."""
-
-
-def export_bytes(study: Study, name: str, options: ReportOptions | None = None) -> bytes:
-    """An export's bytes. The raw tables are read as they are now; scores, the report and
-    the bundle come from the newest stored analysis (the bundle's manifest says which
-    data it used). A bundle is made even when the analysis failed: the raw data, and the
-    reason in the manifest, instead of the scores."""
-    inputs = {
-        "judgments.csv": lambda: frames.judgments_frame(study),
-        "stimuli.csv": lambda: frames.stimuli_frame(study),
-        "metrics.csv": lambda: frames.metrics_frame(study),
-    }
-    if name in inputs:  # the stored rows as they are: no analysis needed
-        return exports.csv_bytes(inputs[name]())
-    config = config_for(study, options)
-    shown = stored.for_page(study, config)
-    result = stored.result_of(shown.done) if shown.done is not None else None
-    if result is None:
-        if shown.failed is None:
-            raise AnalysisPending(name)
-        if name != "bundle.zip":
-            raise StatsInputError(shown.failed.error)
-        return _raw_bundle(study, config, shown.failed.error)
-    data, analysis = result
-    assert shown.done is not None
-    if name == "scores.csv":
-        return exports.csv_bytes(analysis.scores)
-    html = stored.report_file(shown.done)
-    if name == "report.html":
-        return html.encode()
-    return exports.make_bundle(
-        study=study_manifest(study),
-        stimuli=data.stimuli,
-        judgments=data.judgments,
-        metrics=data.metrics,
-        analysis=analysis,
-        report_html=html,
-        extra=exports.sureal_files(
-            stimuli=data.stimuli,
-            judgments=data.judgments,
-            config=analysis.config,
-            name=study.name,
-        ),
-        stored={
-            "computed": shown.done.finished.isoformat() if shown.done.finished else "",
-            "data_sha256": shown.done.data_sha256,
-            "fingerprint": shown.done.fingerprint,
-        },
-    )
-
-
-def _raw_bundle(study: Study, config: AnalysisConfig, error: str) -> bytes:
-    data = study_frames(study)
-    return exports.make_raw_bundle(
-        study=study_manifest(study),
-        stimuli=data.stimuli,
-        judgments=data.judgments,
-        metrics=data.metrics,
-        config=config,
-        error=error,
-    )
-
-
-def study_manifest(study: Study) -> dict[str, object]:
-    return {
-        "name": study.name,
-        "title": study.title,
-        "method": study.method,
-        "scale": study.scale,
-        "hidden_reference": study.hidden_reference,
-        "image_set": study.image_set.name,
-        "codecs": study.codecs,
-        "target_bpps": study.target_bpps,
-        "crop": [study.crop_width, study.crop_height, study.crop_mode],
-        "judgments_per_item": study.judgments_per_item,
-        "seed": study.seed,
-        "state": study.state,
-        "exported": timezone.now().isoformat(timespec="seconds"),
-    }
 
 
 @lru_cache(maxsize=1)

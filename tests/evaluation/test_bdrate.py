@@ -382,3 +382,45 @@ def test_replicates_equal_to_the_point_curves_give_a_zero_width_interval(elo: pd
 def test_replicates_from_different_resample_counts_are_rejected() -> None:
     with pytest.raises(StatsInputError, match="anchor has 3 replicates but test has 4"):
         bd_rate_interval([1, 2, 3], np.ones((3, 3)), [1, 2, 3], np.ones((3, 4)))
+
+
+def test_the_table_with_replicates_gives_the_interval_and_the_equal_quality_bitrate() -> None:
+    """One BD-rate table for the platform: with bootstrap replicates of each curve point it
+    adds bd_rate_interval's percentiles and bitrate_at_equal_quality's ratio and bounds."""
+    rng = np.random.default_rng(5)
+    rates = np.array([0.25, 0.5, 1.0, 2.0])
+    curves = pd.DataFrame(
+        {
+            "codec": ["a"] * 4 + ["b"] * 4 + ["c"] * 4,
+            "bpp": np.concatenate([rates, rates * 0.8, rates * 1.1]),
+            "quality": np.tile([2.0, 3.0, 3.8, 4.5], 3),
+        }
+    )
+    replicates = curves["quality"].to_numpy()[:, None] + rng.normal(0, 0.05, (12, 300))
+    table = bd_rate_table(
+        curves, anchor="a", replicates=replicates, monotone="isotonic", confidence=0.9
+    ).set_index("codec")
+    for codec, rows in (("b", slice(4, 8)), ("c", slice(8, 12))):
+        direct = bitrate_at_equal_quality(
+            rates,
+            curves["quality"][:4],
+            curves["bpp"][rows],
+            curves["quality"][rows],
+            anchor_replicates=replicates[:4],
+            test_replicates=replicates[rows],
+            monotone="isotonic",
+            confidence=0.9,
+        )
+        row = table.loc[codec]
+        assert row["rate_ratio"] == pytest.approx(direct.ratio)
+        assert (row["rate_ratio_low"], row["rate_ratio_high"]) == pytest.approx(
+            (direct.low, direct.high)
+        )
+        assert row["bd_rate"] == pytest.approx((direct.ratio - 1) * 100)
+        assert row["bd_rate_low"] == pytest.approx((direct.low - 1) * 100)
+    assert table.loc["b", "rate_ratio"] == pytest.approx(0.8)
+    assert table.loc["c", "rate_ratio"] == pytest.approx(1.1)
+    without = bd_rate_table(curves, anchor="a")
+    assert without["bd_rate_low"].isna().all() and without["rate_ratio"].notna().all()
+    with pytest.raises(StatsInputError, match=r"replicates must have shape \(len\(curves\)=12"):
+        bd_rate_table(curves, anchor="a", replicates=replicates[:5])

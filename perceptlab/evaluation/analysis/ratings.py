@@ -207,14 +207,20 @@ def _subject_model(
     with SE √(Σ SE(ψ_e)²)/n (the images' estimates are independent given the raters' biases
     and inconsistencies) and a normal interval; per rater, bias Δ_s and inconsistency υ_s with
     their intervals. Empty tables with the reason in ``attrs["problem"]`` when the ratings
-    cannot be fitted (fewer than two raters, or a rater with a single rating)."""
+    cannot be fitted (fewer than two raters)."""
     try:
+        raters = ratings["rater"].nunique()
+        if raters < 2:  # one rater's bias is 0 and their scores fit exactly: υ = 0, SE = 0
+            raise StatsInputError(
+                f"the subject model needs ratings of at least 2 raters to tell rater bias "
+                f"and inconsistency from quality; {raters} so far"
+            )
         fit = subject_model.mle_subject_model(
             ratings, variant=SUBJECT_MODEL, confidence=config.confidence
         )
     except StatsInputError as error:
         problem = pd.DataFrame()
-        problem.attrs["problem"] = str(error)
+        problem.attrs["problem"] = f"no subject model: {error}"
         return problem, problem.copy(), []
     level = round(config.confidence * 100)
     per_stimulus = fit.scores.set_index("stimulus")

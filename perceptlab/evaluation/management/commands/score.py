@@ -1,14 +1,17 @@
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from perceptlab.evaluation import exports
+from perceptlab.evaluation.analysis import LapseUse, literal_choices
+from perceptlab.evaluation.exclusion import JUDGMENT_FLAGS
 from perceptlab.evaluation.scoring import ScoreOptions, raters_path, score_ratings_file
 from perceptlab.evaluation.stats.common import StatsInputError
-from perceptlab.evaluation.stats.pairwise import DEFAULT_PRIOR, DEFAULT_RIDGE, PRIORS
+from perceptlab.evaluation.stats.pairwise import DEFAULT_PRIOR, DEFAULT_RIDGE, PRIORS, Prior
 from perceptlab.evaluation.stats.ratings_io import FORMATS
 
 
@@ -68,12 +71,49 @@ class Command(BaseCommand):
             metavar="LAMBDA",
             help=f"pairwise: λ of --prior ridge (default {DEFAULT_RIDGE:g})",
         )
+        policy = parser.add_argument_group(
+            "exclusion policy (with --bundle: re-analyse under another policy than the study's)"
+        )
+        policy.add_argument(
+            "--exclude",
+            default=None,
+            metavar="FLAGS",
+            help="leave out judgments carrying any of these comma-separated QC flags "
+            f"({', '.join(JUDGMENT_FLAGS)}); 'none' keeps every flagged judgment",
+        )
+        policy.add_argument(
+            "--max-gold-failure",
+            type=float,
+            default=None,
+            metavar="SHARE",
+            help="leave out raters who failed more than this share of their gold trials",
+        )
+        policy.add_argument(
+            "--max-inconsistency",
+            type=float,
+            default=None,
+            metavar="SHARE",
+            help="leave out raters with more than this share of inconsistent repeats",
+        )
+        policy.add_argument(
+            "--lapse",
+            choices=literal_choices("lapse"),
+            default=None,
+            help="2AFC: 'weight' adds the scale with each rater weighted by 1 − lapse rate",
+        )
         parser.add_argument("--out", type=Path, required=True, help="CSV file to write")
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
+            changes = _policy_changes(options)
             if options["bundle"]:
-                self._bundle(options["bundle"], options["out"])
+                self._bundle(options["bundle"], options["out"], changes)
+            elif changes:
+                raise CommandError(
+                    "--exclude, --max-gold-failure, --max-inconsistency and --lapse re-analyse "
+                    "a study's --bundle (its judgments carry the QC flags); a ratings file has "
+                    "none"
+                )
             else:
                 self._ratings(options)
         except StatsInputError as error:
@@ -112,8 +152,11 @@ class Command(BaseCommand):
             scored.raters.to_csv(path, index=False)
             self.stdout.write(f"wrote the screening verdicts to {path}")
 
-    def _bundle(self, path: Path, out: Path) -> None:
+    def _bundle(self, path: Path, out: Path, changes: PolicyChanges) -> None:
         bundle = exports.open_bundle(path)
+        if changes:
+            self._bundle_policy(bundle, out, changes)
+            return
         analysis = exports.reanalyse(bundle)
         out.write_bytes(exports.csv_bytes(analysis.scores))
         stored = exports.csv_bytes(bundle.scores)
@@ -128,8 +171,23 @@ class Command(BaseCommand):
             f"({len(analysis.scores)} rows written to {out})"
         )
 
+    def _bundle_policy(self, bundle: exports.Bundle, out: Path, changes: PolicyChanges) -> None:
+        """Re-analyse under the policy asked for: the scores differ from the bundle's own
+        by design, so they are written without the reproduction check, with what each rule
+        removed."""
+        config = replace(bundle.config, **changes)
+        analysis = exports.reanalyse(bundle, config)
+        out.write_bytes(exports.csv_bytes(analysis.scores))
+        self.stdout.write(f"exclusion policy: {config.policy().describe()}")
+        for row in analysis.exclusion.itertuples(index=False):
+            self.stdout.write(f"  {row.rule}: {row.judgments} judgments, {row.raters} raters")
+        self.stdout.write(
+            f"wrote {len(analysis.scores)} rows to {out} (re-analysed under this policy, so "
+            "not compared with the bundle's scores.csv)"
+        )
 
-def _prior_options(options: dict[str, Any]) -> tuple[str, float | None]:
+
+def _prior_options(options: dict[str, Any]) -> tuple[Prior, float | None]:
     """--prior and --ridge, checked: pairwise only, and --ridge with --prior ridge only."""
     prior, ridge = options["prior"], options["ridge"]
     if options["kind"] != "pairwise" and (prior is not None or ridge is not None):
@@ -137,3 +195,27 @@ def _prior_options(options: dict[str, Any]) -> tuple[str, float | None]:
     if ridge is not None and prior != "ridge":
         raise CommandError(f"--ridge {ridge:g} applies to --prior ridge only")
     return prior or DEFAULT_PRIOR, ridge
+
+
+class PolicyChanges(TypedDict, total=False):
+    exclude_flags: tuple[str, ...]
+    max_gold_failure: float
+    max_inconsistency: float
+    lapse: LapseUse
+
+
+def _policy_changes(options: dict[str, Any]) -> PolicyChanges:
+    """The analysis options --exclude, --max-gold-failure, --max-inconsistency and --lapse
+    change (an unknown flag or a share outside [0, 1) is refused by the policy itself)."""
+    changes: PolicyChanges = {}
+    if options["exclude"] is not None:
+        text = options["exclude"].strip()
+        flags = () if text == "none" else tuple(f.strip() for f in text.split(",") if f.strip())
+        changes["exclude_flags"] = flags
+    if options["max_gold_failure"] is not None:
+        changes["max_gold_failure"] = options["max_gold_failure"]
+    if options["max_inconsistency"] is not None:
+        changes["max_inconsistency"] = options["max_inconsistency"]
+    if options["lapse"] is not None:
+        changes["lapse"] = options["lapse"]
+    return changes
