@@ -18,7 +18,11 @@ each rule removes what is still counted and says how much:
    (shorter than the study's minimum view time on either clock), ``too_few_flips`` (2AFC
    and sequential DCR answered before the minimum number of flips) and ``pane_hidden``
    (the tab was hidden while the trial was on screen): judgments given without seeing the
-   stimuli as the method requires. ``pane_cut`` and ``clock_mismatch`` are available.
+   stimuli as the method requires. ``pane_cut`` and ``clock_mismatch`` are available;
+5. ``lapse rate > x`` (2AFC): raters whose lapse (random-answer) probability q, fitted by the
+   lapse model on what the rules above kept (``stats.lapse``, as Google's elo_rater_model),
+   exceeds ``max_lapse``. It needs the model, so the analysis applies it
+   (:func:`drop_raters`); :func:`apply_policy` applies rules 1–4.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ class ExclusionPolicy:
     flags: tuple[str, ...] = DEFAULT_FLAGS
     max_gold_failure: float | None = None  # a share in [0, 1); None: rule off
     max_inconsistency: float | None = None  # a share in [0, 1); None: rule off
+    max_lapse: float | None = None  # a probability in [0, 1); None: rule off (2AFC only)
     drop_screened_out: bool = True
 
     def __post_init__(self) -> None:
@@ -47,7 +52,7 @@ class ExclusionPolicy:
             raise StatsInputError(
                 f"unknown flag(s) {', '.join(unknown)}; valid: {', '.join(JUDGMENT_FLAGS)}"
             )
-        for name in ("max_gold_failure", "max_inconsistency"):
+        for name in ("max_gold_failure", "max_inconsistency", "max_lapse"):
             value = getattr(self, name)
             if value is not None and not 0 <= value < 1:
                 raise StatsInputError(f"{name} must lie in [0, 1), got {value}")
@@ -62,6 +67,8 @@ class ExclusionPolicy:
             parts.append(f"raters with more than {self.max_inconsistency:.0%} inconsistent repeats")
         if self.flags:
             parts.append("judgments flagged " + ", ".join(self.flags))
+        if self.max_lapse is not None:
+            parts.append(f"raters whose lapse rate exceeds {self.max_lapse:g}")
         return "; ".join(parts) if parts else "nothing excluded"
 
 
@@ -113,6 +120,17 @@ def apply_policy(judgments: pd.DataFrame, policy: ExclusionPolicy) -> Excluded:
         remove(f"flagged {flag}", _flagged(judgments, flag))
     kept = judgments.loc[keep].reset_index(drop=True)
     return Excluded(kept=kept, outcomes=outcomes, counted=int(base.sum()))
+
+
+def drop_raters(excluded: Excluded, rule: str, raters: set[str]) -> Excluded:
+    """``excluded`` less every kept judgment of ``raters``, recorded as ``rule``."""
+    hit = excluded.kept["rater"].astype(str).isin(raters)
+    outcome = RuleOutcome(rule, int(hit.sum()), int(excluded.kept.loc[hit, "rater"].nunique()))
+    return Excluded(
+        kept=excluded.kept.loc[~hit].reset_index(drop=True),
+        outcomes=[*excluded.outcomes, outcome],
+        counted=excluded.counted,
+    )
 
 
 def _flagged(judgments: pd.DataFrame, flag: str) -> pd.Series:

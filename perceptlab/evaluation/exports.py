@@ -174,6 +174,11 @@ def make_bundle(
         "models": sorted({f"{m.name} {m.version}" for m in analysis.models}),
         "software": software_versions(),
         "counts": analysis.counts,
+        # the exclusion policy and what each rule removed (the raw tables keep everything)
+        "exclusion": {
+            "policy": analysis.config.policy().describe(),
+            "rules": json.loads(analysis.exclusion.to_json(orient="records")),
+        },
         **({"stored_analysis": stored} if stored else {}),
     }
     return _zip(files, manifest)

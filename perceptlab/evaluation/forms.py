@@ -23,6 +23,7 @@ class ReportOptions:
     exclude_flags: tuple[str, ...] | None = None  # None: the study's
     max_gold_failure: float | None = None
     max_inconsistency: float | None = None
+    max_lapse: float | None = None
     policy_chosen: bool = False  # the form was sent: its policy, not the study's
     lapse: str = "report"  # 2AFC: analysis.LapseUse
 
@@ -57,6 +58,12 @@ class ReportOptionsForm(forms.Form):
         max_value=0.99,
         label="Exclude raters with more than this share of inconsistent repeats",
     )
+    max_lapse = forms.FloatField(
+        required=False,
+        min_value=0.0,
+        max_value=0.99,
+        label="Exclude raters whose lapse rate exceeds (2AFC)",
+    )
     lapse = forms.ChoiceField(
         choices=LAPSE_CHOICES,
         required=False,
@@ -74,10 +81,11 @@ class ReportOptionsForm(forms.Form):
         self.fields["exclude"].initial = list(study.exclude_flags or [])
         self.fields["max_gold_failure"].initial = study.max_gold_failure
         self.fields["max_inconsistency"].initial = study.max_inconsistency
+        self.fields["max_lapse"].initial = study.max_lapse
         if study.is_pairwise:
             self.fields["screening"].choices = [("", "none (pairwise: gold trials screen)")]  # type: ignore[attr-defined]
         else:
-            del self.fields["lapse"]
+            del self.fields["lapse"], self.fields["max_lapse"]
 
     def options(self) -> ReportOptions:
         if not self.is_bound or not self.is_valid():
@@ -90,6 +98,7 @@ class ReportOptionsForm(forms.Form):
             exclude_flags=tuple(data.get("exclude") or ()) if chosen else None,
             max_gold_failure=data.get("max_gold_failure") if chosen else None,
             max_inconsistency=data.get("max_inconsistency") if chosen else None,
+            max_lapse=data.get("max_lapse") if chosen else None,
             policy_chosen=chosen,
             lapse=data.get("lapse") or "report",
         )

@@ -41,9 +41,11 @@ def config_for(study: Study, options: ReportOptions | None = None) -> AnalysisCo
     if chosen.policy_chosen:
         flags = chosen.exclude_flags or ()
         max_gold, max_inconsistent = chosen.max_gold_failure, chosen.max_inconsistency
+        max_lapse = chosen.max_lapse
     else:
         flags = tuple(study.exclude_flags or ())
         max_gold, max_inconsistent = study.max_gold_failure, study.max_inconsistency
+        max_lapse = study.max_lapse
     low, high = (0.0, 1.0) if study.is_pairwise else study.scale_range()
     return AnalysisConfig(
         method=as_method(study.method),
@@ -58,6 +60,7 @@ def config_for(study: Study, options: ReportOptions | None = None) -> AnalysisCo
         exclude_flags=tuple(flags),
         max_gold_failure=max_gold,
         max_inconsistency=max_inconsistent,
+        max_lapse=max_lapse if study.is_pairwise else None,
     )
 
 

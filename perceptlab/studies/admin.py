@@ -100,7 +100,12 @@ SECTIONS: dict[str, list[str]] = {
         "min_flips",
         "session_timeout_minutes",
     ],
-    "Analysis: exclusion policy": ["exclude_flags", "max_gold_failure", "max_inconsistency"],
+    "Analysis: exclusion policy": [
+        "exclude_flags",
+        "max_gold_failure",
+        "max_inconsistency",
+        "max_lapse",
+    ],
     "Raters' devices": ["allowed_devices"],
     "Rater texts": ["consent_text", "instructions_text"],
     "Completion": ["completion_code", "completion_url", "screenout_code", "screenout_url"],

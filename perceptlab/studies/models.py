@@ -212,6 +212,13 @@ class Study(models.Model):
         validators=[MinValueValidator(0.0), MaxValueValidator(0.99)],
         help_text="analysis: leave out raters with more than this share of inconsistent repeats",
     )
+    max_lapse = models.FloatField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0.0), MaxValueValidator(0.99)],
+        help_text="analysis (2AFC): leave out raters whose lapse rate (share of random answers, "
+        "fitted by the lapse model) exceeds this; empty: no such rule",
+    )
 
     consent_text = models.TextField(default="", blank=True)
     instructions_text = models.TextField(default="", blank=True)

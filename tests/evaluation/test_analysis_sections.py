@@ -180,3 +180,31 @@ def test_the_page_and_the_standalone_file_render_the_same_sections(admin_client:
     frame = pd.DataFrame(study_frames(study).judgments)
     assert len(frame)  # the study has data: the sections are not all notices
     assert page.count('class="report-section"') == len(sections) + 1  # + methods
+
+
+def test_the_lapse_rule_leaves_out_raters_above_the_threshold(admin_client: Client) -> None:
+    study = rated_study(
+        "2afc", images=3, raters=6, seed=27, judgments_per_item=6, trials_per_session=24
+    )
+    _, plain = analyse_study(study, config_for(study))
+    q = plain.lapse.set_index("rater")["q"]
+    threshold = float(q.sort_values().iloc[-2])  # the most random rater is above it
+    study.max_lapse = threshold
+    study.save(update_fields=["max_lapse"])
+    config = config_for(study)
+    assert config.max_lapse == threshold
+    data, analysis = analyse_study(study, config)
+    out = set(q[q > threshold].index)
+    assert len(out) == 1
+    table = analysis.lapse.set_index("rater")
+    assert set(table.index[table["excluded"]]) == out  # the table still lists them, marked
+    kept = counted_judgments(data.judgments, config.policy())
+    theirs = int(kept["rater"].astype(str).isin(out).sum())
+    row = analysis.exclusion.set_index("rule").loc[f"removed: lapse rate > {threshold:g}"]
+    assert (row["judgments"], row["raters"]) == (theirs, 1) and theirs > 0
+    assert analysis.counts["judgments"] == len(kept) - theirs
+    page = _report(admin_client, study.pk)
+    assert f"raters whose lapse rate exceeds {threshold:g}" in page
+    acr = rated_study("acr", images=1, raters=2, seed=28)
+    acr.max_lapse = 0.1  # a 2AFC rule: an ACR study's analysis ignores it
+    assert config_for(acr).max_lapse is None

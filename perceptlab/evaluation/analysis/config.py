@@ -58,6 +58,7 @@ class AnalysisConfig:
     exclude_flags: tuple[str, ...] = exclusion.DEFAULT_FLAGS
     max_gold_failure: float | None = None
     max_inconsistency: float | None = None
+    max_lapse: float | None = None  # 2AFC: raters whose lapse rate q exceeds it are left out
     lapse: LapseUse = "report"
 
     def __post_init__(self) -> None:
@@ -70,6 +71,7 @@ class AnalysisConfig:
             flags=self.exclude_flags,
             max_gold_failure=self.max_gold_failure,
             max_inconsistency=self.max_inconsistency,
+            max_lapse=self.max_lapse,
         )
 
     def as_dict(self) -> dict[str, object]:

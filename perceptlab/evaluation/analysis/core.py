@@ -6,7 +6,7 @@ import pandas as pd
 
 from perceptlab.evaluation import exclusion
 from perceptlab.evaluation.analysis.config import PAIRWISE, AnalysisConfig
-from perceptlab.evaluation.analysis.pairwise import analyse_pairwise
+from perceptlab.evaluation.analysis.pairwise import analyse_pairwise, lapse_table_of
 from perceptlab.evaluation.analysis.ratings import analyse_ratings
 from perceptlab.evaluation.analysis.result import Analysis
 from perceptlab.evaluation.analysis.tables import objective_frame
@@ -20,12 +20,22 @@ def analyse(
     config: AnalysisConfig,
 ) -> Analysis:
     excluded = exclusion.apply_policy(judgments, config.policy())
-    counted = excluded.kept
     objective, unavailable = objective_frame(stimuli, metrics)
     if config.method == PAIRWISE:
-        result = analyse_pairwise(stimuli, counted, judgments, metrics, config)
+        # the lapse model on what rules 1–4 kept, then the lapse rule (exclusion.py, rule 5);
+        # the report's table keeps the raters it removed, marked
+        lapse_table = lapse_table_of(judgments, excluded.kept, stimuli, config)
+        if config.max_lapse is not None and len(lapse_table):
+            over = lapse_table["q"] > config.max_lapse
+            lapse_table = lapse_table.assign(excluded=over)
+            dropped = {str(rater) for rater in lapse_table.loc[over, "rater"]}
+            excluded = exclusion.drop_raters(
+                excluded, f"lapse rate > {config.max_lapse:g}", dropped
+            )
+        result = analyse_pairwise(stimuli, excluded.kept, metrics, config, lapse_table)
     else:
-        result = analyse_ratings(stimuli, counted, metrics, config)
+        result = analyse_ratings(stimuli, excluded.kept, metrics, config)
+    counted = excluded.kept
     result.objective, result.unavailable_metrics = objective, unavailable
     result.exclusion = exclusion.summary_table(excluded)
     result.counts = {

@@ -42,10 +42,12 @@ def trials_frame(counted: pd.DataFrame, stimuli: pd.DataFrame, *, level: str) ->
 def analyse_pairwise(
     stimuli: pd.DataFrame,
     counted: pd.DataFrame,
-    judgments: pd.DataFrame,
     metrics: pd.DataFrame,
     config: AnalysisConfig,
+    lapse_table: pd.DataFrame,
 ) -> Analysis:
+    """The 2AFC analysis of the ``counted`` judgments; ``lapse_table`` is the raters' lapse
+    fit (:func:`lapse_table_of`), shown in the report and used by ``config.lapse``."""
     trials = trials_frame(counted, stimuli, level="condition")
     pooled = trials.drop(columns=["group"])
     boot = pairwise.rater_bootstrap(
@@ -76,7 +78,6 @@ def analyse_pairwise(
     scores["target_bpp"] = scores["condition"].map(info["target_bpp"])
     scores["bpp"] = scores["condition"].map(stimuli.groupby("condition")["bpp"].mean())
     stimulus_trials = trials_frame(counted, stimuli, level="stimulus")
-    lapse_table = _lapse_table(judgments, stimulus_trials, config)
     lapse_models = [lapse.LAPSE_MODEL] if len(lapse_table) else []
     weighted = pd.DataFrame()
     if config.lapse == "weight":
@@ -182,12 +183,13 @@ def _pairwise_agreement(trials: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataF
     return agreement_stats.twoafc_table(trials, wide, higher_is_better=higher_is_better())
 
 
-def _lapse_table(
-    judgments: pd.DataFrame, trials: pd.DataFrame, config: AnalysisConfig
+def lapse_table_of(
+    judgments: pd.DataFrame, counted: pd.DataFrame, stimuli: pd.DataFrame, config: AnalysisConfig
 ) -> pd.DataFrame:
     """Each rater's lapse probability q (Google's elo_rater_model; stats.lapse) from their
     counted pairs, with the gold trials inside the likelihood; empty (with the reason
     logged in the table's attrs) when the pairs cannot be scaled."""
+    trials = trials_frame(counted, stimuli, level="stimulus")
     if trials.empty:
         return pd.DataFrame()
     golds = judgments.loc[
@@ -221,6 +223,8 @@ def _lapse_weighted(
     else:
         pooled = trials.drop(columns=["group"])
         weights = pd.Series(lapse_table["weight"].to_numpy(), index=lapse_table["rater"])
+        if "excluded" in lapse_table.columns:  # the lapse rule left them out of the trials
+            weights = weights.loc[~lapse_table["excluded"].to_numpy()]
         pooled = pooled.loc[pooled["rater"].isin(weights.index)]
         try:
             fit = lapse.weighted_bradley_terry(

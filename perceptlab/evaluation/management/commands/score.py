@@ -96,6 +96,13 @@ class Command(BaseCommand):
             help="leave out raters with more than this share of inconsistent repeats",
         )
         policy.add_argument(
+            "--max-lapse",
+            type=float,
+            default=None,
+            metavar="Q",
+            help="2AFC: leave out raters whose lapse rate (lapse model) exceeds Q",
+        )
+        policy.add_argument(
             "--lapse",
             choices=literal_choices("lapse"),
             default=None,
@@ -110,9 +117,9 @@ class Command(BaseCommand):
                 self._bundle(options["bundle"], options["out"], changes)
             elif changes:
                 raise CommandError(
-                    "--exclude, --max-gold-failure, --max-inconsistency and --lapse re-analyse "
-                    "a study's --bundle (its judgments carry the QC flags); a ratings file has "
-                    "none"
+                    "--exclude, --max-gold-failure, --max-inconsistency, --max-lapse and --lapse "
+                    "re-analyse a study's --bundle (its judgments carry the QC flags); a "
+                    "ratings file has none"
                 )
             else:
                 self._ratings(options)
@@ -201,6 +208,7 @@ class PolicyChanges(TypedDict, total=False):
     exclude_flags: tuple[str, ...]
     max_gold_failure: float
     max_inconsistency: float
+    max_lapse: float
     lapse: LapseUse
 
 
@@ -216,6 +224,8 @@ def _policy_changes(options: dict[str, Any]) -> PolicyChanges:
         changes["max_gold_failure"] = options["max_gold_failure"]
     if options["max_inconsistency"] is not None:
         changes["max_inconsistency"] = options["max_inconsistency"]
+    if options["max_lapse"] is not None:
+        changes["max_lapse"] = options["max_lapse"]
     if options["lapse"] is not None:
         changes["lapse"] = options["lapse"]
     return changes
