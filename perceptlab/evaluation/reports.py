@@ -252,6 +252,7 @@ def _ci_band(rows: pd.DataFrame, *, colour: str, group: str) -> go.Scatter | Non
     return go.Scatter(
         x=np.concatenate([x, x[::-1]]),
         y=np.concatenate([high[finite], low[finite][::-1]]),
+        mode="lines",  # plotly's default for few points adds markers in its own colours
         fill="toself",
         fillcolor=_rgba(colour, 0.18),
         line={"width": 0},
@@ -780,6 +781,8 @@ def _lapse_weighted_section(data: ReportData) -> list[Section]:
     table = data.lapse_weighted
     if table is not None and not table.empty:
         table = table.astype({"n": "Int64"})
+        for column in ("wins", "losses"):  # undecided answers count ½
+            table[column] = [f"{v:g}" for v in table[column]]
     return [_table_or_notice(title, table, caption=caption)]
 
 

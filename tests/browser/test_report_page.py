@@ -17,7 +17,13 @@ def test_the_report_draws_curves_with_interval_bands(
 ) -> None:
     settings.EVALUATION_RESAMPLES = 200  # the first view computes the analysis inline
     study = rated_study(
-        "acr", images=2, raters=6, seed=3, judgments_per_item=6, trials_per_session=8
+        "acr",
+        images=2,
+        raters=6,
+        seed=3,
+        judgments_per_item=6,
+        trials_per_session=8,
+        hidden_reference=True,
     )
     get_user_model().objects.create_superuser("researcher", "", "a-long-passphrase")
     errors: list[str] = []
@@ -36,4 +42,20 @@ def test_the_report_draws_curves_with_interval_bands(
     names = {name for name, _ in traces}
     assert {"jpeg", "webp"} <= names
     assert any(fill == "toself" for _, fill in traces), traces  # the CI bands
+    # what a person sees: one dot per codec and target (2 × 2) in each curve figure, in
+    # its codec's colour; the bands draw no dots of their own (plotly adds markers in its
+    # default colours to a short trace unless told "lines")
+    for title in ("Rate–perception curves", "Rate–DMOS curves (ACR-HR)"):
+        section = page.locator("section.report-section", has_text=title)
+        dots = section.evaluate(
+            """s => [...s.querySelectorAll('.scatterlayer .trace')].map(t => [
+                [...t.querySelectorAll('path.point')].map(p => p.style.fill)])"""
+        )
+        fills = [fill for (points,) in dots for fill in points]
+        assert len(fills) == 4, (title, dots)
+        line_colours = section.evaluate(
+            """s => [...s.querySelectorAll('.scatterlayer .trace path.js-line')]
+                .map(p => p.style.stroke).filter(c => c)"""
+        )
+        assert set(fills) <= set(line_colours), (fills, line_colours)
     assert errors == []

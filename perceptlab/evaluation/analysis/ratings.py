@@ -3,6 +3,8 @@ ACR-HR DMOS, rater screening and the Li–Bampis subject model."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
@@ -215,9 +217,7 @@ def _subject_model(
                 f"the subject model needs ratings of at least 2 raters to tell rater bias "
                 f"and inconsistency from quality; {raters} so far"
             )
-        fit = subject_model.mle_subject_model(
-            ratings, variant=SUBJECT_MODEL, confidence=config.confidence
-        )
+        fit = _fit_subject_model(ratings, config)
     except StatsInputError as error:
         problem = pd.DataFrame()
         problem.attrs["problem"] = f"no subject model: {error}"
@@ -248,3 +248,33 @@ def _subject_model(
     ).sort_values(["codec", "bpp"], ignore_index=True)
     table.attrs["converged"] = fit.converged
     return table, fit.raters, [fit.model]
+
+
+def _fit_subject_model(
+    ratings: pd.DataFrame, config: AnalysisConfig
+) -> subject_model.SubjectModelResult:
+    """The fit, or a StatsInputError when its likelihood runs off to its unbounded edge: a
+    rater whose every score the model can fit exactly (each stimulus they rated rated by
+    nobody else, or exactly at its quality) gets υ → 0 and an infinite weight (Li & Bampis'
+    caveat), which shows as a floating-point overflow or a non-finite estimate."""
+    try:
+        with warnings.catch_warnings(), np.errstate(all="raise"):
+            warnings.simplefilter("error", RuntimeWarning)
+            fit = subject_model.mle_subject_model(
+                ratings, variant=SUBJECT_MODEL, confidence=config.confidence
+            )
+    except (FloatingPointError, RuntimeWarning) as error:
+        raise StatsInputError(_DEGENERATE + f" ({error})") from error
+    estimates = (fit.scores["quality"], fit.raters["bias"], fit.raters["inconsistency"])
+    if not all(np.isfinite(column.to_numpy(dtype=float)).all() for column in estimates):
+        raise StatsInputError(_DEGENERATE)
+    if (fit.raters["inconsistency"] <= 1e-6).any():
+        raise StatsInputError(_DEGENERATE)
+    return fit
+
+
+_DEGENERATE = (
+    "the fit does not converge on these ratings: a rater's scores are fitted exactly "
+    "(inconsistency → 0), which happens while raters share too few stimuli; it needs more "
+    "ratings per stimulus"
+)
