@@ -24,6 +24,7 @@ from perceptlab.evaluation.forms import ReportOptions
 from perceptlab.evaluation.stats import lapse, mos, subject_model
 from perceptlab.evaluation.stats.common import StatsInputError
 from perceptlab.evaluation.study_analysis import analyse_study, config_for, study_frames
+from perceptlab.studies.models import Judgment
 
 pytestmark = pytest.mark.django_db
 
@@ -86,11 +87,32 @@ def test_plain_acr_has_no_dmos_curve() -> None:
     assert analysis.dmos_curves.empty
 
 
+def _spread_scores(study: Any, seed: int) -> None:
+    """Replace the simulated scores (mostly 1–2 on the test studies' heavily compressed
+    images) by draws of the subject model itself, round(ψ_e + Δ_s + υ_s·ε) on 1–5 with ψ
+    spread over the scale, keyed by (item, rater) so the schedule's order does not matter."""
+    judgments = Judgment.objects.filter(trial__session__study=study, trial__kind="test")
+    rows = list(judgments.select_related("trial").order_by("id"))
+    for judgment in rows:
+        item, session = judgment.trial.item_id, judgment.trial.session_id
+        psi = np.random.default_rng([seed, 0, item]).uniform(1.5, 4.5)
+        rater = np.random.default_rng([seed, 1, session])
+        bias, noise = rater.normal(0, 0.4), rater.uniform(0.5, 1.0)
+        value = psi + bias + noise * np.random.default_rng([seed, 2, item, session]).normal()
+        judgment.score = float(np.clip(np.rint(value), 1, 5))
+        judgment.save(update_fields=["score"])
+
+
 @pytest.mark.parametrize("method", ["acr", "dcr"])
 def test_the_subject_model_is_fitted_on_the_counted_ratings(
     admin_client: Client, method: str
 ) -> None:
-    study = rated_study(method, images=3, raters=5, seed=23)
+    # the likelihood is unbounded (a rater fitted exactly: υ → 0) unless each rater scores
+    # enough stimuli; 24 each here
+    study = rated_study(
+        method, images=6, raters=8, seed=23, judgments_per_item=8, trials_per_session=24
+    )
+    _spread_scores(study, seed=23)
     config = config_for(study)
     data, analysis = analyse_study(study, config)
     ratings = ratings_frame(counted_judgments(data.judgments, config.policy()), data.stimuli)
@@ -106,7 +128,7 @@ def test_the_subject_model_is_fitted_on_the_counted_ratings(
     table = analysis.subject_scores.set_index("condition")
     for condition, row in table.iterrows():
         members = [s for s in psi.index if info.loc[s, "condition"] == condition]
-        assert row["images"] == len(members) == 3
+        assert row["images"] == len(members) == 6
         assert row["quality"] == pytest.approx(psi.loc[members, "quality"].mean())
         se = np.sqrt(np.sum(psi.loc[members, "std"] ** 2)) / len(members)
         assert row["se"] == pytest.approx(se)
