@@ -125,7 +125,7 @@ def main() -> None:
         from django.test import Client
 
         from perceptlab.evaluation import stored
-        from perceptlab.evaluation.reports import methods_html, report_sections
+        from perceptlab.evaluation.reports import methods_html, report_body
         from perceptlab.evaluation.study_analysis import analyse_study, config_for, report_data
         from perceptlab.studies.models import Judgment, Study
 
@@ -162,7 +162,7 @@ def main() -> None:
         start = time.perf_counter()
         _, analysis = analyse_study(study, config)
         data = report_data(study, analysis)
-        [stored.section_html(s) for s in report_sections(data)]
+        report_body(data)
         methods_html(data)
         recompute = time.perf_counter() - start
         print(f"recompute per view (before): {recompute:.1f} s")
