@@ -5,8 +5,10 @@ target whose bpp does not exceed it by more than ``tolerance`` (3 %). The dial i
 by safeguarded interpolation on log bpp (see :func:`_narrow`), assuming bpp is monotone in
 it (quality up → bytes up; QP up → bytes down); every encode is real, so a non-monotone
 step costs accuracy, never correctness. When even the dial's lowest-rate end overshoots,
-the lowest-rate bitstream is kept and flagged ``within_tolerance=False`` ("the codec's
-nearest step").
+the lowest-rate bitstream is kept and flagged ``within_tolerance=False`` with reason
+``"floor"`` ("the codec's nearest step"); when even its highest-rate end stays more than the
+tolerance under the target (a codec that cannot reach the rate, e.g. a learned model's top
+step), the highest-rate bitstream is kept and flagged with reason ``"ceiling"``.
 """
 
 from __future__ import annotations
@@ -48,6 +50,9 @@ class RateResult:
     attempts: int
     tried: tuple[tuple[float, float], ...] = ()
     """Every (dial value, bpp) encoded on the way, so the choice can be audited."""
+    reason: str = ""
+    """Why not within tolerance: "floor" (the lowest rate overshoots), "ceiling" (the
+    highest rate stays under the target by more than the tolerance); "" when within."""
 
     def as_record(self) -> dict[str, object]:
         """What is stored with the reconstruction to explain how it was chosen."""
@@ -56,6 +61,7 @@ class RateResult:
             "target_bpp": self.target_bpp,
             "tolerance": TOLERANCE,
             "within_tolerance": self.within_tolerance,
+            **({"reason": self.reason} if self.reason else {}),
             "attempts": self.attempts,
             "tried": [list(pair) for pair in self.tried],
         }
@@ -144,6 +150,10 @@ def encode_at_bpp(
     else:
         _search_continuous(search, low, high)
     chosen, within = search.best()
+    reason = "" if within else "floor"
+    highest = max(search.tried.values(), key=lambda a: a.bpp)
+    if within and chosen is highest and chosen.bpp < target_bpp * (1 - TOLERANCE):
+        within, reason = False, "ceiling"
     return RateResult(
         params=search.params_for(chosen.value),
         bitstream=chosen.bitstream,
@@ -153,6 +163,7 @@ def encode_at_bpp(
         within_tolerance=within,
         attempts=len(search.tried),
         tried=tuple(sorted((float(dial.value_at(a.value)), a.bpp) for a in search.tried.values())),
+        reason=reason,
     )
 
 

@@ -65,6 +65,20 @@ def test_when_even_the_lowest_rate_overshoots_it_keeps_it_and_says_so() -> None:
     result = encode_at_bpp(StepCodec(geometric_sizes()), IMAGE, 0.0001)
     assert result.params["qp"] == 51
     assert not result.within_tolerance
+    assert result.reason == "floor" and result.as_record()["reason"] == "floor"
+
+
+def test_when_even_the_highest_rate_stays_under_it_keeps_it_and_flags_the_ceiling() -> None:
+    sizes = geometric_sizes()
+    top = 8 * max(sizes.values()) / 100  # qp 0's bpp
+    result = encode_at_bpp(StepCodec(sizes), IMAGE, top * 2)
+    assert result.params["qp"] == 0 and result.bpp == top
+    assert not result.within_tolerance
+    assert result.reason == "ceiling" and result.as_record()["reason"] == "ceiling"
+    # within the tolerance under the target it is the codec's nearest step, not a ceiling
+    close = encode_at_bpp(StepCodec(sizes), IMAGE, top * 1.02)
+    assert close.params["qp"] == 0 and close.within_tolerance and close.reason == ""
+    assert "reason" not in close.as_record()
 
 
 def test_it_refuses_a_non_positive_target() -> None:

@@ -40,6 +40,8 @@ def stimulus_record(reconstruction: Reconstruction) -> dict[str, Any]:
         "encode_s": reconstruction.encode_seconds,
         "decode_s": reconstruction.decode_seconds,
         "within_tolerance": reconstruction.rate_control.get("within_tolerance", True),
+        # why not: "floor" (the lowest rate overshoots) or "ceiling" (the highest stays under)
+        "rate_limit": reconstruction.rate_control.get("reason", ""),
     }
 
 
