@@ -25,15 +25,19 @@ test trial reads the open candidates' ids and slot counts, not their rows.
 
 from __future__ import annotations
 
+import functools
 import random
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from django.db import IntegrityError, transaction
-from django.db.models import Count, Exists, F, OuterRef, QuerySet
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import Count, Exists, F, OuterRef
 from django.utils import timezone
 
+from perceptlab.lib.prepared import columns
 from perceptlab.studies import catalog
 from perceptlab.studies.models import Item, Judgment, Session, Stimulus, Study, Trial
 from perceptlab.studies.planners import planner_for
@@ -59,23 +63,30 @@ class Snapshot:
 
     @classmethod
     def of(cls, session: Session) -> Snapshot:
-        trials = Trial.objects.filter(session=session).select_related("judgment")
-        return cls._build(session, list(trials.order_by()))
+        """The trials of ``session`` (already read) in one query."""
+        db = connections[DEFAULT_DB_ALIAS]
+        with db.cursor() as cursor:
+            cursor.execute(_trials_sql(), [session.pk])
+            rows = cursor.fetchall()
+        return cls._build(session, [_trial_of(row, db, start=0) for row in rows])
 
     @classmethod
     def by_code(cls, code: uuid.UUID) -> Snapshot | None:
-        """The session with this code and its trials in one query (two for a session
-        with no trial yet); None if there is no such session."""
-        trials = list(
-            # no ORDER BY: the models' default orderings would join more tables
-            Trial.objects.filter(session__code=code)
-            .select_related("session__study", "judgment")
-            .order_by()
-        )
-        if trials:
-            return cls._build(trials[0].session, trials)
-        session = Session.objects.select_related("study").filter(code=code).first()
-        return cls(session) if session is not None else None
+        """The session with this code, its study and its trials in one query (one
+        statement: a consistent view of the session); None if there is no such session."""
+        db = connections[DEFAULT_DB_ALIAS]
+        with db.cursor() as cursor:
+            cursor.execute(_session_sql(), [_session_code.get_db_prep_value(code, db)])
+            rows = cursor.fetchall()
+        if not rows:
+            return None
+        session = _SESSION.build(rows[0], connection=db)
+        study = _STUDY.build(rows[0], connection=db, start=_SESSION.width)
+        assert session is not None and study is not None  # an inner join: both present
+        session.study = study
+        start = _SESSION.width + _STUDY.width
+        trials = [_trial_of(row, db, start=start) for row in rows if row[start] is not None]
+        return cls._build(session, trials)
 
     @classmethod
     def _build(cls, session: Session, trials: list[Trial]) -> Snapshot:
@@ -116,6 +127,50 @@ class Snapshot:
     def record(self, trial: Trial, judgment: Judgment) -> None:
         self.trials[trial.position] = trial
         self.answers[trial.position] = judgment
+
+
+# The session's read, written as SQL once (perceptlab.lib.prepared): built through the
+# ORM, its construction and the conversion of the session's and study's columns on every
+# trial row cost more CPU than the rest of a judgment.
+_SESSION = columns(Session, "se")
+_STUDY = columns(Study, "st")
+_TRIAL = columns(Trial, "t")
+_JUDGMENT = columns(Judgment, "j")
+_session_code = Session._meta.get_field("code")
+_trial_judgment = Trial.judgment.related  # type: ignore[attr-defined]
+
+
+@functools.cache
+def _session_sql() -> str:
+    """The session by code with its study, and one row per trial (with its judgment)."""
+    return (
+        f"SELECT {_SESSION.sql}, {_STUDY.sql}, {_TRIAL.sql}, {_JUDGMENT.sql} "
+        f"FROM {_SESSION.table} se JOIN {_STUDY.table} st ON st.id = se.study_id "
+        f"LEFT JOIN {_TRIAL.table} t ON t.session_id = se.id "
+        f"LEFT JOIN {_JUDGMENT.table} j ON j.trial_id = t.id "
+        f"WHERE se.code = %s"
+    )
+
+
+@functools.cache
+def _trials_sql() -> str:
+    """A session's trials (with their judgments) by the session's id."""
+    return (
+        f"SELECT {_TRIAL.sql}, {_JUDGMENT.sql} FROM {_TRIAL.table} t "
+        f"LEFT JOIN {_JUDGMENT.table} j ON j.trial_id = t.id WHERE t.session_id = %s"
+    )
+
+
+def _trial_of(row: tuple[object, ...], db: BaseDatabaseWrapper, *, start: int) -> Trial:
+    """The trial in ``row`` from ``start``, its judgment (or its absence) cached on it as
+    ``select_related("judgment")`` would."""
+    trial = _TRIAL.build(row, connection=db, start=start)
+    assert trial is not None
+    judgment = _JUDGMENT.build(row, connection=db, start=start + _TRIAL.width)
+    _trial_judgment.set_cached_value(trial, judgment)
+    if judgment is not None:
+        _trial_judgment.field.set_cached_value(judgment, trial)
+    return trial
 
 
 def make_schedule(*, study: Study, rng: random.Random | None = None) -> list[str]:
@@ -243,24 +298,21 @@ def _bind(snap: Snapshot, position: int) -> Trial | None:
 
 
 def _bind_test(snap: Snapshot, position: int) -> Trial | None:
+    """The least-served test item (as the study's planner ranks them) new to the session,
+    with one of its slots. Candidates are the ids and slot counts of the study's items
+    with a free slot (one query); the items themselves come from the catalog."""
     session, study = snap.session, snap.session.study
-    seen = [t.item_id for t in snap.of_kind(Trial.Kind.TEST)]
-    candidates = (
-        study.items.filter(kind=Item.Kind.TEST)
-        .exclude(pk__in=seen)
-        .order_by()  # the planner ranks them; Item's default ordering joins the study
-    )
-    if study.is_acr_hr:
-        candidates = _referenced_images_only(snap, position, candidates)
+    seen = {t.item_id for t in snap.of_kind(Trial.Kind.TEST)}
+    eligible = _eligible_test(snap, position)
     if session.is_preview:  # a researcher's preview takes no slot
-        picked = list(candidates.order_by("?").values_list("pk", flat=True)[:1])
-        item = catalog.item_of(study, picked[0]) if picked else None
-        return _create(snap, position, Trial.Kind.TEST, item) if item else None
+        every = study.items.filter(kind=Item.Kind.TEST).values_list("pk", flat=True)
+        items = catalog.items_of(study, [pk for pk in every if pk not in seen]).values()
+        pool = [item for item in items if eligible(item)]
+        return _create(snap, position, Trial.Kind.TEST, random.choice(pool)) if pool else None
     for attempt in range(2):
-        open_slots = dict(
-            candidates.filter(assigned__lt=study.judgments_per_item).values_list("pk", "assigned")
-        )
-        open_items = list(catalog.items_of(study, open_slots).values())
+        open_slots = {pk: n for pk, n in _open_slots(study) if pk not in seen}
+        items = catalog.items_of(study, open_slots).values()
+        open_items = [item for item in items if eligible(item)]
         planner = planner_for(study)
         for item in planner.rank(session=session, candidates=open_items, assigned=open_slots):
             trial = _create(snap, position, Trial.Kind.TEST, item, slot=study.judgments_per_item)
@@ -269,6 +321,23 @@ def _bind_test(snap: Snapshot, position: int) -> Trial | None:
         if attempt == 0 and release_stale(study=study) == 0:
             break
     return None
+
+
+def _open_slots(study: Study) -> list[tuple[int, int]]:
+    """(id, assigned) of the study's test items with a free slot, as the database has
+    them now (SQL written once: the ORM's construction of it cost ten times its run)."""
+    db = connections[DEFAULT_DB_ALIAS]
+    with db.cursor() as cursor:
+        cursor.execute(_open_slots_sql(), [study.pk, Item.Kind.TEST, study.judgments_per_item])
+        return [(pk, assigned) for pk, assigned in cursor.fetchall()]
+
+
+@functools.cache
+def _open_slots_sql() -> str:
+    return (
+        f"SELECT id, assigned FROM {Item._meta.db_table} "
+        f"WHERE study_id = %s AND kind = %s AND assigned < %s"
+    )
 
 
 def _give_back(item_id: int) -> None:
@@ -340,19 +409,24 @@ def _session_images(snap: Snapshot) -> tuple[set[int], set[int]]:
     return referenced, rated
 
 
-def _referenced_images_only(
-    snap: Snapshot, position: int, candidates: QuerySet[Item]
-) -> QuerySet[Item]:
-    """ACR-HR test candidates: conditions (never a hidden reference, those come at
-    reference positions) of images the session has a reference for, or will still get
-    one for at a later reference position."""
+def _eligible_test(snap: Snapshot, position: int) -> Callable[[Item], bool]:
+    """Which test items may be bound at ``position``: any, except in ACR-HR, where
+    they are conditions (never a hidden reference, those come at reference positions) of
+    images the session has a reference for, or will still get one for at a later
+    reference position."""
+    if not snap.session.study.is_acr_hr:
+        return lambda item: True
     referenced, rated = _session_images(snap)
     pending = rated - referenced
     later = snap.session.schedule[position + 1 :].count(REFERENCE)
-    conditions = candidates.exclude(a__role=Stimulus.Role.HIDDEN)
-    if len(pending) < later:
-        return conditions  # a new image can still get its reference later
-    return conditions.filter(a__study_image_id__in=referenced | rated)
+    images = None if len(pending) < later else referenced | rated  # None: a new image is fine
+
+    def eligible(item: Item) -> bool:
+        if item.a.role == Stimulus.Role.HIDDEN:
+            return False
+        return images is None or item.a.study_image_id in images
+
+    return eligible
 
 
 def _bind_reference(snap: Snapshot, position: int) -> Trial | None:
@@ -399,15 +473,25 @@ def _create(
         holds_slot=slot is not None,
         shown=timezone.now(),  # bound only to be sent: the server's clock starts now
     )
+    db = connections[DEFAULT_DB_ALIAS]
     with transaction.atomic(savepoint=False):
-        if slot is not None:
-            taken = Item.objects.filter(pk=item.pk, assigned__lt=slot).update(
-                assigned=F("assigned") + 1
-            )
-            if not taken:
-                return None
-        trial.save(force_insert=True)
+        if slot is not None and not _take_slot(db, item.pk, slot):
+            return None
+        _TRIAL.insert(trial, connection=db)
     return trial
+
+
+def _take_slot(db: BaseDatabaseWrapper, item_id: int, target: int) -> bool:
+    """One conditional UPDATE (``assigned < target``), checked by its row count."""
+    with db.cursor() as cursor:
+        cursor.execute(_take_slot_sql(), [item_id, target])
+        return cursor.rowcount == 1
+
+
+@functools.cache
+def _take_slot_sql() -> str:
+    table = Item._meta.db_table
+    return f"UPDATE {table} SET assigned = assigned + 1 WHERE id = %s AND assigned < %s"
 
 
 def release_stale(*, study: Study) -> int:

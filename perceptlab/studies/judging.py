@@ -25,9 +25,10 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, transaction
 from django.utils import timezone
 
+from perceptlab.lib.prepared import columns
 from perceptlab.studies.assignment import Snapshot, current_position
 from perceptlab.studies.models import Item, Judgment, Method, Session, Study, Trial
 from perceptlab.studies.sessions import screen_out, settle
@@ -105,7 +106,7 @@ def _record(snap: Snapshot, answer: Answer) -> Recorded:
     if current_position(snap) != trial.position:
         raise JudgmentRejected("out_of_order", "This answer is not for the current image.")
     judgment = _build(snap, trial, answer)
-    judgment.save(force_insert=True)
+    columns(Judgment, "j").insert(judgment, connection=connections[DEFAULT_DB_ALIAS])
     snap.record(trial, judgment)
     _after(snap, trial)
     return Recorded(judgment, True, _feedback(session, trial, judgment))

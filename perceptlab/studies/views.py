@@ -496,10 +496,10 @@ def _trial_json(
             _REFERENCES.pop(session.study.invite, None)
             reference = _reference_tokens(session.study)[shown_a.study_image_id]
 
+    images = reverse("studies:stimulus", args=[session.code, "-"]).removesuffix("-")
+
     def url(token: str | None) -> str | None:
-        if token is None:
-            return None
-        return reverse("studies:stimulus", args=[session.code, token])
+        return None if token is None else f"{images}{token}"  # one reverse() per trial
 
     return {
         "position": trial.position,

@@ -101,10 +101,11 @@ def test_the_slot_and_the_trial_holding_it_commit_together(
     session = _rating(client, "acr")
     from perceptlab.studies import assignment
 
-    def crash(self: Trial, *args: Any, **kwargs: Any) -> None:
+    def crash(trial: Trial, **kwargs: Any) -> None:
+        assert sum(Item.objects.filter(study=session.study).values_list("assigned", flat=True))
         raise RuntimeError("killed between the slot and the trial")
 
-    monkeypatch.setattr(assignment.Trial, "save", crash)
+    monkeypatch.setattr(assignment._TRIAL, "insert", crash)  # the trial's INSERT
     with pytest.raises(RuntimeError):
         assignment.upcoming(session=session)
     monkeypatch.undo()
