@@ -296,6 +296,10 @@ def _build_image(
 ) -> None:
     found = _image_stimuli(study, study_image, jobs)
     name = study_image.source.name
+    for condition in found.conditions:
+        note = _rate_limit_note(condition)
+        if note:
+            report.warnings.append(CropNote(name, describe(condition), "its target", note))
     if study.method == Method.AFC2:
         _build_pairs(study, found, name, report)
         _keep_only(study, study_image, Item.Kind.PRACTICE, [])
@@ -314,6 +318,20 @@ def _build_image(
     _keep_only(study, study_image, Item.Kind.GOLD, [gold])
     practice = _practice_items(study, found) if study.practice_trials else []
     _keep_only(study, study_image, Item.Kind.PRACTICE, practice)
+
+
+def _rate_limit_note(stimulus: Stimulus) -> str:
+    """Why a stimulus's bpp misses its target, from rate control's record (codecs.ratecontrol):
+    "ceiling" (even the codec's highest rate stays under it), "floor" (its lowest overshoots)."""
+    reconstruction = stimulus.reconstruction
+    record = reconstruction.rate_control if reconstruction is not None else {}
+    if not record or record.get("within_tolerance", True):
+        return ""
+    assert reconstruction is not None and reconstruction.target_bpp is not None
+    achieved, target = reconstruction.achieved_bpp, reconstruction.target_bpp
+    if record.get("reason") == "ceiling":
+        return f"the codec's highest rate gives {achieved:.3f} bpp, under the target {target:g}"
+    return f"the codec's lowest rate gives {achieved:.3f} bpp, over the target {target:g}"
 
 
 def _build_pairs(study: Study, found: _ImageStimuli, name: str, report: BuildReport) -> None:

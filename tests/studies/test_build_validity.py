@@ -106,7 +106,7 @@ def test_a_dcr_test_crop_identical_to_the_reference_is_kept_and_reported() -> No
     report = stimuli.build_stimuli(study=study)
     assert report.refused == []
     assert report.test_items == 4  # every condition still rated
-    warned = {(note.a, note.b) for note in report.warnings}
+    warned = {(note.a, note.b) for note in report.warnings if note.b == "reference"}
     # JPEG reproduces the flat grey exactly, WebP is off by a few levels.
     assert warned == {
         ("jpeg at 0.5 bpp (achieved 0.417)", "reference"),
@@ -114,9 +114,32 @@ def test_a_dcr_test_crop_identical_to_the_reference_is_kept_and_reported() -> No
     }
 
 
-def test_an_acr_study_refuses_nothing_and_warns_of_nothing() -> None:
+CEILINGS = {
+    # a flat grey needs few bits: no setting reaches either target
+    (
+        "jpeg at 0.5 bpp (achieved 0.417)",
+        "the codec's highest rate gives 0.417 bpp, under the target 0.5",
+    ),
+    (
+        "jpeg at 1 bpp (achieved 0.417)",
+        "the codec's highest rate gives 0.417 bpp, under the target 1",
+    ),
+    (
+        "webp at 0.5 bpp (achieved 0.089)",
+        "the codec's highest rate gives 0.089 bpp, under the target 0.5",
+    ),
+    (
+        "webp at 1 bpp (achieved 0.089)",
+        "the codec's highest rate gives 0.089 bpp, under the target 1",
+    ),
+}
+
+
+def test_an_acr_study_refuses_nothing_and_warns_of_targets_out_of_reach() -> None:
     report = stimuli.build_stimuli(study=flat_study(Method.ACR))
-    assert (report.refused, report.warnings, report.test_items) == ([], [], 4)
+    assert (report.refused, report.test_items) == ([], 4)
+    assert {(note.a, note.reason) for note in report.warnings} == CEILINGS
+    assert all(note.b == "its target" for note in report.warnings)
 
 
 def test_a_2afc_gold_identical_to_the_original_is_refused() -> None:
