@@ -220,6 +220,9 @@ CODEC_BINARIES = {
 }
 # Seconds an external encoder/decoder may run before it is killed.
 CODEC_TIMEOUT_SECONDS = envint("PERCEPTLAB_CODEC_TIMEOUT", 600, min_value=1)
+# The user's own command-line codecs, a TOML file (README, "Command-line codecs"); the shipped
+# perceptlab/codecs/commandline.toml is always read as well.
+PERCEPTLAB_CODECS_FILE = envstr("PERCEPTLAB_CODECS_FILE", "") or None
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

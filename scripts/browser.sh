@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Install what the browser-side tests need: Debian's chromium package (Playwright's own
 # browser download is not used) and Debian's nodejs (`node --test` runs the rater app's
-# module tests in tests/studies/js). Needs root (or sudo) the first time; a no-op afterwards.
+# module tests in tests/studies/js), plus Debian's codec tools behind the shipped command-line
+# codecs (cjxl/djxl, avifenc/avifdec, cwebp/dwebp: perceptlab/codecs/commandline.toml), so their
+# round-trip tests run instead of skipping. Needs root (or sudo) the first time; a no-op afterwards.
 set -euo pipefail
 CHROMIUM=${PERCEPTLAB_CHROMIUM:-/usr/bin/chromium}
 packages=()
@@ -11,6 +13,11 @@ fi
 if ! command -v node >/dev/null 2>&1; then
     packages+=(nodejs)
 fi
+for tool in cjxl:libjxl-tools avifenc:libavif-bin cwebp:webp; do
+    if ! command -v "${tool%%:*}" >/dev/null 2>&1; then
+        packages+=("${tool#*:}")
+    fi
+done
 if [ ${#packages[@]} -eq 0 ]; then
     exit 0
 fi
@@ -18,6 +25,6 @@ SUDO=""
 if [ "$(id -u)" != 0 ]; then
     SUDO="sudo"
 fi
-echo "installing ${packages[*]} (Debian packages) for the browser and JavaScript tests"
+echo "installing ${packages[*]} (Debian packages) for the browser, JavaScript and codec tests"
 $SUDO apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${packages[@]}" >/dev/null

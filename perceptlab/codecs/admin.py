@@ -22,14 +22,13 @@ from perceptlab.lib.images import ImageRejected
 def codec_choices_with_availability() -> list[tuple[str, str]]:
     """Registry choices; unavailable codecs keep their place and show why."""
     choices = []
-    for slug, entry in REGISTRY.items():
+    for slug in list(REGISTRY):
         try:
             state = get_codec(slug).availability()
-            label = (
-                entry.label if state.available else f"{entry.label} — unavailable: {state.reason}"
-            )
+            name = REGISTRY[slug].label  # after loading: a plugin's class gives its label
+            label = name if state.available else f"{name} — unavailable: {state.reason}"
         except (ImportError, CodecError) as exc:
-            label = f"{entry.label} — unavailable: {exc}"
+            label = f"{REGISTRY[slug].label} — unavailable: {exc}"
         choices.append((slug, label))
     return choices
 

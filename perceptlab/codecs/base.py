@@ -151,6 +151,10 @@ class Codec(ABC):
     """Extension of the stored bitstream (``jpg``, ``bpg``, ``266`` ...)."""
     needs_weights: ClassVar[bool] = False
     """True for learned codecs whose weights must be present before use."""
+    label: ClassVar[str] = ""
+    """Display name; optional (plugins set it, built-ins take theirs from the registry)."""
+    description: ClassVar[str] = ""
+    """One line on what the codec is; optional, as :attr:`label`."""
 
     @property
     def supports_rate_control(self) -> bool:

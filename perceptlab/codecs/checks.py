@@ -4,6 +4,12 @@ codecs.E001  a codec binary set explicitly (BPGENC, ...) does not exist or is no
 codecs.I001  a codec binary is not on PATH (its codec is listed as unavailable)
 codecs.E010  PERCEPTLAB_TASKS names an unknown task backend
 codecs.E020  the media root cannot be created or written
+codecs.W050-W055  a codec plugin is refused or broken (see perceptlab/codecs/plugins.py)
+codecs.W030  a command-line codec entry (TOML) is malformed, or its file cannot be read
+codecs.W031  a command-line codec's slug is already taken (by a built-in or another file)
+(Warnings, as for plugins: the entry is left out and the platform still runs; a user's bad
+file must not stop runserver, migrate or db_worker. ``check --fail-level WARNING`` makes
+them fatal in CI.)
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.core.checks import CheckMessage, Error, Info, Tags, register
+from django.core.checks import CheckMessage, Error, Info, Tags, Warning, register
 
 TASK_BACKENDS = {"database", "immediate", "dummy"}
 
@@ -77,4 +83,34 @@ def check_media_root(app_configs: Any = None, **kwargs: Any) -> list[CheckMessag
             hint="set PERCEPTLAB_MEDIA_ROOT to a writable directory",
             id="codecs.E020",
         )
+    ]
+
+
+@register(Tags.compatibility)
+def check_codec_plugins(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Imports every installed plugin; warnings, since a broken package must not stop the site."""
+    from perceptlab.codecs.plugins import plugin_problems
+
+    return [
+        Warning(
+            f"codec plugin {error.slug!r} from {error.plugin.origin}: {error.problem}",
+            hint=error.fix,
+            id=error.check_id,
+        )
+        for error in plugin_problems()
+    ]
+
+
+@register(Tags.compatibility)
+def check_commandline_codecs(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Entries of the TOML codec files that were left out, naming file, entry and fix."""
+    from perceptlab.codecs.commandline import load_problems
+
+    return [
+        Warning(
+            str(problem),
+            hint=problem.fix,
+            id="codecs.W031" if problem.clash else "codecs.W030",
+        )
+        for problem in load_problems()
     ]

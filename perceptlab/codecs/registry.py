@@ -17,9 +17,12 @@ from perceptlab.codecs.base import Codec, CodecError
 class CodecEntry:
     slug: str
     label: str
-    family: str  # "classical", "external" or "neural"
+    family: str  # "classical", "external", "neural" or "plugin"
     target: str  # "package.module:ClassName"
     description: str
+    package: str = ""
+    """The installed distribution that provides the codec ("" for PerceptLab's own)."""
+    package_version: str = ""
 
 
 class UnknownCodec(CodecError, KeyError):
@@ -160,6 +163,18 @@ for _entry in (
 ):
     register(_entry)
 
+# Third-party codecs installed under the entry-point group ``perceptlab.codecs``; read
+# from package metadata only, so no plugin module is imported here.
+from perceptlab.codecs.plugins import load_plugin_codecs  # noqa: E402
+
+load_plugin_codecs()
+
+# Command-line codecs declared in TOML (the shipped commandline.toml, then
+# PERCEPTLAB_CODECS_FILE); bad entries are left out and reported by codecs.W030/W031.
+from perceptlab.codecs.commandline import load_commandline_codecs  # noqa: E402
+
+load_commandline_codecs(REGISTRY)
+
 
 @cache
 def get_codec(slug: str) -> Codec:
@@ -168,6 +183,10 @@ def get_codec(slug: str) -> Codec:
         entry = REGISTRY[slug]
     except KeyError:
         raise UnknownCodec(slug) from None
+    if entry.family == "plugin":
+        from perceptlab.codecs.plugins import load_plugin  # plugins.py reads this module
+
+        return load_plugin(entry)
     module_name, _, class_name = entry.target.partition(":")
     codec_class = getattr(importlib.import_module(module_name), class_name)
     codec = codec_class()
