@@ -3,6 +3,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django import forms
+from django.http import QueryDict
 
 from perceptlab.studies.models import EXCLUDABLE_FLAGS, Study
 
@@ -73,8 +74,8 @@ class ReportOptionsForm(forms.Form):
     )
     policy = forms.CharField(widget=forms.HiddenInput, required=False, initial="chosen")
 
-    def __init__(self, *args: object, study: Study, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, data: QueryDict | None = None, *, study: Study) -> None:
+        super().__init__(data)
         codecs = sorted(study.codecs)
         self.fields["anchor"].choices = [(c, c) for c in codecs]  # type: ignore[attr-defined]
         self.fields["anchor"].initial = codecs[0] if codecs else ""
