@@ -90,15 +90,21 @@ def test_plain_acr_has_no_dmos_curve() -> None:
 def _spread_scores(study: Any, seed: int) -> None:
     """Replace the simulated scores (mostly 1–2 on the test studies' heavily compressed
     images) by draws of the subject model itself, round(ψ_e + Δ_s + υ_s·ε) on 1–5 with ψ
-    spread over the scale, keyed by (item, rater) so the schedule's order does not matter."""
-    judgments = Judgment.objects.filter(trial__session__study=study, trial__kind="test")
-    rows = list(judgments.select_related("trial").order_by("id"))
-    for judgment in rows:
-        item, session = judgment.trial.item_id, judgment.trial.session_id
+    spread over the scale, keyed by the item's and the rater's rank (not their database ids,
+    which differ between databases), so every database gets the same ratings."""
+    judgments = list(
+        Judgment.objects.filter(trial__session__study=study, trial__kind="test")
+        .select_related("trial")
+        .order_by("id")
+    )
+    items = {pk: i for i, pk in enumerate(sorted({j.trial.item_id for j in judgments}))}
+    raters = {pk: i for i, pk in enumerate(sorted({j.trial.session_id for j in judgments}))}
+    for judgment in judgments:
+        item, rater = items[judgment.trial.item_id], raters[judgment.trial.session_id]
         psi = np.random.default_rng([seed, 0, item]).uniform(1.5, 4.5)
-        rater = np.random.default_rng([seed, 1, session])
-        bias, noise = rater.normal(0, 0.4), rater.uniform(0.5, 1.0)
-        value = psi + bias + noise * np.random.default_rng([seed, 2, item, session]).normal()
+        draws = np.random.default_rng([seed, 1, rater])
+        bias, noise = draws.normal(0, 0.4), draws.uniform(0.5, 1.0)
+        value = psi + bias + noise * np.random.default_rng([seed, 2, item, rater]).normal()
         judgment.score = float(np.clip(np.rint(value), 1, 5))
         judgment.save(update_fields=["score"])
 
@@ -113,6 +119,8 @@ def test_the_subject_model_is_fitted_on_the_counted_ratings(
         method, images=6, raters=8, seed=23, judgments_per_item=8, trials_per_session=24
     )
     _spread_scores(study, seed=23)
+    judgments = Judgment.objects.filter(trial__session__study=study, trial__kind="test")
+    assert judgments.count() == 8 * 24  # a complete design: the same ratings on any database
     config = config_for(study)
     data, analysis = analyse_study(study, config)
     ratings = ratings_frame(counted_judgments(data.judgments, config.policy()), data.stimuli)
