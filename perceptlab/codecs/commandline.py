@@ -33,10 +33,8 @@ import math
 import os
 import re
 import shutil
-import signal
 import string
 import struct
-import subprocess
 import tempfile
 import tomllib
 from collections.abc import Iterable, Mapping
@@ -60,6 +58,7 @@ from perceptlab.codecs.base import (
     Params,
     ParamValue,
 )
+from perceptlab.codecs.external import probe_output, read_output, run_tool
 from perceptlab.lib.ycbcr import (
     from_i420,
     pad_to_even,
@@ -104,9 +103,7 @@ _SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,49}")
 _NAME = re.compile(r"[a-z_][a-z0-9_]*")
 _SIZE_HEADER = struct.Struct(">4sHH")
 _MAGIC = b"PLC1"
-_VERSION_PROBE_TIMEOUT_SECONDS = 30
 _VERSION_MAX_CHARS = 200  # Reconstruction.codec_version's max_length
-_TAIL_LINES = 5
 
 
 # --- the spec -------------------------------------------------------------------------------
@@ -598,7 +595,7 @@ class CommandLineCodec(Codec):
             self._run(
                 self.spec.encode, values | {"input": str(source), "output": str(target)}, work
             )
-            data = self._read_output(target, self.spec.encode[0])
+            data = read_output(self.slug, target, self.spec.encode[0])
         if self.spec.sized:
             if max(height, width) > 0xFFFF:
                 raise CodecError(self.slug, f"{width}x{height}: the size header holds up to 65535")
@@ -619,7 +616,7 @@ class CommandLineCodec(Codec):
             self._run(
                 self.spec.decode, values | {"input": str(source), "output": str(target)}, work
             )
-            data = self._read_output(target, self.spec.decode[0])
+            data = read_output(self.slug, target, self.spec.decode[0])
         try:
             image = read_frame(
                 data, self.spec.output_format, values.get("width"), values.get("height")
@@ -653,13 +650,7 @@ class CommandLineCodec(Codec):
         if resolved is None:
             raise CodecUnavailable(self.slug, missing_binary_reason(self.spec, args[0]))
         timeout = self.spec.timeout or float(settings.CODEC_TIMEOUT_SECONDS)
-        run_command(self.slug, [resolved, *args[1:]], cwd=cwd, timeout=timeout)
-
-    def _read_output(self, path: Path, program: str) -> bytes:
-        data = path.read_bytes() if path.is_file() else b""
-        if not data:
-            raise CodecError(self.slug, f"{program} exited normally but wrote no {path.name}")
-        return data
+        run_tool(self.slug, [resolved, *args[1:]], cwd=cwd, timeout=timeout)
 
 
 def missing_binary_reason(spec: CommandLineSpec, name: str) -> str:
@@ -672,65 +663,12 @@ def missing_binary_reason(spec: CommandLineSpec, name: str) -> str:
     return f"binary {name!r} not found on PATH; {install} or put it on PATH ({spec.source})"
 
 
-def run_command(slug: str, args: list[str], *, cwd: Path, timeout: float) -> None:
-    """Run ``args`` (no shell) in its own process group; CodecError on failure or timeout.
-
-    On a timeout the whole group is killed, so a wrapper script cannot leave its encoder
-    running (and writing into a directory about to be removed).
-    """
-    program = Path(args[0]).name
-    try:
-        process = subprocess.Popen(
-            args,
-            cwd=cwd,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
-    except OSError as exc:
-        raise CodecError(slug, f"{program} could not be started: {exc}") from None
-    try:
-        stdout, stderr = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        stdout, stderr = process.communicate()
-        raise CodecError(
-            slug, f"{program} timed out after {timeout:g} s: {_tail(stderr or stdout)}"
-        ) from None
-    if process.returncode != 0:
-        raise CodecError(
-            slug,
-            f"{program} exited with status {process.returncode}: {_tail(stderr or stdout)}",
-        )
-
-
-def _tail(output: bytes) -> str:
-    text = output.decode("utf-8", errors="replace")
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return " | ".join(lines[-_TAIL_LINES:]) or "(no output)"
-
-
-@cache
 def _first_line(args: tuple[str, ...]) -> str:
-    """First non-empty line the version command prints (stdout, else stderr); cached."""
-    try:
-        done = subprocess.run(
-            args,
-            capture_output=True,
-            timeout=_VERSION_PROBE_TIMEOUT_SECONDS,
-            stdin=subprocess.DEVNULL,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return ""
-    for output in (done.stdout, done.stderr):
-        for line in output.decode("utf-8", errors="replace").splitlines():
-            if line.strip():
-                return line.strip()[:_VERSION_MAX_CHARS]
-    return ""
+    """First non-empty line the version command prints (stdout, then stderr; cached by
+    :func:`~perceptlab.codecs.external.probe_output`)."""
+    output = probe_output(args) or ""
+    line = next((line.strip() for line in output.splitlines() if line.strip()), "")
+    return line[:_VERSION_MAX_CHARS]
 
 
 # --- frames on disk -------------------------------------------------------------------------

@@ -12,9 +12,12 @@ so :class:`VvcCodec` converts RGB to BT.709 full-range YCbCr 4:2:0 10-bit itself
 
 from __future__ import annotations
 
+import contextlib
 import io
+import os
 import re
 import shutil
+import signal
 import struct
 import subprocess
 import tempfile
@@ -63,46 +66,85 @@ def missing_binary_reason(key: str) -> str:
     )
 
 
-def run_tool(slug: str, args: list[str], *, cwd: Path, ok: tuple[int, ...] = (0,)) -> str:
-    """Run ``args`` (no shell) in ``cwd``; return stdout and stderr together.
+def run_tool(
+    slug: str,
+    args: list[str],
+    *,
+    cwd: Path,
+    ok: tuple[int, ...] = (0,),
+    timeout: float | None = None,
+) -> str:
+    """Run ``args`` (no shell) in ``cwd``, in its own process group; return stdout and
+    stderr together.
 
-    Raises :class:`CodecError` naming the program on a failure to start, a timeout or an
-    exit status outside ``ok``, with the last lines of its stderr.
+    Raises :class:`CodecError` naming the program on a failure to start, a timeout
+    (``timeout``, default ``settings.CODEC_TIMEOUT_SECONDS``) or an exit status outside
+    ``ok``, with the last lines of its stderr (else stdout). On a timeout the whole group is
+    killed, so a wrapper script cannot leave its encoder running (and writing into a
+    directory about to be removed).
     """
     name = Path(args[0]).name
-    timeout = settings.CODEC_TIMEOUT_SECONDS
+    limit = float(settings.CODEC_TIMEOUT_SECONDS) if timeout is None else timeout
     try:
-        done = subprocess.run(
-            args, cwd=cwd, capture_output=True, text=True, errors="replace", timeout=timeout
+        process = subprocess.Popen(
+            args,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
         )
-    except subprocess.TimeoutExpired:
-        raise CodecError(slug, f"{name} timed out after {timeout} s") from None
     except OSError as exc:
         raise CodecError(slug, f"{name} could not be started: {exc}") from None
-    if done.returncode not in ok:
-        raise CodecError(slug, f"{name} exited with status {done.returncode}: {_tail(done.stderr)}")
-    return done.stdout + done.stderr
+    try:
+        stdout, stderr = process.communicate(timeout=limit)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        stdout, stderr = process.communicate()
+        raise CodecError(
+            slug, f"{name} timed out after {limit:g} s: {_tail(stderr or stdout)}"
+        ) from None
+    if process.returncode not in ok:
+        raise CodecError(
+            slug, f"{name} exited with status {process.returncode}: {_tail(stderr or stdout)}"
+        )
+    return (stdout + stderr).decode("utf-8", errors="replace")
 
 
-def _tail(text: str) -> str:
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    return " | ".join(lines[-_STDERR_TAIL_LINES:]) or "(no output on stderr)"
+def _tail(output: bytes) -> str:
+    text = output.decode("utf-8", errors="replace")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return " | ".join(lines[-_STDERR_TAIL_LINES:]) or "(no output)"
 
 
 @cache
-def _probe_output(path: str, flag: str) -> str | None:
-    """Output of ``path flag`` whatever its exit status, or None if it did not run (cached)."""
+def probe_output(args: tuple[str, ...]) -> str | None:
+    """Output of ``args`` (e.g. a binary and its version flag) whatever its exit status, or
+    None if it did not run (cached per command)."""
     try:
         done = subprocess.run(
-            [path, flag],
+            args,
             capture_output=True,
             text=True,
             errors="replace",
             timeout=_VERSION_PROBE_TIMEOUT_SECONDS,
+            stdin=subprocess.DEVNULL,
         )
     except (OSError, subprocess.SubprocessError):
         return None
     return done.stdout + done.stderr
+
+
+def read_output(slug: str, path: Path, tool: str) -> bytes:
+    """The file ``tool`` was told to write; CodecError if it exited 0 without writing it."""
+    try:
+        data = path.read_bytes()
+    except (FileNotFoundError, IsADirectoryError):
+        data = b""
+    if not data:
+        raise CodecError(slug, f"{tool} exited normally but wrote no {path.name}")
+    return data
 
 
 class ExternalCodec(Codec):
@@ -129,7 +171,7 @@ class ExternalCodec(Codec):
         path = resolve_binary(self.binaries[0])
         if path is None:
             return "unavailable"
-        output = _probe_output(path, self.version_flag)
+        output = probe_output((path, self.version_flag))
         return "unknown" if output is None else self.parse_version(output)
 
     def parse_version(self, output: str) -> str:
@@ -144,14 +186,7 @@ class ExternalCodec(Codec):
         return tempfile.TemporaryDirectory(prefix=f"perceptlab-{self.slug}-")
 
     def read_output(self, path: Path, tool: str) -> bytes:
-        """The file ``tool`` was told to write; CodecError if it exited 0 without writing it."""
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            data = b""
-        if not data:
-            raise CodecError(self.slug, f"{tool} exited normally but wrote no {path.name}")
-        return data
+        return read_output(self.slug, path, tool)
 
 
 class BpgCodec(ExternalCodec):
