@@ -161,6 +161,12 @@ class Codec(ABC):
         """True when :mod:`.ratecontrol` can hit a target bpp by turning :attr:`dial`."""
         return self.dial is not None
 
+    def rate_dial(self) -> Dial | None:
+        """The dial as rate control may turn it on this machine: :attr:`dial`, or, for a
+        codec with one model per setting of which only some are installed, the settings
+        present (``values``). Raises :class:`CodecUnavailable` when none is."""
+        return self.dial
+
     @abstractmethod
     def version(self) -> str:
         """Codec and library version, stored with every reconstruction."""

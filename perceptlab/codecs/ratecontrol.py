@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from perceptlab.codecs.base import Codec, CodecError, Params, bits_per_pixel
+from perceptlab.codecs.base import Codec, CodecError, Dial, Params, bits_per_pixel
 
 TOLERANCE = 0.03
 SEARCH_STEPS = 24
@@ -82,6 +82,7 @@ class _Search:
     image: np.ndarray
     base_params: Params
     target: float
+    dial: Dial
     tried: dict[float, Attempt] = field(default_factory=dict)
     key: str = ""
 
@@ -89,10 +90,8 @@ class _Search:
         self.key = image_key(self.image)
 
     def params_for(self, value: float) -> Params:
-        dial = self.codec.dial
-        assert dial is not None
         params = dict(self.base_params)
-        params[dial.name] = dial.value_at(value)
+        params[self.dial.name] = self.dial.value_at(value)
         return params
 
     def bpp_at(self, value: float) -> float:
@@ -134,12 +133,13 @@ def encode_at_bpp(
     base_params: Mapping[str, object] | None = None,
 ) -> RateResult:
     """Encode ``image`` as close to ``target_bpp`` as the codec allows (see module doc)."""
-    dial = codec.dial
+    dial = codec.rate_dial()
     if dial is None:
         raise CodecError(codec.slug, "has no rate dial; give fixed parameters instead")
     if not (target_bpp > 0 and math.isfinite(target_bpp)):
         raise CodecError(codec.slug, f"target bpp must be a positive number, got {target_bpp}")
-    search = _Search(codec, image, codec.validate_params(base_params or {}), target_bpp)
+    base = codec.validate_params(base_params or {})
+    search = _Search(codec, image, base, target_bpp, dial)
     # Orient the dial so that larger u always means more bits.
     low, high = (dial.low, dial.high) if dial.increasing else (dial.high, dial.low)
     if dial.values:  # search the positions of the discrete settings
@@ -192,8 +192,7 @@ def _search_integer(search: _Search, low: int, high: int) -> None:
 
 
 def _search_continuous(search: _Search, low: float, high: float) -> None:
-    dial = search.codec.dial
-    assert dial is not None
+    dial = search.dial
     hint = search.codec.bracket(search.target)
     if hint is not None:
         a, b = hint if dial.increasing else hint[::-1]

@@ -39,6 +39,7 @@ from perceptlab.codecs.neural.baselines import (
 )
 from perceptlab.codecs.neural.codec import device_kind
 from perceptlab.codecs.neural.container import pack, unpack
+from perceptlab.codecs.ratecontrol import encode_at_bpp
 
 pytestmark = pytest.mark.needs_torch
 
@@ -140,10 +141,13 @@ def test_missing_weights_make_the_codec_unavailable_and_say_what_to_fetch(
 ) -> None:
     codec = Bmshj2018HyperpriorCodec()
     expected = (
-        f"weights missing: bmshj2018-hyperprior-4-de1b779c.pth.tar, put it in {weights} "
-        "(or run manage.py fetch_weights --only bmshj2018-hyperprior)"
+        f"weights missing: no bmshj2018-hyperprior quality level is in {weights}; put any of "
+        "its files there (for quality 4: bmshj2018-hyperprior-4-de1b779c.pth.tar), or run "
+        "manage.py fetch_weights --only bmshj2018-hyperprior"
     )
     assert codec.availability() == Availability(False, expected)
+    with pytest.raises(CodecUnavailable, match="no bmshj2018-hyperprior quality level"):
+        codec.rate_dial()
     # encoding names the file of the quality it asks for
     with pytest.raises(CodecUnavailable, match="weights missing: bmshj2018-hyperprior-1-"):
         codec.encode(crop, {"quality": 1})
@@ -174,12 +178,45 @@ def test_a_file_whose_sha256_does_not_begin_with_its_name_prefix_is_refused(
     (weights / official_name(HYPER, 4)).write_bytes(b"a truncated download")
     digest = hashlib.sha256(b"a truncated download").hexdigest()
     state = codec.availability()
-    assert not state.available
-    assert state.reason == (
+    assert not state.available  # both levels present are refused, and both are named
+    assert f"does not begin with {fake} as its name says" in state.reason
+    assert (
         f"weights corrupt: {weights / official_name(HYPER, 4)} has SHA-256 {digest}, which "
         "does not begin with de1b779c as its name says; delete it and run "
         "manage.py fetch_weights --only bmshj2018-hyperprior"
-    )
+    ) in state.reason
+
+
+def test_each_quality_level_is_usable_on_its_own(
+    weights: Path, hyper_files: dict[int, Path], crop: np.ndarray
+) -> None:
+    """Only quality 1's file (not the default 4's): the codec is available, rate control
+    turns the dial over the levels present only, and a missing level is named."""
+    os.link(hyper_files[1], weights / hyper_files[1].name)
+    codec = Bmshj2018HyperpriorCodec()
+    assert codec.availability().available
+    assert codec.levels_present() == ((1,), {})
+    dial = codec.rate_dial()
+    assert dial is not None and dial.values == (1,)
+    result = encode_at_bpp(codec, crop, 3.0)  # far above what quality 1 reaches
+    assert result.params == {"quality": 1}
+    assert [value for value, _ in result.tried] == [1.0]
+    assert (result.within_tolerance, result.reason) == (False, "ceiling")
+    with pytest.raises(CodecUnavailable, match=r"weights missing: bmshj2018-hyperprior-4-"):
+        codec.encode(crop, {"quality": 4})
+    # With quality 4 too, the dial holds both levels and the search uses only them.
+    os.link(hyper_files[4], weights / hyper_files[4].name)
+    dial = codec.rate_dial()
+    assert dial is not None and dial.values == (1, 4)
+    high = encode_at_bpp(codec, crop, 50.0)
+    assert {value for value, _ in high.tried} == {1.0, 4.0}  # never 2 or 3
+    assert high.params == {"quality": max(high.tried, key=lambda t: t[1])[0]}
+    # A corrupt level is left out of the dial; the others stay usable.
+    (weights / hyper_files[4].name).unlink()
+    (weights / hyper_files[4].name).write_bytes(b"truncated")
+    usable, problems = codec.levels_present()
+    assert usable == (1,) and "weights corrupt" in problems[4]
+    assert codec.availability().available
 
 
 def test_weights_without_entropy_coder_tables_are_refused(

@@ -192,6 +192,18 @@ def find_weights(architecture: str, quality: int, directory: Path) -> Path:
     return found[0]
 
 
+_VERIFIED: dict[tuple[Path, int, int], str] = {}
+
+
+def _verified(path: Path) -> str:
+    """:func:`verify`, remembered per (file, size, modification time)."""
+    stat = path.stat()
+    key = (path, stat.st_size, stat.st_mtime_ns)
+    if key not in _VERIFIED:
+        _VERIFIED[key] = verify(path)
+    return _VERIFIED[key]
+
+
 def verify(path: Path) -> str:
     """The file's full SHA-256 after checking it begins with the prefix in its name.
 
@@ -372,16 +384,54 @@ class CompressAIBaseline(NeuralCodec):
         return f"{self.slug} mse {ZOO_VERSION} container-{FORMAT_VERSION}, {library_versions()}"
 
     def availability(self) -> Availability:
-        """Torch and CompressAI are installed, and the default quality's weights are present
-        and match their name's hash prefix (other qualities are checked when used)."""
+        """Torch and CompressAI are installed and at least one quality level's weights are
+        present and match their name's hash prefix. Each level is a model of its own: the
+        codec is usable at the levels present (:meth:`rate_dial`), and a missing or corrupt
+        level is named when it is asked for."""
         state = torch_installed()
         if not state.available:
             return state
-        try:
-            verify(find_weights(self.slug, self.default_quality, weights_dir()))
-        except BaselineWeightsError as error:
-            return Availability(False, str(error))
-        return Availability(True)
+        usable, problems = self.levels_present()
+        if usable:
+            return Availability(True)
+        if not problems:
+            directory = weights_dir()
+            return Availability(
+                False,
+                f"weights missing: no {self.slug} quality level is in {directory}; put any of "
+                f"its files there (for quality {self.default_quality}: "
+                f"{official_name(self.slug, self.default_quality)}), or run manage.py "
+                f"fetch_weights --only {self.slug}",
+            )
+        return Availability(False, "; ".join(problems.values()))
+
+    def levels_present(self) -> tuple[tuple[int, ...], dict[int, str]]:
+        """The quality levels whose weights are here and verified, and for each level whose
+        file is here but refused (corrupt, ambiguous), why. A file's SHA-256 is computed
+        once per process while its size and modification time stay the same."""
+        directory = weights_dir()
+        usable: list[int] = []
+        problems: dict[int, str] = {}
+        for quality in range(1, self.levels + 1):
+            if not candidates(self.slug, quality, directory):
+                continue
+            try:
+                _verified(find_weights(self.slug, quality, directory))
+            except BaselineWeightsError as error:
+                problems[quality] = str(error)
+            else:
+                usable.append(quality)
+        return tuple(usable), problems
+
+    def rate_dial(self) -> Dial | None:
+        """Quality over the levels whose weights are present (all of them: the plain dial)."""
+        assert self.dial is not None
+        usable = self.levels_present()[0]
+        if not usable:
+            raise CodecUnavailable(self.slug, self.availability().reason)
+        if len(usable) == self.levels:
+            return self.dial
+        return Dial("quality", usable[0], usable[-1], integer=True, increasing=True, values=usable)
 
     def default_checkpoint(self) -> str:
         return official_name(self.slug, self.default_quality)[: -len(SUFFIX)]
