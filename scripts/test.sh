@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Run the whole test suite (installs first if needed). Extra arguments go to pytest.
 # DATABASE_URL=postgres://postgres@127.0.0.1:5432/test runs it on PostgreSQL.
+# Tests run in parallel on every core (pytest-xdist; PERCEPTLAB_TEST_WORKERS=1 runs them in one
+# process); each worker has its own test database.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 bash scripts/browser.sh || echo "warning: chromium could not be installed; browser tests will be skipped" >&2
-exec .venv/bin/python -m pytest "$@"
+exec .venv/bin/python -m pytest -n "${PERCEPTLAB_TEST_WORKERS:-auto}" "$@"

@@ -11,3 +11,7 @@ class CodecsConfig(AppConfig):
 
     def ready(self) -> None:
         from perceptlab.codecs import checks  # noqa: F401  (registers the system checks)
+        from perceptlab.codecs.neural.baselines import zoo_weight_files
+        from perceptlab.lib.weights import register_files
+
+        register_files(zoo_weight_files())  # fetch_weights --only <zoo architecture>

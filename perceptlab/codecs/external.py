@@ -20,6 +20,7 @@ import shutil
 import signal
 import struct
 import subprocess
+import sys
 import tempfile
 from functools import cache
 from pathlib import Path
@@ -51,9 +52,15 @@ _STDERR_TAIL_LINES = 5
 
 
 def resolve_binary(key: str) -> str | None:
-    """Path of the binary configured as ``settings.CODEC_BINARIES[key]``, or None if absent."""
+    """Path of the binary configured as ``settings.CODEC_BINARIES[key]``, or None if absent.
+
+    Looked for on ``PATH``, then in the Python environment's own ``bin`` folder, where
+    ``scripts/build_codecs.sh`` installs bpgenc/bpgdec and vvencapp/vvdecapp (the server may
+    run with ``.venv/bin/python`` without the venv activated)."""
     configured = settings.CODEC_BINARIES.get(key, key)
-    return shutil.which(configured)
+    return shutil.which(configured) or shutil.which(
+        configured, path=str(Path(sys.executable).parent)
+    )
 
 
 def missing_binary_reason(key: str) -> str:
@@ -61,8 +68,9 @@ def missing_binary_reason(key: str) -> str:
     configured = settings.CODEC_BINARIES.get(key, key)
     where = "on PATH" if configured == key else f"(configured as {configured!r})"
     return (
-        f"binary {key!r} not found {where}; "
-        f"install {_PACKAGES.get(key, key)} or set {key.upper()}=/path/to/{key}"
+        f"binary {key!r} not found {where}; install {_PACKAGES.get(key, key)} "
+        f"(bash scripts/build_codecs.sh builds it into .venv/bin) or set "
+        f"{key.upper()}=/path/to/{key}"
     )
 
 

@@ -10,25 +10,14 @@ from django.db import IntegrityError, transaction
 
 from perceptlab.codecs.files import store_verified
 from perceptlab.codecs.models import ImageSet, SourceImage
-from perceptlab.lib.images import ImageRejected, Limits, encode_png, load_image, pixels_sha256
-
-IMAGE_SUFFIXES = {
-    ".png",
-    ".jpg",
-    ".jpeg",
-    ".tif",
-    ".tiff",
-    ".bmp",
-    ".webp",
-    ".ppm",
-    ".pgm",
-    ".gif",
-    ".heic",
-    ".heif",
-    ".avif",
-    ".jxl",
-    ".jp2",
-}
+from perceptlab.lib.images import (
+    IMAGE_SUFFIXES,
+    ImageRejected,
+    Limits,
+    encode_png,
+    load_image,
+    pixels_sha256,
+)
 
 
 class DuplicateImage(Exception):

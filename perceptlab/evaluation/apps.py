@@ -8,3 +8,11 @@ class EvaluationConfig(AppConfig):
     label = "evaluation"
     verbose_name = "Evaluation"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # The studies admin offers "Compute metrics" once this app contributes it (studies
+        # is a lower layer and never imports evaluation).
+        from perceptlab.evaluation.tasks import enqueue_metrics
+        from perceptlab.studies.admin import contribute_operation
+
+        contribute_operation("metrics", enqueue_metrics)

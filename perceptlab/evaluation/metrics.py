@@ -28,7 +28,7 @@ and BD-rate fits. JSON has no infinity, so :meth:`MetricValue.to_json` writes th
 lists of pairs, stacking same-size pairs into one batch. A metric that cannot run says why,
 per metric and pair, in :attr:`MetricValue.unavailable`: its weights are missing or corrupt,
 the image is smaller than it needs, or torch/piq are not installed. DISTS and LPIPS read their
-weights only from the weights directory (:mod:`perceptlab.evaluation.weights`); piq's and
+weights only from the weights directory (:mod:`perceptlab.lib.weights`); piq's and
 torchvision's own loaders, which would download, are swapped out while the networks are built.
 
 piq's metrics run on float32 tensors (torch's CPU convolutions are 5-30x slower in float64;
@@ -41,24 +41,21 @@ from __future__ import annotations
 
 import io
 import math
-import threading
-import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from importlib import metadata
-from pathlib import Path, PurePosixPath
-from types import ModuleType
-from typing import TYPE_CHECKING, Any
-from urllib.parse import urlparse
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
-from perceptlab.evaluation import weights as weightfiles
 from perceptlab.evaluation.stats.common import ModelId
+from perceptlab.lib import weights as weightfiles
+from perceptlab.lib.fidelity import psnr
+from perceptlab.lib.networks import import_piq, local_weights_only
 from perceptlab.lib.ycbcr import to_unit_float
 
 if TYPE_CHECKING:
@@ -71,8 +68,6 @@ Pair = tuple[Pixels, Pixels]
 BT601_LUMA = (0.299, 0.587, 0.114)
 """ITU-R BT.601-7 §2.5.1 luma weights E'Y = 0.299 E'R + 0.587 E'G + 0.114 E'B, the weights
 ``piq.psnr(convert_to_greyscale=True)`` uses (piq 0.8.0, psnr.py)."""
-
-NEURAL_EXTRA = "needs the 'neural' extra (torch, torchvision, piq)"
 
 
 class MetricInputError(ValueError):
@@ -189,19 +184,6 @@ class MetricSpec:
 # --- builders: each returns a scorer mapping a Batch to N floats ----------------------------
 
 
-def psnr(reference: Floats, distorted: Floats, *, data_range: float = 1.0) -> Floats:
-    """PSNR = 10·log10(data_range² / MSE) per image, MSE over every sample (all channels).
-
-    ``reference``, ``distorted``: (N, H, W, C) float in [0, data_range]. Returns (N,) float64
-    in dB, ``inf`` where the images are identical.
-    Reference: Q. Huynh-Thu, M. Ghanbari, "Scope of validity of PSNR in image/video quality
-    assessment", Electronics Letters 44(13), 2008, doi:10.1049/el:20080522.
-    """
-    mse = np.mean((reference - distorted) ** 2, axis=tuple(range(1, reference.ndim)))
-    with np.errstate(divide="ignore"):
-        return np.asarray(10.0 * np.log10(data_range**2 / mse), dtype=np.float64)
-
-
 def luma_bt601(rgb: Floats) -> Floats:
     """(..., 3) non-linear R'G'B' → (..., 1) luma Y' = 0.299 R' + 0.587 G' + 0.114 B'.
 
@@ -218,20 +200,11 @@ def _build_psnr_y(context: BuildContext) -> Scorer:
     return lambda batch: psnr(*(luma_bt601(x) for x in batch.unit)).tolist()
 
 
-def _import_piq() -> ModuleType:
-    try:
-        import piq
-        import torch  # noqa: F401
-    except ImportError as exc:
-        raise MetricUnavailable(f"{NEURAL_EXTRA}: {exc}") from exc
-    return piq
-
-
 def _piq_function(name: str, *, dtype: str = "float32") -> Callable[[BuildContext], Scorer]:
     """Builder for a stateless piq function ``f(x, y, data_range=..., reduction=...)``."""
 
     def build(context: BuildContext) -> Scorer:
-        function = getattr(_import_piq(), name)
+        function = getattr(import_piq(), name)
 
         def score(batch: Batch) -> list[float]:
             reference, distorted = batch.tensors(dtype)
@@ -251,8 +224,8 @@ def _piq_network(class_name: str) -> Callable[[BuildContext], Scorer]:
     """
 
     def build(context: BuildContext) -> Scorer:
-        piq = _import_piq()
-        with _local_weights_only(context.weights):
+        piq = import_piq()
+        with local_weights_only(context.weights):
             model = getattr(piq, class_name)(reduction="none").to(context.device).eval()
 
         def score(batch: Batch) -> list[float]:
@@ -300,93 +273,6 @@ def _build_flip(context: BuildContext) -> Scorer:
         return [float(flip_evaluator.evaluate(r, d, "LDR", applyMagma=False)[1]) for r, d in pairs]
 
     return score
-
-
-def load_network(
-    slug: str,
-    weights_dir: Path,
-    *,
-    device: str = "cpu",
-    manifest: Mapping[str, weightfiles.WeightFile] = weightfiles.MANIFEST,
-) -> torch.nn.Module:
-    """piq's ``DISTS`` or ``LPIPS`` network (``slug`` "dists"/"lpips") from local weights only,
-    as a differentiable module for training losses: ``net(x_hat, x)`` with inputs in [0, 1].
-
-    Raises :class:`perceptlab.evaluation.weights.WeightsUnavailable` with the
-    "weights missing: <file>, put it in <dir>" message when the files are absent — a loss is
-    never computed with a random backbone.
-    """
-    classes = {"dists": "DISTS", "lpips": "LPIPS"}
-    if slug not in classes:
-        raise ValueError(f"no trainable network metric {slug!r}; choose {sorted(classes)}")
-    names = [e.name for e in manifest.values() if slug in e.metrics]
-    files = weightfiles.resolve(names, Path(weights_dir), manifest=manifest)
-    piq = _import_piq()
-    with _local_weights_only({n: state.path for n, state in files.items()}):
-        network = getattr(piq, classes[slug])(reduction="mean")
-    network = network.to(device).eval()
-    for parameter in network.parameters():
-        parameter.requires_grad_(False)
-    return network  # type: ignore[no-any-return]
-
-
-# --- loading piq's networks without letting anything download --------------------------------
-
-_HUB_LOCK = threading.Lock()
-
-
-@contextmanager
-def _local_weights_only(files: Mapping[str, Path]) -> Iterator[None]:
-    """While the block runs, weight loaders read ``files`` (keyed by URL base name) and nothing
-    can be downloaded.
-
-    piq 0.8 loads its own weights with ``torch.hub.load_state_dict_from_url`` and builds VGG16
-    with ``torchvision.models.vgg16(pretrained=True)``, which loads through
-    ``torchvision.models._api.load_state_dict_from_url``; both names are rebound to a local
-    reader (``torch.load(..., weights_only=True)``), and torch.hub's downloader to a function
-    that raises, so a loader this misses still cannot reach the network. These are
-    process-global names, hence the lock; another thread calling ``torch.hub`` in the same
-    moment would meet the local reader too.
-    """
-    import torch
-    import torchvision.models._api as torchvision_api
-
-    def load_local(
-        url: str,
-        model_dir: str | None = None,
-        map_location: Any = None,
-        progress: bool = True,
-        check_hash: bool = False,
-        file_name: str | None = None,
-        weights_only: bool = False,
-    ) -> Any:
-        name = file_name or PurePosixPath(urlparse(url).path).name
-        if name not in files:
-            raise MetricUnavailable(
-                f"piq asked for {name} ({url}), which is not among this metric's weight files "
-                f"({', '.join(files) or 'none'}); update the weights manifest"
-            )
-        return torch.load(files[name], map_location="cpu", weights_only=True)
-
-    def refuse(url: str, dst: str, hash_prefix: str | None = None, progress: bool = True) -> None:
-        raise MetricUnavailable(f"refused to download {url}; {weightfiles.FETCH_HINT}")
-
-    swaps: list[tuple[Any, str, Any]] = [
-        (torch.hub, "load_state_dict_from_url", load_local),
-        (torchvision_api, "load_state_dict_from_url", load_local),
-        (torch.hub, "download_url_to_file", refuse),
-    ]
-    with _HUB_LOCK, warnings.catch_warnings():
-        # torchvision deprecates vgg16(pretrained=True), which piq calls.
-        warnings.filterwarnings("ignore", category=UserWarning, module="torchvision")
-        saved = [(owner, attr, getattr(owner, attr)) for owner, attr, _ in swaps]
-        try:
-            for owner, attr, replacement in swaps:
-                setattr(owner, attr, replacement)
-            yield
-        finally:
-            for owner, attr, original in saved:
-                setattr(owner, attr, original)
 
 
 # --- the registry -----------------------------------------------------------------------------
@@ -545,7 +431,7 @@ class MetricSession:
     """Build metrics once, then score many (reference, distorted) pairs.
 
     ``metrics``: slugs from :data:`METRICS`. ``weights_dir``: where DISTS/LPIPS weights live
-    (see :mod:`perceptlab.evaluation.weights`); ``manifest`` is the list of weight files and
+    (see :mod:`perceptlab.lib.weights`); ``manifest`` is the list of weight files and
     their digests (tests pass their own). ``device``: a torch device for the piq metrics.
     Metrics that cannot be built are listed in :attr:`unavailable` with the reason.
     """

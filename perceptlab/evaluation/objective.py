@@ -18,8 +18,8 @@ from django.db import transaction
 
 from perceptlab.codecs.files import read_bytes
 from perceptlab.evaluation.models import StimulusMetric
-from perceptlab.evaluation.weights import configured_weights_dir
 from perceptlab.lib.images import decode_png
+from perceptlab.lib.weights import configured_weights_dir
 from perceptlab.studies.models import Stimulus, Study
 
 CHUNK = 8  # pairs per batch: bounds memory (a VGG pass on 8 full Kodak images is ~2 GB)

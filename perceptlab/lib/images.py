@@ -99,6 +99,14 @@ class Limits:
             raise ValueError(f"need max_pixels >= min_side**2 and max_bytes >= 1; got {self}")
 
 
+IMAGE_SUFFIXES = frozenset(
+    {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".ppm", ".pgm", ".gif"}
+    | {".heic", ".heif", ".avif", ".jxl", ".jp2"}
+)
+"""File name suffixes read as images wherever a folder is scanned (image import, the demo's
+--images, training data, imported reconstructions): the one list."""
+
+
 @dataclass(frozen=True, eq=False)  # eq=False: comparing ndarrays field by field is ambiguous
 class LoadedImage:
     """A decoded source image.

@@ -125,6 +125,23 @@ OPERATIONS = {
     "resume": "Resume",
     "close": "Close",
 }
+# Operations a later layer carries out (the evaluation app contributes "metrics" from its
+# AppConfig.ready): studies never imports evaluation. Each takes the study and returns what
+# to tell the user, or raises StudyNotReady.
+ContributedOperation = Callable[[Study], str]
+CONTRIBUTABLE = frozenset({"metrics"})
+CONTRIBUTED: dict[str, ContributedOperation] = {}
+
+
+def contribute_operation(name: str, handler: ContributedOperation) -> None:
+    """Offer ``handler`` as the study operation ``name`` (a key of :data:`OPERATIONS`)."""
+    if name not in CONTRIBUTABLE:
+        raise ValueError(
+            f"no study operation {name!r} to contribute; known: {sorted(CONTRIBUTABLE)}"
+        )
+    CONTRIBUTED[name] = handler
+
+
 PROLIFIC_QUERY = (
     "?PROLIFIC_PID={{%PROLIFIC_PID%}}&STUDY_ID={{%STUDY_ID%}}&SESSION_ID={{%SESSION_ID%}}"
 )
@@ -472,7 +489,6 @@ class StudyAdmin(admin.ModelAdmin):
         handlers: dict[str, Callable[[HttpRequest, Study], HttpResponse | None]] = {
             "generate": self._generate,
             "build": self._build,
-            "metrics": self._metrics,
             "preview": self._preview,
             "launch": self._launch,
             "pause": self._pause,
@@ -480,6 +496,8 @@ class StudyAdmin(admin.ModelAdmin):
             "close": self._close,
         }
         try:
+            if operation in CONTRIBUTED:
+                return self._contributed(request, study, operation)
             return handlers[operation](request, study)
         except StudyNotReady as exc:
             self.message_user(request, f"{study}: {exc.reason}", messages.ERROR)
@@ -518,17 +536,8 @@ class StudyAdmin(admin.ModelAdmin):
     def _build(self, request: HttpRequest, study: Study) -> None:
         self._report(request, study, build_stimuli(study=study), "built")
 
-    def _metrics(self, request: HttpRequest, study: Study) -> None:
-        from perceptlab.evaluation.tasks import compute_metrics
-
-        if not study.stimuli.filter(reconstruction__isnull=False).exists():
-            raise StudyNotReady(study, "no stimuli built yet: build them first")
-        compute_metrics.enqueue(study.pk)
-        self.message_user(
-            request,
-            f"{study}: objective metrics enqueued for the worker; the report shows them once "
-            "they are stored",
-        )
+    def _contributed(self, request: HttpRequest, study: Study, operation: str) -> None:
+        self.message_user(request, f"{study}: {CONTRIBUTED[operation](study)}")
 
     def _launch(self, request: HttpRequest, study: Study) -> None:
         self._report(request, study, lifecycle.launch(study=study), "launched")
@@ -573,9 +582,11 @@ def available_operations(study: Study) -> list[str]:
     """The operations offered as buttons for the study's state."""
     state = Study.State
     if study.state == state.CLOSED:
-        return ["metrics", "preview"]
-    step = {state.DRAFT: "launch", state.LIVE: "pause", state.PAUSED: "resume"}[state(study.state)]
-    return ["generate", "build", "metrics", "preview", step, "close"]
+        names = ["metrics", "preview"]
+    else:
+        step = {state.DRAFT: "launch", state.LIVE: "pause", state.PAUSED: "resume"}
+        names = ["generate", "build", "metrics", "preview", step[state(study.state)], "close"]
+    return [name for name in names if name not in CONTRIBUTABLE or name in CONTRIBUTED]
 
 
 class TrialInline(admin.TabularInline):

@@ -159,19 +159,31 @@ def ensure_demo_studies(
     return studies
 
 
-def gan_codecs() -> tuple[list[str], dict[str, str]]:
-    """The GAN codecs usable here (a checkpoint found), and why the others are not."""
+def gan_codecs(*, demonstrators: bool = False) -> tuple[list[str], dict[str, str]]:
+    """The GAN codecs for the demo's GAN study, and why the others are left out: a codec
+    must run here (a checkpoint found) and, unless ``demonstrators``, its model cards must
+    show it above the photographic floor (:func:`perceptlab.codecs.neural.cards.codec_floor`):
+    a GAN-vs-JPEG study of near-monochrome reconstructions would mislead whoever runs it."""
+    from perceptlab.codecs.neural.cards import codec_floor
+    from perceptlab.codecs.neural.codec import NeuralCodec
+
     available, skipped = [], {}
     for slug in GAN_STUDY_CODECS:
         try:
-            state = get_codec(slug).availability()
+            codec = get_codec(slug)
+            state = codec.availability()
         except Exception as error:  # an import error of an optional dependency
             skipped[slug] = f"cannot load: {error}"
             continue
-        if state.available:
-            available.append(slug)
-        else:
+        if not state.available:
             skipped[slug] = state.reason
+            continue
+        if not demonstrators and isinstance(codec, NeuralCodec):
+            verdict = codec_floor(codec)
+            if not verdict.passes:
+                skipped[slug] = f"{verdict.reason}; --demonstrators includes it"
+                continue
+        available.append(slug)
     return available, skipped
 
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pytest
 from PIL import Image
+from support import kodak_path
 
 from perceptlab.codecs.base import CodecError, CodecParamError, CodecUnavailable, bits_per_pixel
 from perceptlab.codecs.external import BpgCodec, VvcCodec, resolve_binary
@@ -19,7 +20,6 @@ from perceptlab.lib.ycbcr import from_i420, pad_to_even, to_i420_10bit
 if TYPE_CHECKING:
     from pytest_django.fixtures import Settings
 
-KODAK = Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "kodak"
 KEYS = ("bpgenc", "bpgdec", "vvencapp", "vvdecapp")
 
 # Fakes that accept the real command lines, record their argv next to themselves
@@ -97,7 +97,7 @@ def option(args: list[str], flag: str) -> str:
 
 
 def load_kodak(name: str) -> np.ndarray:
-    with Image.open(KODAK / f"{name}.png") as image:
+    with Image.open(kodak_path(name)) as image:
         return np.asarray(image.convert("RGB"))
 
 
@@ -132,10 +132,29 @@ def test_it_names_the_package_to_install_when_the_default_name_is_missing(
 ) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))  # nothing on PATH
     settings.CODEC_BINARIES = {"bpgenc": sys.executable, "bpgdec": "bpgdec"}
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))  # nor beside Python
     reason = BpgCodec().availability().reason
     assert reason == (
-        "binary 'bpgdec' not found on PATH; install libbpg or set BPGDEC=/path/to/bpgdec"
+        "binary 'bpgdec' not found on PATH; install libbpg (bash scripts/build_codecs.sh "
+        "builds it into .venv/bin) or set BPGDEC=/path/to/bpgdec"
     )
+
+
+def test_a_binary_in_the_python_environments_bin_folder_is_found_off_path(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Where scripts/build_codecs.sh installs it: .venv/bin, used without activating."""
+    bin_dir, elsewhere = tmp_path / "venv" / "bin", tmp_path / "elsewhere"
+    bin_dir.mkdir(parents=True)
+    elsewhere.mkdir()
+    tool = bin_dir / "bpgdec"
+    tool.write_text("#!/bin/sh\n")
+    tool.chmod(0o755)
+    monkeypatch.setenv("PATH", str(elsewhere))
+    monkeypatch.setattr(sys, "executable", str(bin_dir / "python"))
+    settings.CODEC_BINARIES = {}
+    assert resolve_binary("bpgdec") == str(tool)
+    assert resolve_binary("bpgenc") is None
 
 
 def test_it_resolves_an_absolute_path_as_well_as_a_name_on_path(

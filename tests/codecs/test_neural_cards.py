@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
 from neuralkit import TINY_HIFIC, kodak, save_tiny
-from support import KODAK
+from support import data, kodak_path
 
 from perceptlab.codecs.neural import cards, checkpoints, codec
 
@@ -45,7 +45,7 @@ def test_model_card_command_measures_kodak_and_writes_json_and_markdown(neural_d
     fine, coarse = card["evaluation"]["operating_points"]
     assert fine["params"] == {"qstep": 1.0} and len(fine["images"]) == 2
     assert fine["summary"]["bpp"] > coarse["summary"]["bpp"] > 0
-    again = cards.measure("hific", {"model": "tiny-hific", "qstep": 1.0}, [KODAK / "kodim01.png"])
+    again = cards.measure("hific", {"model": "tiny-hific", "qstep": 1.0}, [kodak_path("kodim01")])
     assert again[0].bytes == fine["images"][0]["bytes"]
     assert again[0].psnr == pytest.approx(fine["images"][0]["psnr"])
     text = path.with_suffix(".md").read_text()
@@ -79,7 +79,7 @@ def test_a_shipped_checkpoint_decodes_kodak_at_its_cards_numbers(
     point = card["evaluation"]["operating_points"][0]
     recorded = point["images"][0]
     params = point["codec_params"]
-    result = cards.measure(card["codec"], params, [KODAK / recorded["image"]])[0]
+    result = cards.measure(card["codec"], params, [data("kodak", recorded["image"])])[0]
     # the same bytes on this CPU; another CPU's float kernels may round a few latents the
     # other way, hence tolerances rather than equality
     assert result.bpp == pytest.approx(recorded["bpp"], rel=0.01)
@@ -116,7 +116,7 @@ def test_the_shipped_tunable_codec_spends_more_bits_as_n_grows(
     name = json.loads(card_file.read_text())["name"]
     offsets = [-2.0, -1.0, 0.0, 1.0, 2.0]
     bpps = [
-        cards.measure("tunable", {"model": name, "offset": n}, [KODAK / "kodim23.png"])[0].bpp
+        cards.measure("tunable", {"model": name, "offset": n}, [kodak_path("kodim23")])[0].bpp
         for n in offsets
     ]
     assert all(a < b for a, b in pairwise(bpps)), bpps
@@ -135,7 +135,7 @@ def test_a_shipped_quantisation_step_codec_spends_fewer_bits_as_the_step_grows(
 ) -> None:
     card = json.loads(card_file.read_text())
     steps = [0.5, 1.0, 2.0, 4.0]
-    image = [KODAK / "kodim23.png"]
+    image = [kodak_path("kodim23")]
     results = [
         cards.measure(card["codec"], {"model": card["name"], "qstep": q}, image)[0] for q in steps
     ]
@@ -175,3 +175,65 @@ def test_the_card_says_which_checkpoint_a_continued_training_started_from() -> N
     }  # fmt: skip
     text = cards.markdown(card)
     assert "- Initialised from `a` after 20 steps (before its GAN stage); 30 steps in all" in text
+
+
+def test_colour_errors_are_the_channel_mean_cast_and_ciede2000() -> None:
+    from skimage.color import deltaE_ciede2000, rgb2lab
+
+    # scikit-image's ΔE00 against Sharma, Wu & Dalal (2005), Table 1, pair 1: 2.0425.
+    pair = deltaE_ciede2000(np.array([50.0, 2.6772, -79.7751]), np.array([50.0, 0.0, -82.7485]))
+    assert float(pair) == pytest.approx(2.0425, abs=5e-5)
+    image = kodak(7)[:96, :128]
+    tinted = image.astype(int)
+    tinted[..., 2] += 5  # a blue cast of 5 grey levels, less where 255 clips it
+    tinted = np.clip(tinted, 0, 255).astype(np.uint8)
+    cast, ciede = cards.colour_errors(image, tinted)
+    expected_cast = np.abs(tinted.reshape(-1, 3).mean(0) - image.reshape(-1, 3).mean(0)).max()
+    assert cast == pytest.approx(expected_cast) and 4.5 < cast <= 5.0
+    assert ciede == pytest.approx(float(np.mean(deltaE_ciede2000(rgb2lab(image), rgb2lab(tinted)))))
+    assert cards.colour_errors(image, image) == (0.0, 0.0)
+
+
+def _card(name: str, points: list[dict[str, float]]) -> dict[str, object]:
+    return {"name": name, "evaluation": {"operating_points": [{"summary": p} for p in points]}}
+
+
+def test_the_photographic_floor_is_judged_at_the_middle_rate_point() -> None:
+    good = {"psnr": 25.0, "channel_mean_error": 1.0, "ciede2000": 3.0}
+    low = {"bpp": 0.1, **good, "psnr": 20.0}
+    middle = {"bpp": 0.2, **good}
+    high = {"bpp": 0.4, **good, "ciede2000": 9.0}
+    verdict = cards.floor_verdict([_card("m", [high, low, middle])])
+    assert verdict == cards.FloorVerdict(True, "meets the photographic floor (m at 0.200 bpp)")
+    # Points of several cards (one model per rate setting, as GC) are pooled by bpp; an
+    # even count is judged at the lower middle.
+    verdict = cards.floor_verdict([_card("a", [low]), _card("b", [middle])])
+    assert not verdict.passes
+    assert (
+        verdict.reason
+        == "demonstrator, below the photographic floor (a at 0.100 bpp: PSNR 20.00 dB < 22)"
+    )
+    cast = {"bpp": 0.2, **good, "channel_mean_error": 3.5}
+    assert cards.floor_verdict([_card("c", [cast])]).reason.endswith(
+        "colour cast 3.50 grey levels > 3)"
+    )
+    unmeasured = {"bpp": 0.2, "psnr": 30.0}
+    assert cards.floor_verdict([_card("u", [unmeasured])]).reason.endswith(
+        "colour cast not measured; mean CIEDE2000 not measured)"
+    )
+    assert not cards.floor_verdict([]).passes
+
+
+@pytest.mark.parametrize("slug", ["hific", "hific-sparse", "gc", "tunable", "rdo-gllmm"])
+def test_the_shipped_small_checkpoints_are_demonstrators(slug: str, neural_dir: Path) -> None:
+    """Below the floor at their middle rate point, as their cards' PSNR shows (17–20 dB)."""
+    from perceptlab.codecs.registry import get_codec
+
+    model = get_codec(slug)
+    assert isinstance(model, codec.NeuralCodec)
+    found = cards.codec_cards(model)
+    assert [card["name"] for card in found] == model.card_checkpoints()
+    verdict = cards.codec_floor(model)
+    assert not verdict.passes and "PSNR" in verdict.reason and "< 22" in verdict.reason
+    text = cards.markdown(found[0])
+    assert "**Status: demonstrator, below the photographic floor" in text

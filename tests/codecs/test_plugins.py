@@ -14,7 +14,6 @@ import shutil
 import subprocess
 import sys
 import textwrap
-import tomllib
 from collections.abc import Iterator
 from io import StringIO
 from pathlib import Path
@@ -23,6 +22,7 @@ import numpy as np
 import pytest
 from django.core.checks import WARNING
 from django.core.management import call_command
+from pluginkit import EXAMPLE, PACKAGE, PROJECT, VERSION, install_example, restored_registry
 from support import psnr
 
 from perceptlab.codecs import plugins
@@ -32,45 +32,18 @@ from perceptlab.codecs.plugins import Plugin, PluginError, load_plugin_codecs
 from perceptlab.codecs.ratecontrol import encode_at_bpp
 from perceptlab.codecs.registry import REGISTRY, get_codec
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "perceptlab-codec-example"
-PROJECT = tomllib.loads((EXAMPLE / "pyproject.toml").read_text())["project"]
-PACKAGE, VERSION = PROJECT["name"], PROJECT["version"]
-
-
-def write_dist_info(site: Path) -> None:
-    """What pip writes for the example: its metadata and its entry points."""
-    info = site / f"{PACKAGE.replace('-', '_')}-{VERSION}.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text(
-        f"Metadata-Version: 2.1\nName: {PACKAGE}\nVersion: {VERSION}\n"
-        f"Summary: {PROJECT['description']}\n"
-    )
-    sections = [
-        "\n".join([f"[{group}]", *(f"{name} = {value}" for name, value in points.items())])
-        for group, points in PROJECT["entry-points"].items()
-    ]
-    (info / "entry_points.txt").write_text("\n\n".join(sections) + "\n")
-
 
 @pytest.fixture
 def registry() -> Iterator[None]:
     """Whatever a test registers is gone afterwards (and no codec instance outlives it)."""
-    saved = dict(REGISTRY)
-    get_codec.cache_clear()
-    yield
-    REGISTRY.clear()
-    REGISTRY.update(saved)
-    get_codec.cache_clear()
+    with restored_registry():
+        yield
 
 
 @pytest.fixture
 def example(registry: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """The example package visible as if pip-installed, and registered; returns its slug."""
-    write_dist_info(tmp_path / "site")
-    monkeypatch.syspath_prepend(str(EXAMPLE / "src"))
-    monkeypatch.syspath_prepend(str(tmp_path / "site"))
-    assert load_plugin_codecs() == []
-    return "example-dct"
+    return install_example(tmp_path, monkeypatch)
 
 
 @pytest.fixture

@@ -19,13 +19,13 @@ from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio
 from ssimulacra2 import compute_ssimulacra2
 
-from perceptlab.evaluation import weights
 from perceptlab.evaluation.metrics import (
     METRICS,
     MetricInputError,
     MetricSession,
     MetricValue,
 )
+from perceptlab.lib import weights
 
 WEIGHT_FREE = ["psnr", "psnr_y", "ssim", "ms_ssim", "haarpsi", "ssimulacra2", "flip"]
 NUMPY_ONLY = ["psnr", "psnr_y", "ssimulacra2", "flip"]

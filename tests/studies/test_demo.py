@@ -136,6 +136,14 @@ def test_the_demo_adds_a_gan_codec_study_when_two_gan_codecs_have_checkpoints(
     folder = write_images(tmp_path / "photos", 2, width=160, height=112)
     try:
         out = run_demo("--images", str(folder), "--bpp", "0.5", "--codecs", "jpeg")
+        # Uncarded tiny models are no photographs: left out, saying why, unless asked for.
+        assert not Study.objects.filter(name="demo-gan-2afc").exists()
+        assert "no GAN-codec study: fewer than two GAN codecs qualify here" in out
+        assert "hific: demonstrator, below the photographic floor" not in out  # no card
+        assert "hific: no Kodak measurement in its model card (run model_card)" in out
+        out = run_demo(
+            "--images", str(folder), "--bpp", "0.5", "--codecs", "jpeg", "--demonstrators"
+        )
     finally:
         codec.forget_models()
     study = Study.objects.get(name="demo-gan-2afc")

@@ -315,6 +315,35 @@ def test_the_change_page_offers_the_operations_of_the_study_state(staff: Client)
     assert dashboard_url(study) in page
 
 
+def test_compute_metrics_is_the_evaluation_apps_operation_run_from_the_study_admin(
+    staff: Client,
+) -> None:
+    """The studies admin never imports evaluation: the evaluation app contributes the
+    operation at start-up, and it runs the metrics task (inline under test)."""
+    from perceptlab.evaluation.models import StimulusMetric
+    from perceptlab.evaluation.tasks import enqueue_metrics
+    from perceptlab.studies.admin import CONTRIBUTED, available_operations, contribute_operation
+
+    assert CONTRIBUTED["metrics"] is enqueue_metrics
+    draft = make_study(Method.ACR, build=False)
+    assert "metrics" in available_operations(draft)
+    response = staff.post(run_url(draft, "metrics"), follow=True)
+    assert "no stimuli built yet: build them first" in messages_of(response)
+    study = make_study(Method.ACR)
+    response = staff.post(run_url(study, "metrics"), follow=True)
+    assert "objective metrics enqueued for the worker" in messages_of(response)
+    measured = StimulusMetric.objects.filter(stimulus__study=study, metric="psnr")
+    encoded = study.stimuli.filter(reconstruction__isnull=False).count()
+    assert measured.count() == 2 * encoded > 0  # on the full image and on the shown crop
+    with pytest.raises(ValueError, match="no study operation 'launch' to contribute"):
+        contribute_operation("launch", enqueue_metrics)
+    del CONTRIBUTED["metrics"]  # an installation without the evaluation app
+    try:
+        assert "metrics" not in available_operations(draft)
+    finally:
+        CONTRIBUTED["metrics"] = enqueue_metrics
+
+
 def test_operations_only_accept_post(staff: Client) -> None:
     study = make_study(Method.ACR, build=False)
     assert staff.get(run_url(study, "launch")).status_code == 405

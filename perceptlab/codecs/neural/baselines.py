@@ -17,7 +17,7 @@ with one pretrained model per quality level, trained by InterDigital for MSE:
 
 **Weights.** The architecture comes from ``compressai.zoo.<function>(quality, metric="mse",
 pretrained=False)``; the state dict is read from a local file in the platform's weights
-folder (``PERCEPTLAB_WEIGHTS_DIR``, see :mod:`perceptlab.evaluation.weights`), never
+folder (``PERCEPTLAB_WEIGHTS_DIR``, see :mod:`perceptlab.lib.weights`), never
 downloaded here. The official files (``compressai.zoo.image.model_urls``) are named
 ``<architecture>-<quality>-<hash>.pth.tar``, where ``<hash>`` is the beginning (8 hex digits)
 of the file's SHA-256: the convention of ``torch.hub.load_state_dict_from_url(check_hash=True)``
@@ -72,6 +72,7 @@ from perceptlab.codecs.neural.codec import (
     torch_installed,
 )
 from perceptlab.codecs.neural.container import FORMAT_VERSION
+from perceptlab.lib.weights import WeightFile
 
 if TYPE_CHECKING:
     import torch
@@ -130,6 +131,25 @@ class BaselineWeightsError(ValueError):
     """A baseline weight file is missing, ambiguous, corrupt or not the expected model."""
 
 
+def zoo_weight_files() -> list[WeightFile]:
+    """The manifest entries of every official file (``fetch_weights --only <slug>``),
+    registered by the codecs app at start-up; the 8-digit prefix is checked on load."""
+    return [
+        WeightFile(
+            name=official_name(slug, quality),
+            url=official_url(slug, quality),
+            sha256=None,
+            sha256_source=(
+                "CompressAI publishes no full SHA-256; the file name carries its first 8 "
+                "hex digits (torch.hub check_hash), which the codec checks on load"
+            ),
+            metrics=(slug,),
+        )
+        for slug, prefixes in OFFICIAL_HASHES.items()
+        for quality in range(1, len(prefixes) + 1)
+    ]
+
+
 def official_name(architecture: str, quality: int) -> str:
     """The zoo's file name, e.g. ``bmshj2018-hyperprior-1-7eb97409.pth.tar``."""
     return f"{architecture}-{quality}-{OFFICIAL_HASHES[architecture][quality - 1]}{SUFFIX}"
@@ -141,7 +161,7 @@ def official_url(architecture: str, quality: int) -> str:
 
 def weights_dir() -> Path:
     """The platform's weights folder (``PERCEPTLAB_WEIGHTS_DIR``)."""
-    from perceptlab.evaluation.weights import configured_weights_dir
+    from perceptlab.lib.weights import configured_weights_dir
 
     return configured_weights_dir()
 
@@ -190,18 +210,6 @@ def find_weights(architecture: str, quality: int, directory: Path) -> Path:
             f"({names}) and not the official {official.name}; keep only one"
         )
     return found[0]
-
-
-_VERIFIED: dict[tuple[Path, int, int], str] = {}
-
-
-def _verified(path: Path) -> str:
-    """:func:`verify`, remembered per (file, size, modification time)."""
-    stat = path.stat()
-    key = (path, stat.st_size, stat.st_mtime_ns)
-    if key not in _VERIFIED:
-        _VERIFIED[key] = verify(path)
-    return _VERIFIED[key]
 
 
 def verify(path: Path) -> str:
@@ -408,7 +416,8 @@ class CompressAIBaseline(NeuralCodec):
     def levels_present(self) -> tuple[tuple[int, ...], dict[int, str]]:
         """The quality levels whose weights are here and verified, and for each level whose
         file is here but refused (corrupt, ambiguous), why. A file's SHA-256 is computed
-        once per process while its size and modification time stay the same."""
+        once per process while its size and modification time stay the same
+        (:func:`perceptlab.lib.weights.sha256_of`)."""
         directory = weights_dir()
         usable: list[int] = []
         problems: dict[int, str] = {}
@@ -416,7 +425,7 @@ class CompressAIBaseline(NeuralCodec):
             if not candidates(self.slug, quality, directory):
                 continue
             try:
-                _verified(find_weights(self.slug, quality, directory))
+                verify(find_weights(self.slug, quality, directory))
             except BaselineWeightsError as error:
                 problems[quality] = str(error)
             else:

@@ -105,7 +105,7 @@ def available(family: str) -> list[str]:
 
 def sha256_file(path: Path) -> str:
     """The file's SHA-256 (cached per path, size and mtime, as for the metric weights)."""
-    from perceptlab.evaluation.weights import sha256_of
+    from perceptlab.lib.weights import sha256_of
 
     return sha256_of(path)
 

@@ -180,6 +180,11 @@ class NeuralCodec(Codec):
                 return str(param.default)
         raise NotImplementedError
 
+    def card_checkpoints(self) -> list[str]:
+        """The checkpoints whose model cards describe the codec as a user meets it by default
+        (one; a codec with one model per rate setting lists each)."""
+        return [self.default_checkpoint()]
+
     def version(self) -> str:
         return f"{self.family} container-{FORMAT_VERSION}, {library_versions()}"
 

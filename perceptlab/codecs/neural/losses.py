@@ -10,7 +10,7 @@
 - :func:`feature_matching_loss` — L1 between D's intermediate features on x and x̂
   (pix2pixHD, Wang et al. 2018), averaged over layers and scales.
 - :class:`PerceptualTerm` — LPIPS or DISTS when their ImageNet weights are in the weights
-  folder (loaded by :func:`perceptlab.evaluation.metrics.load_network`), otherwise a stated
+  folder (loaded by :func:`perceptlab.lib.networks.load_network`), otherwise a stated
   fallback (MS-SSIM); :attr:`PerceptualTerm.kind` says which, for the model card.
 """
 
@@ -80,9 +80,9 @@ class PerceptualTerm(torch.nn.Module):
 
     def __init__(self, preferred: str, *, folder: Path | None = None, device: str = "cpu") -> None:
         super().__init__()
-        from perceptlab.evaluation import weights as weightfiles
-        from perceptlab.evaluation.metrics import load_network
-        from perceptlab.evaluation.weights import configured_weights_dir
+        from perceptlab.lib import weights as weightfiles
+        from perceptlab.lib.networks import load_network
+        from perceptlab.lib.weights import configured_weights_dir
 
         self.network: torch.nn.Module | None = None
         self.kind = "ms-ssim"

@@ -86,6 +86,10 @@ class GCCodec(NeuralCodec):
     def default_checkpoint(self) -> str:
         return self.default_checkpoint_name
 
+    def card_checkpoints(self) -> list[str]:
+        config = dict(self.validate_params({}))["config"]
+        return [f"gc-c{channels}-{config}" for channels in GC_CHANNEL_COUNTS]
+
 
 class TunableCodec(NeuralCodec):
     """``tunable``: one model, any rate in its range by the importance offset n."""

@@ -35,6 +35,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from perceptlab.lib.images import IMAGE_SUFFIXES
+
 if TYPE_CHECKING:
     import torch
 
@@ -46,8 +48,6 @@ RECIPES: dict[str, tuple[str, dict[str, Any]]] = {
     "rdo-gllmm": ("rdo", {}),
 }
 """Registry slug → (family module, config overrides) of what ``train_codec NAME`` trains."""
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".ppm", ".bmp", ".tif", ".tiff"}
 
 
 class TrainingError(ValueError):

@@ -5,7 +5,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from perceptlab.evaluation.weights import (
+from perceptlab.lib.weights import (
     State,
     WeightsError,
     configured_weights_dir,

@@ -14,8 +14,8 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from perceptlab.evaluation import weights
-from perceptlab.evaluation.weights import (
+from perceptlab.lib import weights
+from perceptlab.lib.weights import (
     MANIFEST,
     HashMismatch,
     NotInSource,

@@ -93,29 +93,15 @@ MANIFEST: dict[str, WeightFile] = {
 }
 
 
-def _compressai_zoo() -> dict[str, WeightFile]:
-    """CompressAI's pretrained MSE models, one file per quality level (the learned baselines
-    of :mod:`perceptlab.codecs.neural.baselines`, which checks the 8-digit prefix on load)."""
-    from perceptlab.codecs.neural import baselines
-
-    entries = {}
-    for slug, prefixes in baselines.OFFICIAL_HASHES.items():
-        for quality in range(1, len(prefixes) + 1):
-            name = baselines.official_name(slug, quality)
-            entries[name] = WeightFile(
-                name=name,
-                url=baselines.official_url(slug, quality),
-                sha256=None,
-                sha256_source=(
-                    "CompressAI publishes no full SHA-256; the file name carries its first 8 "
-                    "hex digits (torch.hub check_hash), which the codec checks on load"
-                ),
-                metrics=(slug,),
-            )
-    return entries
-
-
-MANIFEST.update(_compressai_zoo())
+def register_files(entries: Sequence[WeightFile]) -> None:
+    """Add weight files a higher layer needs (the codecs app adds the CompressAI zoo's
+    files at start-up) to :data:`MANIFEST`; a name already there with other contents is an
+    error."""
+    for entry in entries:
+        known = MANIFEST.get(entry.name)
+        if known is not None and known != entry:
+            raise ValueError(f"weight file {entry.name} is registered twice, differently")
+        MANIFEST[entry.name] = entry
 
 
 class WeightsError(Exception):

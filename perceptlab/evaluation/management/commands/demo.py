@@ -34,7 +34,8 @@ from perceptlab.studies.models import Study
 class Command(BaseCommand):
     help = (
         "Build the demo: an image set of real photographs (scikit-image's, or --images DIR, "
-        "e.g. ../shared/datasets/kodak) encoded with every available classical codec at "
+        "e.g. the kodak folder that `manage.py fetch_dataset kodak` fills) encoded with "
+        "every available classical codec at "
         "0.25, 0.5 and 1.0 bpp; a live study of each method (ACR, DCR, 2AFC) on them; and a "
         "staff account. Prints each study's rater link and the admin login last. "
         "Idempotent: run it again to reuse everything (and to launch studies whose stimuli "
@@ -63,7 +64,14 @@ class Command(BaseCommand):
         parser.add_argument(
             "--no-gan",
             action="store_true",
-            help="leave out the GAN-codec study (built when two GAN codecs have checkpoints)",
+            help="leave out the GAN-codec study (built when two GAN codecs have checkpoints "
+            "whose model cards meet the photographic floor)",
+        )
+        parser.add_argument(
+            "--demonstrators",
+            action="store_true",
+            help="let the GAN-codec study use checkpoints below the photographic floor "
+            "(the shipped small ones are: see their model cards)",
         )
         parser.add_argument(
             "--base-url",
@@ -90,7 +98,7 @@ class Command(BaseCommand):
             image_set=plan.image_set, codecs=study_codecs(plan.codecs), bpps=bpps
         )
         if not options["no_gan"]:
-            studies += self._gan_study(plan.image_set)
+            studies += self._gan_study(plan.image_set, demonstrators=options["demonstrators"])
         examples = ensure_example_studies(
             image_set=plan.image_set, codecs=study_codecs(plan.codecs), bpps=bpps
         )
@@ -123,12 +131,13 @@ class Command(BaseCommand):
         self.stdout.write(f"admin: {base}{reverse('admin:index')}")
         self._admin_account(options["admin_user"])
 
-    def _gan_study(self, image_set: ImageSet) -> list[Study]:
-        """The GAN-codec study when at least two GAN codecs have a checkpoint here."""
-        available, skipped = gan_codecs()
+    def _gan_study(self, image_set: ImageSet, *, demonstrators: bool) -> list[Study]:
+        """The GAN-codec study when at least two GAN codecs have a checkpoint here (whose
+        cards meet the photographic floor, unless ``demonstrators``)."""
+        available, skipped = gan_codecs(demonstrators=demonstrators)
         if len(available) < 2:
             self.stdout.write(
-                "no GAN-codec study: fewer than two GAN codecs can run here ("
+                "no GAN-codec study: fewer than two GAN codecs qualify here ("
                 + "; ".join(f"{slug}: {reason}" for slug, reason in skipped.items())
                 + ")"
             )
