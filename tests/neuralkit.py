@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
-from support import KODAK
+from support import kodak_path
 
 TINY_HIFIC: dict[str, Any] = {
     "encoder_channels": [8, 8, 8, 8, 8],
@@ -45,7 +45,7 @@ TINY_GC: dict[str, Any] = {
 
 
 def kodak(index: int = 1) -> np.ndarray:
-    with Image.open(KODAK / f"kodim{index:02d}.png") as image:
+    with Image.open(kodak_path(f"kodim{index:02d}")) as image:
         return np.asarray(image.convert("RGB"))
 
 
@@ -54,7 +54,7 @@ def save_tiny(family: str, name: str, folder: Path, config: dict[str, Any], seed
     import torch
 
     from perceptlab.codecs.neural import checkpoints
-    from perceptlab.codecs.neural.training import family_module
+    from perceptlab.codecs.neural.family import family as family_module
 
     torch.manual_seed(seed)
     model = family_module(family).build(config).eval()

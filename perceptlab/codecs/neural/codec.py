@@ -33,6 +33,7 @@ from perceptlab.codecs.neural.container import (
     pack,
     unpack,
 )
+from perceptlab.codecs.neural.family import family as neural_family
 
 if TYPE_CHECKING:
     import torch
@@ -145,8 +146,7 @@ def load_model(family: str, name: str, device: str) -> tuple[Any, checkpoints.Ch
             if threads is not None and torch.get_num_threads() != threads:
                 torch.set_num_threads(threads)
             checkpoint = checkpoints.load(checkpoints.require(name), family=family)
-            module = importlib.import_module(f"perceptlab.codecs.neural.{family}")
-            model = module.build(checkpoint.config)
+            model = neural_family(family).build(checkpoint.config)
             model.load_state_dict(checkpoint.state_dict)
             model.to(device).eval()
             _MODELS[key] = (model, checkpoint)

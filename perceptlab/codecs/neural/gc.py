@@ -50,6 +50,7 @@ from perceptlab.codecs.neural import losses
 from perceptlab.codecs.neural.layers import (
     MultiScaleDiscriminator,
     ResidualBlock,
+    TrainingSystem,
     conv_norm_relu,
     up_norm_relu,
 )
@@ -282,7 +283,7 @@ def build(config: dict[str, Any]) -> GC:
     return GC(config)
 
 
-class GCSystem(nn.Module):
+class GCSystem(TrainingSystem):
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__()
         if int(config["channels"]) < 1:

@@ -57,6 +57,7 @@ from perceptlab.codecs.neural.layers import (
     ChannelNorm,
     ConditionalDiscriminator,
     ResidualBlock,
+    TrainingSystem,
     conv_norm_relu,
     up_norm_relu,
 )
@@ -242,7 +243,7 @@ def sparsity_penalty(y_hat: torch.Tensor) -> torch.Tensor:
     return (1.0 - torch.exp(-(y_hat**2) / (2 * SPARSITY_SIGMA**2))).mean()
 
 
-class HiFiCSystem(nn.Module):
+class HiFiCSystem(TrainingSystem):
     """HiFiC with its discriminator and losses, for :mod:`.training`."""
 
     def __init__(self, config: dict[str, Any]) -> None:
@@ -265,7 +266,7 @@ class HiFiCSystem(nn.Module):
         return RATE_SCALE / (lam * (2.0 if warm else 1.0))
 
     def generator_loss(
-        self, x: torch.Tensor, step: int
+        self, x: torch.Tensor, step: int, labels: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, dict[str, float], dict[str, torch.Tensor]]:
         out = self.codec(x)
         pixels = x.shape[0] * x.shape[2] * x.shape[3]

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -157,3 +158,33 @@ class ConditionalDiscriminator(nn.Module):
         context = F.leaky_relu(self.context(latent.detach()), 0.2)
         context = F.interpolate(context, scale_factor=self.factor, mode="nearest")
         return self.body(torch.cat([x, context], dim=1))  # type: ignore[no-any-return]
+
+
+class TrainingSystem(nn.Module):
+    """What the training loop (:mod:`.training`) drives, the same for every family: the codec
+    (a CompressAI ``CompressionModel``: its ``aux_loss`` and ``update`` are called), its
+    discriminator, and the two losses of a GAN step."""
+
+    config: dict[str, Any]
+    codec: Any  # the family's CompressionModel subclass
+    discriminator: nn.Module
+
+    def gan_active(self, step: int) -> bool:
+        """Whether the GAN terms (and the discriminator's step) are on at ``step``."""
+        raise NotImplementedError
+
+    def generator_loss(
+        self, x: torch.Tensor, step: int, labels: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, dict[str, float], dict[str, torch.Tensor]]:
+        """(loss, logged values, what the discriminator step reuses) for batch ``x``;
+        ``labels``: the semantic label maps of a selective (SC) model, else None."""
+        raise NotImplementedError
+
+    def discriminator_loss(
+        self, x: torch.Tensor, cache: dict[str, torch.Tensor], step: int
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        raise NotImplementedError
+
+    def description(self) -> dict[str, Any]:
+        """The loss terms and settings as the model card states them."""
+        raise NotImplementedError

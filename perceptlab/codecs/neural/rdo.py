@@ -197,7 +197,7 @@ class RDOSystem(hific.HiFiCSystem):
         self.perceptual = losses.PerceptualTerm(str(config["perceptual"]))
 
     def generator_loss(
-        self, x: torch.Tensor, step: int
+        self, x: torch.Tensor, step: int, labels: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, dict[str, float], dict[str, torch.Tensor]]:
         out = self.codec(x)
         pixels = x.shape[0] * x.shape[2] * x.shape[3]

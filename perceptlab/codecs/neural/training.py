@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from perceptlab.codecs.neural.family import family as neural_family
 from perceptlab.lib.images import IMAGE_SUFFIXES
 
 if TYPE_CHECKING:
@@ -89,18 +90,12 @@ class TrainOptions:
         return f"{self.codec}-{channels}{self.config}"
 
 
-def family_module(family: str) -> Any:
-    import importlib
-
-    return importlib.import_module(f"perceptlab.codecs.neural.{family}")
-
-
 def resolve_config(options: TrainOptions) -> tuple[str, dict[str, Any]]:
     """(family, config) for the options: the family's preset, the recipe, then overrides."""
     if options.codec not in RECIPES:
         raise TrainingError(f"unknown codec {options.codec!r}; trainable: {', '.join(RECIPES)}")
     family, recipe = RECIPES[options.codec]
-    module = family_module(family)
+    module = neural_family(family)
     if options.config not in module.CONFIGS:
         raise TrainingError(
             f"{options.codec} has no config {options.config!r}; choose {sorted(module.CONFIGS)}"
@@ -277,7 +272,7 @@ def train(options: TrainOptions, *, echo: Any = print) -> Path:
     log_path = out / f"{name}.log.jsonl"
 
     torch.manual_seed(options.seed)
-    system = family_module(family).training_system(config).to(options.device)
+    system = neural_family(family).training_system(config).to(options.device)
     optimisers = _optimisers(system, options.lr)
     files = image_files(options.data)
     if options.labels is not None and not int(config.get("semantic_classes", 0)):
@@ -341,9 +336,8 @@ def train(options: TrainOptions, *, echo: Any = print) -> Path:
                 break
             started = time.perf_counter()
             x, labels = sampler.batch_with_labels(options.batch)
-            extra = {} if labels is None else {"labels": labels}
             optimisers["codec"].zero_grad(set_to_none=True)
-            loss, logs, cache = system.generator_loss(x, step, **extra)
+            loss, logs, cache = system.generator_loss(x, step, labels)
             if not torch.isfinite(loss):
                 raise TrainingError(f"the loss became {loss.item()} at step {step}; lower --lr")
             loss.backward()

@@ -90,6 +90,7 @@ from perceptlab.codecs.neural.container import Header, pack
 from perceptlab.codecs.neural.layers import (
     MultiScaleDiscriminator,
     ResidualBlock,
+    TrainingSystem,
     conv_norm_relu,
     norm_layer,
     up_norm_relu,
@@ -400,7 +401,7 @@ def build(config: dict[str, Any]) -> TunableNet:
     return TunableNet(config)
 
 
-class TunableSystem(nn.Module):
+class TunableSystem(TrainingSystem):
     """Training: n ~ U[−2, 2] per batch, 1·GAN (3-scale D, ½/¼/¼) + 16·MSE on [−1, 1]."""
 
     def __init__(self, config: dict[str, Any]) -> None:
@@ -423,7 +424,7 @@ class TunableSystem(nn.Module):
         return torch.stack(terms).sum()
 
     def generator_loss(
-        self, x: torch.Tensor, step: int
+        self, x: torch.Tensor, step: int, labels: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, dict[str, float], dict[str, torch.Tensor]]:
         low, high = OFFSET_RANGE
         offset = float(torch.empty(()).uniform_(low, high))
