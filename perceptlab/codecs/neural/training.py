@@ -41,6 +41,8 @@ from perceptlab.lib.images import IMAGE_SUFFIXES
 if TYPE_CHECKING:
     import torch
 
+    from perceptlab.codecs.neural.layers import TrainingSystem
+
 RECIPES: dict[str, tuple[str, dict[str, Any]]] = {
     "hific": ("hific", {}),
     "hific-sparse": ("hific", {"sparsity_weight": 0.5}),
@@ -252,155 +254,220 @@ def hardware(device: str) -> str:
     return f"{name}, {os.cpu_count()} cores, torch on {threads} thread(s)"
 
 
-def train(options: TrainOptions, *, echo: Any = print) -> Path:
-    """Train (or resume), write the inference checkpoint; returns its path."""
-    import torch
+@dataclass
+class _Run:
+    """One training run's state: what :func:`train` builds, steps, saves and resumes."""
 
-    from perceptlab.codecs.neural import checkpoints
+    options: TrainOptions
+    family: str
+    config: dict[str, Any]
+    name: str
+    system: TrainingSystem
+    optimisers: dict[str, torch.optim.Optimizer]
+    sampler: CropSampler
+    step: int = 0
+    seconds: float = 0.0
+    previous: dict[str, Any] = field(default_factory=dict)
 
-    if options.steps < 1:
-        raise TrainingError("--steps must be at least 1")
-    if options.device.startswith("cuda") and not torch.cuda.is_available():
-        raise TrainingError(f"--device {options.device}: no CUDA device is available here")
-    if options.threads:
-        torch.set_num_threads(options.threads)
-    family, config = resolve_config(options)
-    name = options.checkpoint_name(config)
-    out = options.out
-    out.mkdir(parents=True, exist_ok=True)
-    state_path = out / f"{name}.train.pt"
-    log_path = out / f"{name}.log.jsonl"
+    @property
+    def state_path(self) -> Path:
+        return self.options.out / f"{self.name}.train.pt"
 
-    torch.manual_seed(options.seed)
-    system = neural_family(family).training_system(config).to(options.device)
-    optimisers = _optimisers(system, options.lr)
-    files = image_files(options.data)
-    if options.labels is not None and not int(config.get("semantic_classes", 0)):
-        raise TrainingError(
-            "--labels needs a model with semantic classes (--set semantic_classes=K)"
-        )
-    if int(config.get("semantic_classes", 0)) and options.labels is None:
-        raise TrainingError("a selective (SC) model needs --labels DIR with the label maps")
-    sampler = CropSampler(files, options.crop, options.device, options.seed, options.labels)
-    step = 0
-    seconds = 0.0
-    previous: dict[str, Any] = {}
-    if options.resume and state_path.exists():
-        state = torch.load(state_path, map_location=options.device, weights_only=False)
-        if state["family"] != family or state["config"] != config:
+    @property
+    def log_path(self) -> Path:
+        return self.options.out / f"{self.name}.log.jsonl"
+
+    @classmethod
+    def start(cls, options: TrainOptions) -> _Run:
+        """The model, optimisers and crop sampler for ``options`` (settings checked first)."""
+        import torch
+
+        if options.steps < 1:
+            raise TrainingError("--steps must be at least 1")
+        if options.device.startswith("cuda") and not torch.cuda.is_available():
+            raise TrainingError(f"--device {options.device}: no CUDA device is available here")
+        if options.threads:
+            torch.set_num_threads(options.threads)
+        family, config = resolve_config(options)
+        classes = int(config.get("semantic_classes", 0))
+        if options.labels is not None and not classes:
             raise TrainingError(
-                f"{state_path} was trained with other settings; use another --name or drop --resume"
+                "--labels needs a model with semantic classes (--set semantic_classes=K)"
             )
-        system.load_state_dict(state["system"])
-        for key, optimiser in optimisers.items():
-            optimiser.load_state_dict(state["optimisers"][key])
-        sampler.restore(state["sampler"])
-        torch.set_rng_state(state["torch_rng"])
-        step, seconds = int(state["step"]), float(state["seconds"])
-        previous = dict(state.get("previous") or {})
-        echo(f"resuming {name} at step {step}")
-    else:
-        if log_path.exists():
-            log_path.unlink()
-        if options.init_from:
-            previous = _initialise(system, options.init_from, family)
+        if classes and options.labels is None:
+            raise TrainingError("a selective (SC) model needs --labels DIR with the label maps")
+        options.out.mkdir(parents=True, exist_ok=True)
+        torch.manual_seed(options.seed)
+        system = neural_family(family).training_system(config).to(options.device)
+        files = image_files(options.data)
+        return cls(
+            options=options,
+            family=family,
+            config=config,
+            name=options.checkpoint_name(config),
+            system=system,
+            optimisers=_optimisers(system, options.lr),
+            sampler=CropSampler(files, options.crop, options.device, options.seed, options.labels),
+        )
 
-    def save_state() -> None:
-        tmp = state_path.with_suffix(".tmp")
+    def resume_or_begin(self, echo: Any) -> None:
+        """Continue from the saved state (``--resume``), or start afresh (from ``--init-from``)."""
+        import torch
+
+        if self.options.resume and self.state_path.exists():
+            state = torch.load(
+                self.state_path, map_location=self.options.device, weights_only=False
+            )
+            if state["family"] != self.family or state["config"] != self.config:
+                raise TrainingError(
+                    f"{self.state_path} was trained with other settings; use another --name or "
+                    "drop --resume"
+                )
+            self.system.load_state_dict(state["system"])
+            for key, optimiser in self.optimisers.items():
+                optimiser.load_state_dict(state["optimisers"][key])
+            self.sampler.restore(state["sampler"])
+            torch.set_rng_state(state["torch_rng"])
+            self.step, self.seconds = int(state["step"]), float(state["seconds"])
+            self.previous = dict(state.get("previous") or {})
+            echo(f"resuming {self.name} at step {self.step}")
+            return
+        if self.log_path.exists():
+            self.log_path.unlink()
+        if self.options.init_from:
+            self.previous = _initialise(self.system, self.options.init_from, self.family)
+
+    def save_state(self) -> None:
+        """The resumable state, written atomically (a kill never leaves half a file)."""
+        import torch
+
+        tmp = self.state_path.with_suffix(".tmp")
         torch.save(
             {
-                "family": family,
-                "config": config,
-                "system": system.state_dict(),
-                "optimisers": {k: o.state_dict() for k, o in optimisers.items()},
-                "sampler": sampler.state(),
+                "family": self.family,
+                "config": self.config,
+                "system": self.system.state_dict(),
+                "optimisers": {k: o.state_dict() for k, o in self.optimisers.items()},
+                "sampler": self.sampler.state(),
                 "torch_rng": torch.get_rng_state(),
-                "step": step,
-                "seconds": seconds,
-                "previous": previous,
+                "step": self.step,
+                "seconds": self.seconds,
+                "previous": self.previous,
             },
             tmp,
         )
-        tmp.replace(state_path)
+        tmp.replace(self.state_path)
 
-    progress = None
-    if options.progress:
-        from tqdm import tqdm
+    def train_step(self) -> dict[str, float]:
+        """One batch: the codec's step, CompressAI's auxiliary step, the discriminator's."""
+        import torch
 
-        progress = tqdm(total=options.steps, initial=step, desc=name, unit="step")
-    system.train()
-    with log_path.open("a") as log:
-        while step < options.steps:
-            if options.max_seconds is not None and seconds >= options.max_seconds:
-                echo(f"stopping at step {step}: --max-seconds {options.max_seconds:g} reached")
-                break
-            started = time.perf_counter()
-            x, labels = sampler.batch_with_labels(options.batch)
-            optimisers["codec"].zero_grad(set_to_none=True)
-            loss, logs, cache = system.generator_loss(x, step, labels)
-            if not torch.isfinite(loss):
-                raise TrainingError(f"the loss became {loss.item()} at step {step}; lower --lr")
-            loss.backward()
-            optimisers["codec"].step()
-            if "aux" in optimisers:
-                optimisers["aux"].zero_grad(set_to_none=True)
-                aux = system.codec.aux_loss()
-                aux.backward()
-                optimisers["aux"].step()
-                logs["aux"] = float(aux.detach())
-            if "discriminator" in optimisers and system.gan_active(step):
-                optimisers["discriminator"].zero_grad(set_to_none=True)
-                d_loss, d_logs = system.discriminator_loss(x, cache, step)
-                d_loss.backward()
-                optimisers["discriminator"].step()
-                logs.update(d_logs)
-            step += 1
-            seconds += time.perf_counter() - started
-            out_of_time = options.max_seconds is not None and seconds >= options.max_seconds
-            if step % options.log_every == 0 or step == options.steps or out_of_time:
-                log.write(json.dumps({"step": step, "seconds": round(seconds, 3), **logs}) + "\n")
-                log.flush()
+        x, labels = self.sampler.batch_with_labels(self.options.batch)
+        optimisers, system = self.optimisers, self.system
+        optimisers["codec"].zero_grad(set_to_none=True)
+        loss, logs, cache = system.generator_loss(x, self.step, labels)
+        if not torch.isfinite(loss):
+            raise TrainingError(f"the loss became {loss.item()} at step {self.step}; lower --lr")
+        loss.backward()
+        optimisers["codec"].step()
+        if "aux" in optimisers:
+            optimisers["aux"].zero_grad(set_to_none=True)
+            aux = system.codec.aux_loss()
+            aux.backward()
+            optimisers["aux"].step()
+            logs["aux"] = float(aux.detach())
+        if "discriminator" in optimisers and system.gan_active(self.step):
+            optimisers["discriminator"].zero_grad(set_to_none=True)
+            d_loss, d_logs = system.discriminator_loss(x, cache, self.step)
+            d_loss.backward()
+            optimisers["discriminator"].step()
+            logs.update(d_logs)
+        return logs
+
+    def loop(self, echo: Any) -> None:
+        """Steps until ``--steps`` or ``--max-seconds``; logs every ``--log-every``, saves the
+        resumable state every ``--save-every`` and at the end."""
+        options = self.options
+        progress = None
+        if options.progress:
+            from tqdm import tqdm
+
+            progress = tqdm(total=options.steps, initial=self.step, desc=self.name, unit="step")
+        limit = options.max_seconds
+        self.system.train()
+        with self.log_path.open("a") as log:
+            while self.step < options.steps:
+                if limit is not None and self.seconds >= limit:
+                    echo(f"stopping at step {self.step}: --max-seconds {limit:g} reached")
+                    break
+                started = time.perf_counter()
+                logs = self.train_step()
+                self.step += 1
+                self.seconds += time.perf_counter() - started
+                out_of_time = limit is not None and self.seconds >= limit
+                if self.step % options.log_every == 0 or self.step == options.steps or out_of_time:
+                    record = {"step": self.step, "seconds": round(self.seconds, 3), **logs}
+                    log.write(json.dumps(record) + "\n")
+                    log.flush()
+                    if progress is not None:
+                        progress.set_postfix({k: f"{v:.4g}" for k, v in list(logs.items())[:4]})
                 if progress is not None:
-                    progress.set_postfix({k: f"{v:.4g}" for k, v in list(logs.items())[:4]})
-            if progress is not None:
-                progress.update(1)
-            if step % options.save_every == 0:
-                save_state()
-    if progress is not None:
-        progress.close()
-    save_state()
-    system.eval()
-    system.codec.update(force=True)
-    card = {
-        "codec": options.codec,
-        "family": family,
-        "config_preset": options.config,
-        "data": f"{options.data} ({len(sampler.images)} images)",
-        "steps": step,
-        "steps_planned": options.steps,
-        "batch": options.batch,
-        "crop": options.crop,
-        "lr": options.lr,
-        "seed": options.seed,
-        "hardware": hardware(options.device),
-        "train_seconds": round(seconds, 1),
-        "torch": str(torch.__version__),
-        **system.description(),
-    }
-    if previous:
-        card["initialised_from"] = previous
-        card["steps_total"] = step + int(previous.get("steps_total", previous.get("steps", 0)))
-    path = out / f"{name}{checkpoints.SUFFIX}"
-    checkpoints.save(
-        path,
-        family=family,
-        name=name,
-        version="1",
-        config=config,
-        state_dict=system.codec.state_dict(),
-        card=card,
-    )
-    echo(f"wrote {path} after {step} steps in {seconds:.0f} s")
+                    progress.update(1)
+                if self.step % options.save_every == 0:
+                    self.save_state()
+        if progress is not None:
+            progress.close()
+        self.save_state()
+
+    def write_checkpoint(self) -> Path:
+        """The inference checkpoint (entropy-coder tables built) with its training card."""
+        import torch
+
+        from perceptlab.codecs.neural import checkpoints
+
+        options = self.options
+        self.system.eval()
+        self.system.codec.update(force=True)
+        card = {
+            "codec": options.codec,
+            "family": self.family,
+            "config_preset": options.config,
+            "data": f"{options.data} ({len(self.sampler.images)} images)",
+            "steps": self.step,
+            "steps_planned": options.steps,
+            "batch": options.batch,
+            "crop": options.crop,
+            "lr": options.lr,
+            "seed": options.seed,
+            "hardware": hardware(options.device),
+            "train_seconds": round(self.seconds, 1),
+            "torch": str(torch.__version__),
+            **self.system.description(),
+        }
+        if self.previous:
+            card["initialised_from"] = self.previous
+            earlier = int(self.previous.get("steps_total", self.previous.get("steps", 0)))
+            card["steps_total"] = self.step + earlier
+        path = options.out / f"{self.name}{checkpoints.SUFFIX}"
+        checkpoints.save(
+            path,
+            family=self.family,
+            name=self.name,
+            version="1",
+            config=self.config,
+            state_dict=self.system.codec.state_dict(),
+            card=card,
+        )
+        return path
+
+
+def train(options: TrainOptions, *, echo: Any = print) -> Path:
+    """Train (or resume), write the inference checkpoint; returns its path."""
+    run = _Run.start(options)
+    run.resume_or_begin(echo)
+    run.loop(echo)
+    path = run.write_checkpoint()
+    echo(f"wrote {path} after {run.step} steps in {run.seconds:.0f} s")
     return path
 
 
