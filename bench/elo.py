@@ -1,6 +1,7 @@
 """Benchmark: online Elo over 10,000 random orderings of the HiFiC user study (5,218 trials).
 
-Times, on ``shared/datasets/pairwise/hific_userstudy.csv`` (undecided trials = ½):
+Times, on ``pairwise/hific_userstudy.csv`` of :mod:`perceptlab.lib.datasets` (or ``--data``;
+undecided trials = ½):
 
 1. PerceptLab's ``online_elo`` (all orderings advance one trial per step as numpy operations,
    chunks of orderings on threads), 10,000 orderings, with the default thread count and with one
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
     from perceptlab.evaluation.stats.pairwise import TrialGroup
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "datasets" / "pairwise" / "hific_userstudy.csv"
 ORDERINGS = 10_000
 SEED = 0
 K, START, SCALE = 30.0, 2000.0, 400.0
@@ -67,18 +67,23 @@ def python_loop(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--data", type=Path, help="default: the HiFiC user study")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--loop-orderings", type=int, default=100)
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     from perceptlab.evaluation.stats.pairwise import online_elo, trial_groups
     from perceptlab.evaluation.stats.pairwise_io import read_pairwise_csv
+    from perceptlab.lib.datasets import DatasetError, dataset_path
 
-    frame = read_pairwise_csv(args.data, undecided="half")
+    try:
+        data = args.data or dataset_path("pairwise", "hific_userstudy.csv")
+    except DatasetError as error:
+        sys.exit(str(error))
+    frame = read_pairwise_csv(data, undecided="half")
     (group,), _ = trial_groups(frame)
     print(
-        f"{args.data.name}: {len(group.ia)} trials, {len(group.items)} items, "
+        f"{data.name}: {len(group.ia)} trials, {len(group.items)} items, "
         f"{int((group.score == 0.5).sum())} undecided (0.5); {ORDERINGS} orderings, "
         f"K={K:g}, start {START:g}, scale {SCALE:g}; {os.cpu_count()} CPUs"
     )

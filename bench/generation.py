@@ -13,7 +13,9 @@ Prints two things, both measured in this one run:
    (5, 10, …, 95), both with the same number of worker processes. Ratio = ours / theirs
    (goal ≤ 1.0).
 
-    .venv/bin/python bench/generation.py [--images ../shared/datasets/kodak] [--limit N]
+    .venv/bin/python bench/generation.py [--images DIR] [--limit N]
+
+``--images`` defaults to the Kodak set (``manage.py fetch_dataset kodak``).
 """
 
 from __future__ import annotations
@@ -32,6 +34,19 @@ ROOT = Path(__file__).resolve().parents[1]
 CLASSICAL = ["jpeg", "jpeg444", "webp", "jpeg2000", "avif", "heic", "jxl"]
 TARGETS = [0.1, 0.25, 0.5, 1.0]
 COMPRESSAI_QUALITIES = list(range(5, 100, 5))
+
+
+def kodak_folder(images: Path | None) -> Path:
+    """``--images``, else the Kodak set of :mod:`perceptlab.lib.datasets` (fetched on first use)."""
+    if images is not None:
+        return images
+    sys.path.insert(0, str(ROOT))
+    from perceptlab.lib.datasets import DatasetError, dataset_dir
+
+    try:
+        return dataset_dir("kodak")
+    except DatasetError as error:
+        sys.exit(str(error))
 
 
 def setup_django(workdir: Path) -> None:
@@ -160,14 +175,15 @@ def report_accuracy(codecs: list[str]) -> tuple[int, int, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--images", type=Path, default=ROOT.parent / "shared/datasets/kodak")
+    parser.add_argument("--images", type=Path, help="folder of PNGs (default: Kodak)")
     parser.add_argument("--limit", type=int, default=24, help="number of images")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--codecs", default=",".join(CLASSICAL))
     args = parser.parse_args()
-    paths = sorted(args.images.glob("*.png"))[: args.limit]
+    images = kodak_folder(args.images)
+    paths = sorted(images.glob("*.png"))[: args.limit]
     if not paths:
-        sys.exit(f"no PNG images in {args.images}")
+        sys.exit(f"no PNG images in {images}")
     codecs = args.codecs.split(",")
     with tempfile.TemporaryDirectory(prefix="perceptlab-bench-") as tmp:
         setup_django(Path(tmp))

@@ -13,8 +13,9 @@ For every neural codec with a checkpoint here (shipped or trained), and each Kod
 
 torch runs with one thread (``--threads``), as on a busy 2-core machine.
 
-    .venv/bin/python bench/neural.py [--images ../shared/datasets/kodak] [--limit N]
-        [--codecs hific,gc] [--threads 1]
+    .venv/bin/python bench/neural.py [--images DIR] [--limit N] [--codecs hific,gc] [--threads 1]
+
+``--images`` defaults to the Kodak set (``manage.py fetch_dataset kodak``).
 """
 
 from __future__ import annotations
@@ -34,6 +35,19 @@ NEURAL = ["hific", "hific-sparse", "gc", "tunable", "rdo-gllmm"]
 GOALS = {"hific": (1.5, 2.0)}
 
 
+def kodak_folder(images: Path | None) -> Path:
+    """``--images``, else the Kodak set of :mod:`perceptlab.lib.datasets` (fetched on first use)."""
+    if images is not None:
+        return images
+    sys.path.insert(0, str(ROOT))
+    from perceptlab.lib.datasets import DatasetError, dataset_dir
+
+    try:
+        return dataset_dir("kodak")
+    except DatasetError as error:
+        sys.exit(str(error))
+
+
 def setup_django() -> None:
     sys.path.insert(0, str(ROOT))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "perceptlab.settings")
@@ -50,7 +64,7 @@ def timed(function: Any, *args: Any) -> tuple[Any, float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--images", type=Path, default=ROOT.parent / "shared/datasets/kodak")
+    parser.add_argument("--images", type=Path, help="folder of kodim*.png (default: Kodak)")
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--codecs", default=",".join(NEURAL))
     parser.add_argument("--threads", type=int, default=1)
@@ -65,7 +79,7 @@ def main() -> int:
     from perceptlab.codecs.registry import get_codec
 
     torch.set_num_threads(args.threads)
-    files = sorted(args.images.glob("kodim*.png"))[: args.limit]
+    files = sorted(kodak_folder(args.images).glob("kodim*.png"))[: args.limit]
     images = [np.asarray(Image.open(p).convert("RGB")) for p in files]
     jpeg = get_codec("jpeg")
     bpg = get_codec("bpg")

@@ -5,7 +5,7 @@
 # the rater links and the admin login last. Ctrl-C stops everything.
 # PERCEPTLAB_ADDR=host:port changes where it listens; PERCEPTLAB_BASE_URL where the links
 # point (default http://$PERCEPTLAB_ADDR). Extra arguments go to `manage.py demo`
-# (e.g. --images ../shared/datasets/kodak).
+# (e.g. the Kodak set: manage.py fetch_dataset kodak, then --images <datasets folder>/kodak).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh

@@ -7,4 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 bash scripts/browser.sh || echo "warning: chromium could not be installed; browser tests will be skipped" >&2
+# The public datasets the tests read (../shared/datasets where it exists; else fetched once
+# into the cache, SHA-256 checked: README "Datasets").
+.venv/bin/python manage.py fetch_dataset kodak sureal pairwise bdrate aic3 \
+    || echo "warning: datasets could not be fetched; the tests that read them will say why" >&2
 exec .venv/bin/python -m pytest -n "${PERCEPTLAB_TEST_WORKERS:-auto}" "$@"

@@ -3,7 +3,7 @@
 # the tunable importance-map codec and the RDO-GAN with GLLMM,
 # in parallel, each for at most SECONDS of training time (the checkpoints' model cards record
 # the steps reached). Usage:
-#   DATA=../shared/datasets/cid22/training DEVICE=cuda SECONDS=450 OUT=var/neural \
+#   DATA=<datasets folder>/cid22/training DEVICE=cuda SECONDS=450 OUT=var/neural \
 #       bash scripts/train_seed_codecs.sh
 # On this project's 2-core CPU use DEVICE=cpu BATCH=4 CROP=128 and a longer SECONDS, and pick
 # a few at a time with ONLY="hific gc-c8" (labels: hific hific-sparse gc-c2 gc-c4 gc-c8 gc-c16
@@ -12,15 +12,16 @@
 # step-2000 weights (--init-from, --set warmup_steps=0 --set gan_start_step=1250).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DATA=${DATA:-../shared/datasets/cid22/training}
+PYTHON=${PYTHON:-python3}
+[ -x .venv/bin/python ] && PYTHON=.venv/bin/python
+# DATA defaults to CID22's training photos (perceptlab.lib.datasets; fetched on first use).
+DATA=${DATA:-$("$PYTHON" -c 'from perceptlab.lib.datasets import dataset_dir; print(dataset_dir("cid22") / "training")')}
 DEVICE=${DEVICE:-cpu}
 SECONDS_EACH=${SECONDS:-3600}
 OUT=${OUT:-var/neural}
 BATCH=${BATCH:-8}
 CROP=${CROP:-256}
 THREADS=${THREADS:-1}
-PYTHON=${PYTHON:-python3}
-[ -x .venv/bin/python ] && PYTHON=.venv/bin/python
 common=(--data "$DATA" --steps 1000000 --max-seconds "$SECONDS_EACH" --device "$DEVICE"
         --batch "$BATCH" --crop "$CROP" --threads "$THREADS" --out "$OUT" --no-progress
         --log-every 50 --save-every 2000)

@@ -7,15 +7,34 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-KODAK = SHARED / "datasets" / "kodak"
+from perceptlab.lib import datasets
+
+
+def data(name: str, file: str) -> Path:
+    """``file`` of the catalogued dataset ``name`` (:mod:`perceptlab.lib.datasets`: the folder
+    ``PERCEPTLAB_DATASETS``, else ``../shared/datasets`` beside the repo, else the cache),
+    fetched on first use; the test fails with the reason when it cannot be had."""
+    try:
+        return datasets.dataset_path(name, file)
+    except datasets.DatasetError as error:
+        reason = str(error)
+    pytest.fail(reason, pytrace=False)  # outside `except`: the reason alone, no chain
+
+
+def data_dir(name: str, *more: str) -> Path:
+    """The datasets folder, with every file of the datasets ``name, *more`` in it (fetched
+    first if missing); paths below it read ``<name>/<file>``."""
+    try:
+        folders = [datasets.dataset_dir(each) for each in (name, *more)]  # each one checked
+        return folders[0].parent
+    except datasets.DatasetError as error:
+        reason = str(error)
+    pytest.fail(reason, pytrace=False)
 
 
 def kodak_path(name: str) -> Path:
-    path = KODAK / f"{name}.png"
-    if not path.exists():
-        pytest.fail(f"{path} is missing: the tests need ../shared/datasets/kodak beside the repo")
-    return path
+    """``kodimNN.png`` of the Kodak set, e.g. ``kodak_path("kodim23")``."""
+    return data("kodak", f"{name}.png")
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:

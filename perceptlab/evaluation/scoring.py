@@ -1,11 +1,12 @@
 """Scoring of ratings collected outside the platform (``manage.py score``), without Django.
 
 Absolute ratings (ACR, DCR) come as a long CSV ``rater,stimulus,score[,content,condition]``
-(the format of ``shared/datasets/sureal``), sureal's dataset JSON or the ITU-T P.808 toolkit's
-per-vote CSV (see ``stats.ratings_io.read_ratings``); pairwise judgments as CLIC/HiFiC-style
-rows (see ``stats.pairwise_io``). A file with a ``group`` column is scaled per group unless
-pooled (``ScoreOptions.group``). The output columns are fixed (a stable file format for
-scripts), with ``group`` first when ratings were scored per group:
+(the format of the ``sureal`` dataset of :mod:`perceptlab.lib.datasets`), sureal's dataset
+JSON or the ITU-T P.808 toolkit's per-vote CSV (see ``stats.ratings_io.read_ratings``);
+pairwise judgments as CLIC/HiFiC-style rows (see ``stats.pairwise_io``). A file with a
+``group`` column is scaled per group unless pooled (``ScoreOptions.group``). The output columns
+are fixed (a stable file format for scripts), with ``group`` first when ratings were scored per
+group:
 """
 
 from __future__ import annotations

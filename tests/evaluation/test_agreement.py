@@ -10,7 +10,7 @@ import pytest
 from numpy.typing import NDArray
 from scipy import stats
 from scipy.optimize import curve_fit
-from support import SHARED
+from support import data
 
 from perceptlab.evaluation.stats import agreement as agreement_module
 from perceptlab.evaluation.stats.agreement import (
@@ -24,9 +24,6 @@ from perceptlab.evaluation.stats.agreement import (
 )
 from perceptlab.evaluation.stats.common import StatsInputError
 
-NFLX = SHARED / "datasets" / "sureal" / "NFLX_dataset_public_raw.csv"
-HIFIC = SHARED / "datasets" / "pairwise" / "hific_userstudy.csv"
-
 
 @pytest.fixture(scope="module")
 def nflx() -> pd.DataFrame:
@@ -35,7 +32,7 @@ def nflx() -> pd.DataFrame:
     The condition is ``<?>_<height>_<kbps>``; references (``ref``) have neither, so the
     predictors are NaN there (9 of 79 stimuli) — a metric unavailable for some stimuli.
     """
-    ratings = pd.read_csv(NFLX)
+    ratings = pd.read_csv(data("sureal", "NFLX_dataset_public_raw.csv"))
     mos = ratings.groupby(["stimulus", "condition"], as_index=False)["score"].mean()
     kbps = pd.to_numeric(mos["condition"].str.split("_").str[-1], errors="coerce")
     height = pd.to_numeric(mos["condition"].str.split("_").str[1], errors="coerce")
@@ -202,7 +199,7 @@ LEVEL["ours_lpips_low"] = 1
 @pytest.fixture(scope="module")
 def hific() -> pd.DataFrame:
     """Trials as rater, a, b, outcome; sides swapped for every other trial to use outcome 0."""
-    raw = pd.read_csv(HIFIC)
+    raw = pd.read_csv(data("pairwise", "hific_userstudy.csv"))
     raw = raw[raw["greater"].isin(LEVEL) & raw["lesser"].isin(LEVEL)].reset_index(drop=True)
     swap = raw.index.to_numpy() % 2 == 1
     outcome = np.where(raw["random_choice"] == 1, 0.5, np.where(swap, 0.0, 1.0))

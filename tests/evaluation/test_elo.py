@@ -7,7 +7,7 @@ import functools
 import numpy as np
 import pandas as pd
 import pytest
-from support import SHARED
+from support import data
 
 from perceptlab.evaluation.stats import elo
 from perceptlab.evaluation.stats.common import StatsInputError
@@ -19,13 +19,12 @@ from perceptlab.evaluation.stats.pairwise import (
 )
 from perceptlab.evaluation.stats.pairwise_io import read_pairwise_csv
 
-PAIRWISE = SHARED / "datasets" / "pairwise"
 K, START, SCALE = 30.0, 2000.0, 400.0
 
 
 @functools.cache
 def trials(name: str, undecided: str = "half") -> pd.DataFrame:
-    return read_pairwise_csv(PAIRWISE / f"{name}.csv", undecided=undecided)  # type: ignore[arg-type]
+    return read_pairwise_csv(data("pairwise", f"{name}.csv"), undecided=undecided)  # type: ignore[arg-type]
 
 
 def groups(name: str) -> list[TrialGroup]:

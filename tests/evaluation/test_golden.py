@@ -24,20 +24,19 @@ from typing import Any
 
 import pytest
 from golden import cases, check
-from support import SHARED
+from support import data_dir
 
 from perceptlab.evaluation.stats import pairwise
 from perceptlab.evaluation.stats.common import ModelId
 
-DATASETS = SHARED / "datasets"
 REFERENCE_LIBRARIES = {"sureal", "choix", "bjontegaard"}
 KEYS = [case.key for case in cases.CASES]
 
 
 def datasets() -> Path:
-    if not DATASETS.is_dir():
-        pytest.fail(f"{DATASETS} is missing: the tests need ../shared/datasets beside the repo")
-    return DATASETS
+    """The datasets folder, with the golden cases' inputs in it (``sureal/…``, ``pairwise/…``,
+    ``bdrate/…``)."""
+    return data_dir("sureal", "pairwise", "bdrate")
 
 
 @functools.cache

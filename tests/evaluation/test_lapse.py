@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy.special import expit
-from support import SHARED
+from support import data
 
 from perceptlab.evaluation.stats.common import StatsInputError
 from perceptlab.evaluation.stats.lapse import (
@@ -26,13 +26,12 @@ from perceptlab.evaluation.stats.lapse import (
 from perceptlab.evaluation.stats.pairwise import bradley_terry, trial_groups
 from perceptlab.evaluation.stats.pairwise_io import read_pairwise_csv
 
-PAIRWISE = SHARED / "datasets" / "pairwise"
 ELO_PER_THETA = 400.0 / math.log(10.0)
 
 
 @functools.cache
 def real(name: str) -> pd.DataFrame:
-    return read_pairwise_csv(PAIRWISE / f"{name}.csv")
+    return read_pairwise_csv(data("pairwise", f"{name}.csv"))
 
 
 def simulate(

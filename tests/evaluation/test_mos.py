@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 from scipy.special import ndtri
-from support import SHARED
+from support import data
 from sureal.dataset_reader import RawDatasetReader
 from sureal.subjective_model import DmosModel, MosModel
 
@@ -36,7 +36,7 @@ DATASETS = [
 
 @functools.cache
 def ratings(name: str) -> pd.DataFrame:
-    return read_ratings_csv(SHARED / "datasets" / "sureal" / f"{name}.csv")
+    return read_ratings_csv(data("sureal", f"{name}.csv"))
 
 
 def run_sureal(model: type, frame: pd.DataFrame, **extra: object) -> dict:  # type: ignore[type-arg]

@@ -18,7 +18,7 @@ import pytest
 from scipy.sparse.csgraph import connected_components
 from scipy.special import log_expit
 from scipy.stats import binomtest, norm
-from support import SHARED
+from support import data
 from sureal.dataset_reader import PairedCompDatasetReader
 from sureal.pc_subjective_model import ThurstoneMlePairedCompSubjectiveModel
 
@@ -41,14 +41,13 @@ from perceptlab.evaluation.stats.pairwise_io import read_pairwise_csv
 
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning:sureal.*")
 
-PAIRWISE = SHARED / "datasets" / "pairwise"
 TRIALS_FILES = ["pwcmp_tmo_video", "sureal_lukas_sharpening", "pwcmp_lightfield_quality"]
 ALL_FILES = [*TRIALS_FILES, "hific_userstudy"]
 
 
 @functools.cache
 def trials(name: str, undecided: str = "half") -> pd.DataFrame:
-    return read_pairwise_csv(PAIRWISE / f"{name}.csv", undecided=undecided)  # type: ignore[arg-type]
+    return read_pairwise_csv(data("pairwise", f"{name}.csv"), undecided=undecided)  # type: ignore[arg-type]
 
 
 def groups(name: str) -> list[TrialGroup]:
@@ -371,7 +370,7 @@ def test_the_bootstrap_interval_holds_the_estimate_for_the_hific_methods() -> No
 
 @pytest.mark.parametrize("name", TRIALS_FILES)
 def test_the_win_matrix_equals_the_published_counts(name: str) -> None:
-    counts = pd.read_csv(PAIRWISE / f"{name}__counts.csv", dtype={"group": str})
+    counts = pd.read_csv(data("pairwise", f"{name}__counts.csv"), dtype={"group": str})
     frame = trials(name)
     for label, rows in counts.groupby("group"):
         matrix = win_matrix(frame, group=label)
@@ -415,7 +414,7 @@ def holm_reference(p: list[float]) -> list[float]:
 @pytest.mark.parametrize("name", ["pwcmp_tmo_video", "sureal_lukas_sharpening"])
 def test_pairwise_tests_are_exact_binomial_tests_with_holm_correction(name: str) -> None:
     table = pairwise_significance(trials(name))
-    counts = pd.read_csv(PAIRWISE / f"{name}__counts.csv")
+    counts = pd.read_csv(data("pairwise", f"{name}__counts.csv"))
     wins = {(g, w, lo): c for g, w, lo, c in counts.itertuples(index=False)}
     for label, rows in table.groupby("group"):
         for row in rows.itertuples():

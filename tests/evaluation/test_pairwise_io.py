@@ -1,4 +1,4 @@
-"""Reading pairwise CSVs: both layouts in shared/datasets/pairwise, and clear errors."""
+"""Reading pairwise CSVs: both layouts of the ``pairwise`` dataset, and clear errors."""
 
 from __future__ import annotations
 
@@ -7,24 +7,26 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from support import SHARED
+from support import data
 
 from perceptlab.evaluation.stats.common import StatsInputError
 from perceptlab.evaluation.stats.pairwise_io import HIFIC_COLUMNS, read_pairwise_csv
 
-PAIRWISE = SHARED / "datasets" / "pairwise"
-HIFIC = PAIRWISE / "hific_userstudy.csv"
 TRIALS_FILES = ["pwcmp_tmo_video", "pwcmp_lightfield_quality", "sureal_lukas_sharpening"]
 
 
+def hific_csv() -> Path:
+    return data("pairwise", "hific_userstudy.csv")
+
+
 def raw(name: str) -> pd.DataFrame:
-    return pd.read_csv(PAIRWISE / f"{name}.csv", dtype=str, keep_default_na=False)
+    return pd.read_csv(data("pairwise", f"{name}.csv"), dtype=str, keep_default_na=False)
 
 
 @pytest.mark.parametrize("name", TRIALS_FILES)
 def test_the_trials_layout_scores_a_win_for_the_winner(name: str) -> None:
     source = raw(name)
-    trials = read_pairwise_csv(PAIRWISE / f"{name}.csv")
+    trials = read_pairwise_csv(data("pairwise", f"{name}.csv"))
     assert len(trials) == len(source)
     assert trials[["rater", "group", "a", "b"]].to_numpy().tolist() == (
         source[["rater", "group", "stimulus_a", "stimulus_b"]].to_numpy().tolist()
@@ -46,7 +48,7 @@ def test_the_trials_layout_carries_extra_columns_along(tmp_path: Path) -> None:
 
 def test_the_hific_study_has_5218_usable_trials_with_the_preferred_method_as_a() -> None:
     source = raw("hific_userstudy")
-    trials = read_pairwise_csv(HIFIC)
+    trials = read_pairwise_csv(hific_csv())
     assert len(source) == 5220 and len(trials) == 5218
     usable = source.loc[source["greater"] != source["lesser"]]
     assert trials["a"].tolist() == usable["greater"].tolist()
@@ -61,7 +63,7 @@ def test_the_two_unusable_hific_rows_show_one_method_on_both_sides() -> None:
     assert len(same) == 2
     assert set(same["greater"]) == {"minnen_mse_med"}
     assert set(same["random_choice"]) == {"1"}  # the rater could not tell them apart
-    trials = read_pairwise_csv(HIFIC)
+    trials = read_pairwise_csv(hific_csv())
     assert not set(same["record"]) & set(trials["record"])
     assert trials.attrs["dropped"] == {"same method on both sides (shown two identical images)": 2}
 
@@ -73,7 +75,7 @@ def test_the_two_unusable_hific_rows_show_one_method_on_both_sides() -> None:
 def test_hific_random_choices_are_half_kept_or_dropped(
     undecided: str, rows: int, half: int, dropped_undecided: int | None
 ) -> None:
-    trials = read_pairwise_csv(HIFIC, undecided=undecided)  # type: ignore[arg-type]
+    trials = read_pairwise_csv(hific_csv(), undecided=undecided)  # type: ignore[arg-type]
     assert len(trials) == rows
     assert int((trials["outcome"] == 0.5).sum()) == half
     assert set(trials["outcome"]) <= {0.5, 1.0}
@@ -136,4 +138,4 @@ def test_missing_and_empty_files_and_unknown_options_are_clear_errors(tmp_path: 
     with pytest.raises(StatsInputError, match="empty"):
         read_pairwise_csv(empty)
     with pytest.raises(StatsInputError, match="half, random, drop"):
-        read_pairwise_csv(HIFIC, undecided="coin")  # type: ignore[arg-type]
+        read_pairwise_csv(hific_csv(), undecided="coin")  # type: ignore[arg-type]

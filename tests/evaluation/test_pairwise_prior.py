@@ -25,7 +25,7 @@ from evalkit import rated_study
 from scipy.optimize import minimize
 from scipy.special import expit
 from scipy.stats import norm
-from support import SHARED
+from support import data
 
 from perceptlab.evaluation import exports
 from perceptlab.evaluation.reports import ReportData, methods_html
@@ -47,14 +47,12 @@ from perceptlab.evaluation.stats.pairwise_io import read_pairwise_csv
 from perceptlab.evaluation.study_analysis import analyse_study, config_for, report_data
 from perceptlab.studies.models import Judgment, Study
 
-PAIRWISE = SHARED / "datasets" / "pairwise"
-TMO = PAIRWISE / "pwcmp_tmo_video.csv"
 CDF: dict[str, Callable[[np.ndarray], np.ndarray]] = {"logistic": expit, "probit": norm.cdf}
 
 
 @functools.cache
 def trials(name: str) -> pd.DataFrame:
-    return read_pairwise_csv(PAIRWISE / f"{name}.csv")
+    return read_pairwise_csv(data("pairwise", f"{name}.csv"))
 
 
 def irawan05_lost(frame: pd.DataFrame) -> pd.Series:
@@ -374,7 +372,7 @@ def score(**options: object) -> str:
 @pytest.fixture
 def unbeaten_csv(tmp_path: Path) -> Path:
     """pwcmp's TMO study (five scenes, trials layout) without irawan05's one loss."""
-    raw = pd.read_csv(TMO)
+    raw = pd.read_csv(data("pairwise", "pwcmp_tmo_video.csv"))
     lost = (raw["group"] == "exhibition") & (raw["loser"] == "irawan05")
     assert lost.sum() == 1
     path = tmp_path / "tmo_unbeaten.csv"
@@ -413,5 +411,5 @@ def test_score_prior_none_keeps_the_clear_error_and_ridge_takes_its_lambda(
     with pytest.raises(CommandError, match=r"--ridge 0\.1 applies to --prior ridge only"):
         score(ridge=0.1, orderings=20, **common)
     with pytest.raises(CommandError, match="--prior and --ridge apply to pairwise trials"):
-        score(ratings=SHARED / "datasets" / "sureal" / "NFLX_dataset_public_raw.csv",
+        score(ratings=data("sureal", "NFLX_dataset_public_raw.csv"),
               kind="acr", prior="none", out=out)  # fmt: skip

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from support import SHARED
+from support import data
 from sureal.dataset_reader import RawDatasetReader
 from sureal.subjective_model import MosModel
 
@@ -29,8 +29,9 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:the load_module:DeprecationWarning"),  # sureal's importer
 ]
 
-SUREAL = SHARED / "datasets" / "sureal"
-NFLX = SUREAL / "NFLX_dataset_public_raw.csv"
+
+def nflx_csv() -> Path:
+    return data("sureal", "NFLX_dataset_public_raw.csv")
 
 
 def _write(tmp_path: Path, text: str) -> Path:
@@ -46,11 +47,11 @@ def test_it_reads_every_sureal_csv_with_string_ids_and_float_scores() -> None:
         ("quality_variation_2017_agh_tv", 17820),
         ("vqeg_frtv_p1_625_line_high", 6024),
     ]:
-        frame = read_ratings_csv(SUREAL / f"{name}.csv")
+        frame = read_ratings_csv(data("sureal", f"{name}.csv"))
         assert len(frame) == rows
         assert frame["score"].dtype == np.float64
         assert all(isinstance(r, str) for r in frame["rater"].head())
-    agh = read_ratings_csv(SUREAL / "quality_variation_2017_agh_tv.csv")
+    agh = read_ratings_csv(data("sureal", "quality_variation_2017_agh_tv.csv"))
     assert "103" in set(agh["rater"])
 
 
@@ -108,7 +109,7 @@ def test_check_ratings_refuses_infinite_scores_and_blank_raters() -> None:
 
 
 def test_the_sureal_export_holds_every_rating_exactly_once() -> None:
-    frame = read_ratings_csv(NFLX)
+    frame = read_ratings_csv(nflx_csv())
     dataset = to_sureal_dataset_json(frame, dataset_name="NFLX")
     assert [r["content_id"] for r in dataset["ref_videos"]] == list(range(9))
     assert len(dataset["dis_videos"]) == frame["stimulus"].nunique()
@@ -125,7 +126,7 @@ def _load_with_sureal(path: Path) -> dict[str, list[float]]:
 
 
 def test_sureal_loads_the_exported_dataset_file_and_gives_our_mos(tmp_path: Path) -> None:
-    frame = read_ratings_csv(NFLX)
+    frame = read_ratings_csv(nflx_csv())
     dataset = to_sureal_dataset_json(frame, dataset_name="NFLX_public")
     path = tmp_path / "nflx_dataset.py"
     path.write_text("".join(f"{key} = {json.dumps(value)}\n" for key, value in dataset.items()))

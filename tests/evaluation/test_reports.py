@@ -9,7 +9,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 from plotly.offline import get_plotlyjs
-from support import SHARED
+from support import data
 
 from perceptlab.evaluation.reports import (
     PALETTE,
@@ -197,7 +197,7 @@ def test_hover_text_shows_codec_target_and_interval() -> None:
 
 
 def test_published_mucped23_elo_curves_draw_one_line_and_band_per_encoder() -> None:
-    published = pd.read_csv(SHARED / "datasets" / "bdrate" / "mucped23_elo.csv")
+    published = pd.read_csv(data("bdrate", "mucped23_elo.csv"))
     curves = published.rename(
         columns={"label": "codec", "method": "target", "elo": "quality", "p99Low": "low"}
     ).rename(columns={"p99Hi": "high"})

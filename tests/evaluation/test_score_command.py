@@ -8,12 +8,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from django.core.management import CommandError, call_command
-from support import SHARED
+from support import data
 
 from perceptlab.evaluation.scoring import PAIRWISE_COLUMNS, RATING_COLUMNS
-
-SUREAL = SHARED / "datasets" / "sureal"
-PAIRWISE = SHARED / "datasets" / "pairwise"
 
 
 def score(**options: object) -> str:
@@ -24,10 +21,10 @@ def score(**options: object) -> str:
 
 def test_acr_scores_have_the_documented_columns_and_the_plain_mean(tmp_path: Path) -> None:
     out = tmp_path / "nflx.csv"
-    score(ratings=SUREAL / "NFLX_dataset_public_raw.csv", kind="acr", out=out, resamples=500)
+    score(ratings=data("sureal", "NFLX_dataset_public_raw.csv"), kind="acr", out=out, resamples=500)
     scores = pd.read_csv(out)
     assert list(scores.columns) == RATING_COLUMNS
-    raw = pd.read_csv(SUREAL / "NFLX_dataset_public_raw.csv")
+    raw = pd.read_csv(data("sureal", "NFLX_dataset_public_raw.csv"))
     plain = raw.groupby("stimulus")["score"].agg(["mean", "std", "count"])
     table = scores.set_index("stimulus").loc[plain.index]
     assert table["mos"].to_numpy() == pytest.approx(plain["mean"].to_numpy(), abs=1e-12)
@@ -41,7 +38,7 @@ def test_acr_scores_have_the_documented_columns_and_the_plain_mean(tmp_path: Pat
 def test_screening_writes_the_rater_verdicts_beside_the_scores(tmp_path: Path) -> None:
     out = tmp_path / "nflx.csv"
     text = score(
-        ratings=SUREAL / "NFLX_dataset_public_raw.csv",
+        ratings=data("sureal", "NFLX_dataset_public_raw.csv"),
         kind="acr",
         screening="bt500",
         variant="sureal",
@@ -59,7 +56,7 @@ def test_screening_writes_the_rater_verdicts_beside_the_scores(tmp_path: Path) -
 def test_pairwise_groups_are_scaled_separately(tmp_path: Path) -> None:
     out = tmp_path / "tmo.csv"
     score(
-        ratings=PAIRWISE / "pwcmp_tmo_video.csv",
+        ratings=data("pairwise", "pwcmp_tmo_video.csv"),
         kind="pairwise",
         group="group",
         out=out,
@@ -98,7 +95,7 @@ def test_an_unknown_pairwise_format_lists_the_accepted_columns(tmp_path: Path) -
 def test_a_missing_group_column_lists_the_columns(tmp_path: Path) -> None:
     with pytest.raises(CommandError, match="--group 'scene'"):
         score(
-            ratings=PAIRWISE / "pwcmp_tmo_video.csv",
+            ratings=data("pairwise", "pwcmp_tmo_video.csv"),
             kind="pairwise",
             group="scene",
             out=tmp_path / "o.csv",
@@ -119,7 +116,7 @@ HIFIC_BOTTOM = ["minnen_mse_med", "ours_lpips_low", "minnen_mse_low"]
 def test_the_hific_user_study_ranking_comes_out_of_score(tmp_path: Path) -> None:
     out = tmp_path / "hific.csv"
     text = score(
-        ratings=PAIRWISE / "hific_userstudy.csv",
+        ratings=data("pairwise", "hific_userstudy.csv"),
         kind="pairwise",
         out=out,
         resamples=300,

@@ -21,7 +21,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 from evalkit import rated_study
-from support import SHARED
+from support import data
 from sureal.dataset_reader import RawDatasetReader
 from sureal.subjective_model import MosModel
 from sureal.tools.misc import import_json_file
@@ -44,11 +44,11 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:Degrees of freedom:RuntimeWarning"),
 ]
 
-SUREAL = SHARED / "datasets" / "sureal"
-PAIRWISE = SHARED / "datasets" / "pairwise"
-NFLX = SUREAL / "NFLX_dataset_public_raw.csv"
-FRTV = SUREAL / "vqeg_frtv_p1_625_line_high.csv"
 ROW_ORDER = ["stimulus", "rater", "score"]
+
+
+def nflx_csv() -> Path:
+    return data("sureal", "NFLX_dataset_public_raw.csv")
 
 
 def score(**options: object) -> str:
@@ -98,7 +98,7 @@ def sureal_list_form(frame: pd.DataFrame, *, subjects: bool) -> dict[str, Any]:
 
 
 def test_the_platforms_sureal_export_reads_back_into_the_same_ratings(tmp_path: Path) -> None:
-    frame = read_ratings_csv(NFLX)
+    frame = read_ratings_csv(nflx_csv())
     path = write_json(tmp_path / "nflx.json", to_sureal_dataset_json(frame, dataset_name="NFLX"))
     again = read_sureal_dataset_json(path)
     columns = ["rater", "stimulus", "score", "content", "condition"]
@@ -126,10 +126,10 @@ def test_repetitions_and_a_frame_without_content_survive_the_round_trip(tmp_path
 def test_score_gives_the_same_numbers_from_the_sureal_export_as_from_the_csv(
     tmp_path: Path,
 ) -> None:
-    frame = read_ratings_csv(NFLX)
+    frame = read_ratings_csv(nflx_csv())
     path = write_json(tmp_path / "nflx.json", to_sureal_dataset_json(frame, dataset_name="NFLX"))
     text = score(ratings=path, kind="acr", out=tmp_path / "json.csv", resamples=300)
-    score(ratings=NFLX, kind="acr", out=tmp_path / "csv.csv", resamples=300)
+    score(ratings=nflx_csv(), kind="acr", out=tmp_path / "csv.csv", resamples=300)
     from_json = pd.read_csv(tmp_path / "json.csv")
     from_csv = pd.read_csv(tmp_path / "csv.csv")
     assert list(from_json.columns) == RATING_COLUMNS
@@ -142,16 +142,18 @@ def test_score_gives_the_same_numbers_from_the_sureal_export_as_from_the_csv(
 
 
 @pytest.mark.parametrize(
-    ("csv_path", "subjects"),
+    ("csv_name", "subjects"),
     [
-        (NFLX, False),  # raters named s01 … s26 by list position, as the CSV names them
-        (FRTV, True),  # raters 201 … from `subjects`; 6 missing ratings are NaN in the lists
+        # raters named s01 … s26 by list position, as the CSV names them
+        ("NFLX_dataset_public_raw.csv", False),
+        # raters 201 … from `subjects`; 6 missing ratings are NaN in the lists
+        ("vqeg_frtv_p1_625_line_high.csv", True),
     ],
 )
 def test_sureals_list_form_gives_the_csv_ratings_and_sureals_own_mos(
-    csv_path: Path, subjects: bool, tmp_path: Path
+    csv_name: str, subjects: bool, tmp_path: Path
 ) -> None:
-    frame = read_ratings_csv(csv_path)
+    frame = read_ratings_csv(data("sureal", csv_name))
     path = write_json(tmp_path / "list.json", sureal_list_form(frame, subjects=subjects))
     ours = read_ratings(path)
     columns = ["rater", "stimulus", "score", "content"]
@@ -365,7 +367,7 @@ def test_sureal_python_datasets_are_not_executed(tmp_path: Path) -> None:
 def test_the_sureal_format_is_refused_for_pairwise_trials(tmp_path: Path) -> None:
     with pytest.raises(CommandError, match="pairwise trials are read from CSV"):
         score(
-            ratings=PAIRWISE / "pwcmp_tmo_video.csv",
+            ratings=data("pairwise", "pwcmp_tmo_video.csv"),
             kind="pairwise",
             format="sureal-json",
             out=tmp_path / "o.csv",
@@ -413,7 +415,7 @@ def test_pool_scores_every_group_together(options: dict[str, object], tmp_path: 
 
 
 def test_screening_runs_in_each_group(tmp_path: Path) -> None:
-    nflx = pd.read_csv(NFLX, dtype=str)
+    nflx = pd.read_csv(nflx_csv(), dtype=str)
     doubled = pd.concat([nflx.assign(group="A"), nflx.assign(group="B")])
     path = tmp_path / "doubled.csv"
     doubled.to_csv(path, index=False)
@@ -437,14 +439,17 @@ def test_screening_runs_in_each_group(tmp_path: Path) -> None:
 
 def test_pairwise_trials_are_scaled_per_group_by_default(tmp_path: Path) -> None:
     options = {"kind": "pairwise", "resamples": 50, "orderings": 200}
-    text = score(ratings=PAIRWISE / "pwcmp_tmo_video.csv", out=tmp_path / "g.csv", **options)
+    text = score(ratings=data("pairwise", "pwcmp_tmo_video.csv"), out=tmp_path / "g.csv", **options)
     grouped = pd.read_csv(tmp_path / "g.csv")
     assert grouped["group"].nunique() == 5
     assert len(grouped) == 35
     assert "each value of column 'group' scored separately (5 groups" in text
 
     text = score(
-        ratings=PAIRWISE / "pwcmp_tmo_video.csv", out=tmp_path / "p.csv", pool=True, **options
+        ratings=data("pairwise", "pwcmp_tmo_video.csv"),
+        out=tmp_path / "p.csv",
+        pool=True,
+        **options,
     )
     pooled = pd.read_csv(tmp_path / "p.csv")
     assert set(pooled["group"]) == {"all"}
@@ -455,4 +460,4 @@ def test_pairwise_trials_are_scaled_per_group_by_default(tmp_path: Path) -> None
 
 def test_pool_and_group_together_are_refused(tmp_path: Path) -> None:
     with pytest.raises(CommandError, match="--pool and --group"):
-        score(ratings=NFLX, kind="acr", pool=True, group="content", out=tmp_path / "o.csv")
+        score(ratings=nflx_csv(), kind="acr", pool=True, group="content", out=tmp_path / "o.csv")

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
-from support import SHARED
+from support import data
 from sureal import BT500Model, P913124Model
 from sureal.dataset_reader import RawDatasetReader
 
@@ -40,7 +40,7 @@ UNANIMOUS = "CrowdRun_03_288_375"  # NFLX: all 26 raters gave 1
 
 @functools.cache
 def ratings(name: str) -> pd.DataFrame:
-    return read_ratings_csv(SHARED / "datasets" / "sureal" / f"{name}.csv")
+    return read_ratings_csv(data("sureal", f"{name}.csv"))
 
 
 def run_sureal(model: type, frame: pd.DataFrame) -> dict:  # type: ignore[type-arg]

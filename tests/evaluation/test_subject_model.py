@@ -10,7 +10,7 @@ import types
 import numpy as np
 import pandas as pd
 import pytest
-from support import SHARED
+from support import data
 from sureal import P910AnnexEModel
 from sureal.dataset_reader import RawDatasetReader
 from sureal.subjective_model import (
@@ -33,7 +33,7 @@ SUREAL_MODELS = {
 
 @functools.cache
 def ratings(name: str) -> pd.DataFrame:
-    return read_ratings_csv(SHARED / "datasets" / "sureal" / f"{name}.csv")
+    return read_ratings_csv(data("sureal", f"{name}.csv"))
 
 
 def run_sureal(model: type, frame: pd.DataFrame) -> dict:  # type: ignore[type-arg]

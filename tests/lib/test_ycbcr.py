@@ -1,10 +1,9 @@
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from PIL import Image
+from support import kodak_path
 
 from perceptlab.lib.ycbcr import (
     from_i420,
@@ -13,8 +12,6 @@ from perceptlab.lib.ycbcr import (
     to_i420_10bit,
     ycbcr709_to_rgb,
 )
-
-KODAK = Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "kodak"
 
 # PSNR-RGB of RGB → 10-bit 4:2:0 → RGB alone (no coding), measured with this module on the
 # four images (research note: 41.2-51.3 dB, mean 47.0 over all 24; kodim24 is the worst).
@@ -35,7 +32,7 @@ def round_trip(rgb: np.ndarray) -> np.ndarray:
 
 
 def load_kodak(name: str) -> np.ndarray:
-    with Image.open(KODAK / f"{name}.png") as image:
+    with Image.open(kodak_path(name)) as image:
         return np.asarray(image.convert("RGB"))
 
 

@@ -8,7 +8,8 @@ scaled separately; no column = one group); every other column is carried along.
 Two CSV layouts are recognised from their header:
 
 * trials: ``trial,rater,group,stimulus_a,stimulus_b,winner,loser`` (the files converted from
-  pwcmp and sureal in ``shared/datasets/pairwise``); a = ``stimulus_a``;
+  pwcmp and sureal in the ``pairwise`` dataset of :mod:`perceptlab.lib.datasets`);
+  a = ``stimulus_a``;
 * HiFiC user study: ``rater,record,image,crop_x,crop_y,crop_w,crop_h,greater,lesser,
   random_choice`` (Mentzer et al., NeurIPS 2020, ``raw/userstudy.json`` of hific.github.io);
   a = ``greater`` (the preferred method), one group. ``random_choice=1`` marks a trial where the

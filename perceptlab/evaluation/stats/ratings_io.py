@@ -7,7 +7,8 @@ with the same ``rater`` and ``stimulus``), which every estimator keeps.
 
 Three file formats are read (:func:`read_ratings`):
 
-* ``csv``: the long CSV above (the format of ``shared/datasets/sureal``);
+* ``csv``: the long CSV above (the format of the ``sureal`` dataset of
+  :mod:`perceptlab.lib.datasets`);
 * ``sureal-json``: sureal's dataset structure as a JSON object (``ref_videos``, ``dis_videos``
   with opinion scores ``os``), what sureal reads from a ``.json`` dataset file and what the
   platform exports as ``sureal_dataset.json`` (:func:`to_sureal_dataset_json`);

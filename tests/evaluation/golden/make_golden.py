@@ -8,7 +8,8 @@ the model's ``ModelId`` version stays the same fails the test).
 
 How the files were made
 -----------------------
-From the repository root, with the shared datasets at ``../shared/datasets``::
+From the repository root (the datasets are found and, if missing, fetched as the tests do:
+:mod:`perceptlab.lib.datasets`; ``--datasets DIR`` names another folder)::
 
     .venv/bin/python tests/evaluation/golden/make_golden.py [--datasets DIR] [--family F ...]
 
@@ -115,9 +116,9 @@ from golden import cases, check  # noqa: E402
 from perceptlab.evaluation.stats.bootstrap import rater_resamples  # noqa: E402
 from perceptlab.evaluation.stats.pairwise import TrialGroup, trial_groups  # noqa: E402
 from perceptlab.evaluation.stats.ratings_io import to_sureal_dataset_json  # noqa: E402
+from perceptlab.lib.datasets import DatasetError, dataset_dir  # noqa: E402
 
-REPO = HERE.parents[2]
-DEFAULT_DATASETS = REPO.parent / "shared" / "datasets"
+INPUTS = ("sureal", "pairwise", "bdrate")  # the datasets whose files cases.py reads
 REFERENCE_VERSIONS = {
     "sureal": "0.9.0",
     "choix": "0.4.1",
@@ -793,7 +794,9 @@ def make_family(family: str, datasets: Path, versions: dict[str, str]) -> tuple[
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--datasets", type=Path, default=DEFAULT_DATASETS)
+    parser.add_argument(
+        "--datasets", type=Path, help="datasets folder (default: PERCEPTLAB_DATASETS, as the tests)"
+    )
     parser.add_argument("--family", action="append", choices=cases.FAMILIES)
     parser.add_argument("--out", type=Path, default=HERE, help="directory for the JSON files")
     parser.add_argument(
@@ -812,9 +815,12 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    datasets = args.datasets.resolve()
-    if not datasets.is_dir():
-        print(f"{datasets} is not a directory (--datasets)", file=sys.stderr)
+    try:
+        root = args.datasets.resolve() if args.datasets else None
+        folders = [dataset_dir(name, root=root) for name in INPUTS]  # each one present
+        datasets = folders[0].parent
+    except DatasetError as error:
+        print(error, file=sys.stderr)
         return 2
     failed = False
     warnings.filterwarnings("ignore", category=RuntimeWarning, module="sureal")

@@ -9,8 +9,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from perceptlab.codecs.base import CodecError
-
-DEFAULT_KODAK = Path(__file__).resolve().parents[5] / "shared" / "datasets" / "kodak"
+from perceptlab.lib.datasets import DatasetError, dataset_dir
 
 
 class Command(BaseCommand):
@@ -28,7 +27,11 @@ class Command(BaseCommand):
             default=[],
             help="one operating point as JSON, e.g. '{\"qstep\": 2}' (repeat; default: {})",
         )
-        parser.add_argument("--kodak", type=Path, default=DEFAULT_KODAK)
+        parser.add_argument(
+            "--kodak",
+            type=Path,
+            help="folder of kodim*.png (default: the kodak dataset, fetched on first use)",
+        )
         parser.add_argument("--limit", type=int, default=None, help="first N images only")
         parser.add_argument("--hardware", default="", help="where the evaluation ran")
         parser.add_argument(
@@ -43,8 +46,14 @@ class Command(BaseCommand):
         try:
             path = checkpoints.require(options["name"])
             points = [json.loads(text) for text in options["params"]] or [{}]
-            images = cards.kodak_images(options["kodak"], options["limit"])
-        except (checkpoints.CheckpointError, FileNotFoundError, json.JSONDecodeError) as error:
+            kodak = options["kodak"] or dataset_dir("kodak")
+            images = cards.kodak_images(kodak, options["limit"])
+        except (
+            checkpoints.CheckpointError,
+            DatasetError,
+            FileNotFoundError,
+            json.JSONDecodeError,
+        ) as error:
             raise CommandError(str(error)) from None
         if not all(isinstance(point, dict) for point in points):
             raise CommandError("--params takes a JSON object")
