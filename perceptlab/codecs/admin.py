@@ -1,4 +1,5 @@
-"""Admin: image sets (upload, generate stimuli, progress), jobs and reconstructions."""
+"""Admin: image sets (upload, generate stimuli, progress), jobs, reconstructions and
+imported codecs (the "Import reconstructions" form)."""
 
 from __future__ import annotations
 
@@ -6,21 +7,43 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q, QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
 from perceptlab.codecs.base import CodecError
 from perceptlab.codecs.generation import JobRequest, parse_bpps, plan_jobs
+from perceptlab.codecs.imported import (
+    LAYOUT,
+    ImportFile,
+    ImportRefused,
+    ImportResult,
+    Rates,
+    files_from_zip,
+    holdings,
+    import_reconstructions,
+)
 from perceptlab.codecs.intake import DuplicateImage, check_image, import_image
-from perceptlab.codecs.models import GenerationJob, ImageSet, Reconstruction, SourceImage
+from perceptlab.codecs.models import (
+    GenerationJob,
+    ImageSet,
+    ImportedCodec,
+    Reconstruction,
+    SourceImage,
+)
 from perceptlab.codecs.registry import REGISTRY, get_codec
 from perceptlab.codecs.tasks import enqueue_jobs
 from perceptlab.lib.images import ImageRejected
 
 
-def codec_choices_with_availability() -> list[tuple[str, str]]:
-    """Registry choices; unavailable codecs keep their place and show why."""
+def codec_choices_with_availability(*, imported: bool = False) -> list[tuple[str, str]]:
+    """Registry choices; unavailable codecs keep their place and show why. With
+    ``imported``, the imported codecs follow (read from the database): a study may show
+    them, but they never encode (no generating, no gold)."""
     choices = []
     for slug in list(REGISTRY):
         try:
@@ -30,6 +53,10 @@ def codec_choices_with_availability() -> list[tuple[str, str]]:
         except (ImportError, CodecError) as exc:
             label = f"{REGISTRY[slug].label} — unavailable: {exc}"
         choices.append((slug, label))
+    if imported:
+        for codec in ImportedCodec.objects.exclude(slug__in=list(REGISTRY)):
+            held = holdings(codec).describe()
+            choices.append((codec.slug, f"{codec.display_label} — imported: {held}"))
     return choices
 
 
@@ -229,12 +256,13 @@ class ReconstructionAdmin(admin.ModelAdmin):
         "codec",
         "target_bpp",
         "achieved_bpp",
+        "bpp_source",
         "num_bytes",
         "encode_seconds",
         "decode_seconds",
         "created",
     ]
-    list_filter = ["codec", "source__image_set"]
+    list_filter = ["codec", "bpp_source", "source__image_set"]
     search_fields = ["source__name", "codec", "bitstream_sha256", "png_sha256"]
     readonly_fields = [f.name for f in Reconstruction._meta.fields]
 
@@ -250,3 +278,127 @@ class SourceImageAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+
+class ImportReconstructionsForm(forms.Form):
+    """What ``manage.py import_reconstructions`` takes, as uploads (the same import runs)."""
+
+    image_set = forms.ModelChoiceField(queryset=ImageSet.objects.all())
+    codec = forms.SlugField(
+        max_length=50,
+        help_text="the codec's name in studies (e.g. my-gan); an imported codec of this name "
+        "gets the new points",
+    )
+    label = forms.CharField(max_length=200, required=False, help_text="display name")
+    version = forms.CharField(max_length=200, required=False)
+    images_zip = forms.FileField(
+        required=False, label="Decoded images (zip)", help_text=f"one folder per point: {LAYOUT}"
+    )
+    images = MultipleFileField(
+        required=False,
+        widget=MultipleFileInput(),
+        label="or decoded images (files)",
+        help_text="several files of one rate point, each named after its source image",
+    )
+    point = forms.CharField(
+        max_length=50, required=False, help_text="the rate point of files not in a point folder"
+    )
+    bitstreams_zip = forms.FileField(
+        required=False, label="Bitstreams (zip)", help_text="same layout: bpp measured"
+    )
+    bpp_csv = forms.FileField(
+        required=False, label="or bpp table (CSV)", help_text="columns image, point, bpp: declared"
+    )
+    replace = forms.BooleanField(
+        required=False, help_text="replace the points this codec already has in the set"
+    )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if bool(data.get("images_zip")) == bool(data.get("images")):
+            raise forms.ValidationError("upload the decoded images: a zip, or files (not both)")
+        if bool(data.get("bitstreams_zip")) == bool(data.get("bpp_csv")):
+            raise forms.ValidationError(
+                "give the rates: a zip of bitstreams (bpp measured) or a bpp CSV (declared), "
+                "not both"
+            )
+        return data
+
+    def run(self) -> ImportResult:
+        """The import; raises :class:`ImportRefused` with one line per problem."""
+        data = self.cleaned_data
+        if data["images_zip"]:
+            upload = data["images_zip"]
+            files = files_from_zip(_read_upload(upload), name=upload.name)
+        else:
+            files = [ImportFile(u.name, _read_upload(u)) for u in data["images"]]
+        if data["bitstreams_zip"]:
+            upload = data["bitstreams_zip"]
+            rates = Rates(bitstreams=files_from_zip(_read_upload(upload), name=upload.name))
+        else:
+            rates = Rates(csv_name=data["bpp_csv"].name, csv_data=_read_upload(data["bpp_csv"]))
+        return import_reconstructions(
+            image_set=data["image_set"],
+            codec=data["codec"],
+            files=files,
+            rates=rates,
+            point=data["point"].strip(),
+            version=data["version"].strip(),
+            label=data["label"].strip(),
+            replace=data["replace"],
+        )
+
+
+@admin.register(ImportedCodec)
+class ImportedCodecAdmin(admin.ModelAdmin):
+    list_display = ["slug", "label", "held", "created"]
+    search_fields = ["slug", "label"]
+    fields = ["slug", "label", "held", "created"]
+    readonly_fields = ["slug", "held", "created"]
+    change_list_template = "admin/codecs/importedcodec/change_list.html"
+
+    @admin.display(description="reconstructions")
+    def held(self, obj: ImportedCodec) -> str:
+        summary = holdings(obj)
+        versions = ", ".join(summary.versions) or "—"
+        return f"{summary.describe()}; version {versions}; sets {', '.join(summary.sets) or '—'}"
+
+    def get_urls(self) -> list[URLPattern]:
+        view = self.admin_site.admin_view(self.import_view)
+        return [path("import/", view, name="codecs_importedcodec_import"), *super().get_urls()]
+
+    def add_view(
+        self, request: HttpRequest, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        return redirect("admin:codecs_importedcodec_import")
+
+    def import_view(self, request: HttpRequest) -> HttpResponse:
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = ImportReconstructionsForm(request.POST or None, request.FILES or None)
+        problems: list[str] = []
+        if request.method == "POST" and form.is_valid():
+            try:
+                result = form.run()
+            except ImportRefused as exc:
+                problems = exc.problems
+            else:
+                self.message_user(request, _imported_message(result))
+                return redirect(reverse("admin:codecs_importedcodec_changelist"))
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "Import reconstructions",
+            "form": form,
+            "problems": problems,
+            "layout": LAYOUT,
+        }
+        return TemplateResponse(request, "admin/codecs/importedcodec/import.html", context)
+
+
+def _imported_message(result: ImportResult) -> str:
+    replaced = f" ({result.replaced} replaced)" if result.replaced else ""
+    return (
+        f"{result.codec.slug}: {len(result.reconstructions)} reconstruction(s) imported at "
+        f"point(s) {', '.join(result.points)}{replaced}"
+    )

@@ -146,6 +146,12 @@ def _get_or_create_job(source: SourceImage, request: JobRequest) -> GenerationJo
 def plan_match(*, reconstruction: Reconstruction, codec: str) -> GenerationJob:
     """A job encoding the same image with ``codec`` at ``reconstruction``'s size."""
     get_codec(codec)
+    if reconstruction.num_bytes is None:
+        raise CodecError(
+            codec,
+            f"reconstruction #{reconstruction.pk} ({reconstruction}) has a declared bpp and no "
+            "bitstream, so no size to match; import its bitstreams to rate-match against it",
+        )
     key = job_key(source=reconstruction.source, codec=codec, match=reconstruction)
     job, _ = GenerationJob.objects.get_or_create(
         key=key, defaults={"source": reconstruction.source, "codec": codec, "match": reconstruction}
@@ -313,7 +319,9 @@ def _encode(job: GenerationJob, codec: Codec, image: np.ndarray) -> tuple[RateRe
         result = encode_at_bpp(codec, image, job.target_bpp, base_params=job.base_params)
         return result, result.as_record()
     if job.match is not None:
-        result = encode_at_bytes(codec, image, job.match.num_bytes, base_params=job.base_params)
+        size = job.match.num_bytes
+        assert size is not None, "plan_match refuses a reconstruction without a bitstream"
+        result = encode_at_bytes(codec, image, size, base_params=job.base_params)
         return result, {**result.as_record(), "mode": "match", "match": job.match.pk}
     params = codec.validate_params(job.fixed_params or {})
     started = time.perf_counter()

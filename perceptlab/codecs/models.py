@@ -1,4 +1,5 @@
-"""Source images, generation jobs and the reconstructions (stimuli) they produce.
+"""Source images, generation jobs and the reconstructions (stimuli) they produce, and the
+imported codecs whose reconstructions came as files (``import_reconstructions``).
 
 Identity is always names plus versions (codec slug, codec version, exact parameters,
 SHA-256 of every file), never positions in a list, so a reconstruction can be reproduced
@@ -58,8 +59,45 @@ class SourceImage(models.Model):
         return self.width * self.height
 
 
+class ImportedCodec(models.Model):
+    """A codec known only by its decoded images: the researcher's reconstructions imported
+    as files (``manage.py import_reconstructions`` or the admin's import form).
+
+    Its slug is a codec slug like the registry's (a study names it in ``Study.codecs``), but
+    it cannot encode: a study takes, per image and target, its imported point nearest the
+    target. Each reconstruction records its own version and whether its bpp was measured
+    from a bitstream file or declared in a table (``Reconstruction.bpp_source``).
+    """
+
+    slug = models.SlugField(max_length=50, unique=True, help_text="the codec's name in studies")
+    label = models.CharField(max_length=200, blank=True, help_text="display name")
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.slug
+
+    @property
+    def display_label(self) -> str:
+        return self.label or self.slug
+
+
+class BppSource(models.TextChoices):
+    """Where a reconstruction's bpp comes from."""
+
+    MEASURED = "measured", "measured: 8 · bytes / (H · W) of its bitstream"
+    DECLARED = "declared", "declared by the researcher (no bitstream)"
+
+
 class Reconstruction(models.Model):
-    """One encoded-and-decoded image: a stimulus raters may see."""
+    """One encoded-and-decoded image: a stimulus raters may see.
+
+    Generated ones come from a :class:`GenerationJob`; imported ones (``imported`` set) from
+    the researcher's files, their rate point in ``params["point"]``. Only an imported one
+    without bitstream has a declared bpp, no bitstream file and no byte count.
+    """
 
     source = models.ForeignKey(
         SourceImage, on_delete=models.CASCADE, related_name="reconstructions"
@@ -69,24 +107,54 @@ class Reconstruction(models.Model):
     params = models.JSONField(help_text="exact parameters the bitstream was encoded with")
     target_bpp = models.FloatField(null=True, blank=True)
     achieved_bpp = models.FloatField(help_text="8 · bytes / (H · W) of the bitstream")
-    num_bytes = models.PositiveIntegerField()
+    bpp_source = models.CharField(
+        max_length=8, choices=BppSource.choices, default=BppSource.MEASURED
+    )
+    num_bytes = models.PositiveIntegerField(
+        null=True, blank=True, help_text="bitstream size (empty: bpp declared, no bitstream)"
+    )
     width = models.PositiveIntegerField()
     height = models.PositiveIntegerField()
-    bitstream = models.FileField(upload_to="bitstreams/", max_length=255)
-    bitstream_sha256 = models.CharField(max_length=64)
+    bitstream = models.FileField(upload_to="bitstreams/", max_length=255, blank=True)
+    bitstream_sha256 = models.CharField(max_length=64, blank=True)
     png = models.FileField(upload_to="reconstructions/", max_length=255)
     png_sha256 = models.CharField(max_length=64)
-    encode_seconds = models.FloatField()
-    decode_seconds = models.FloatField()
+    encode_seconds = models.FloatField(null=True, blank=True, help_text="empty: imported")
+    decode_seconds = models.FloatField(null=True, blank=True, help_text="empty: imported")
     rate_control = models.JSONField(default=dict, blank=True)
+    imported = models.ForeignKey(
+        ImportedCodec,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="reconstructions",
+        help_text="the imported codec it belongs to (empty: generated here)",
+    )
     created = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["source", "codec", "achieved_bpp"]
         indexes = [models.Index(fields=["codec", "target_bpp"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(bpp_source=BppSource.MEASURED, num_bytes__isnull=False)
+                | Q(bpp_source=BppSource.DECLARED, imported__isnull=False),
+                name="reconstruction_bpp_measured_or_imported_declared",
+            ),
+        ]
 
     def __str__(self) -> str:
-        return f"{self.source} · {self.codec} · {self.achieved_bpp:.3f} bpp"
+        declared = " (declared)" if self.bpp_is_declared else ""
+        return f"{self.source} · {self.codec} · {self.achieved_bpp:.3f} bpp{declared}"
+
+    @property
+    def bpp_is_declared(self) -> bool:
+        return self.bpp_source == BppSource.DECLARED
+
+    @property
+    def point(self) -> str:
+        """An imported reconstruction's rate point ("" for generated ones)."""
+        return str(self.params.get("point", "")) if self.imported_id is not None else ""
 
 
 class GenerationJob(models.Model):

@@ -2,6 +2,12 @@
 
 Web requests list codecs from here without importing any codec module (and so without
 torch); :func:`get_codec` imports the class the first time it is asked for.
+
+Imported codecs (a researcher's decoded images, ``manage.py import_reconstructions``) live in
+the database, not in :data:`REGISTRY`: :func:`codec_entries` is every codec a study may
+name (the registry's, then the imported ones, family ``"imported"``), read afresh on each
+call so that every process sees an import at once. They cannot encode: ``get_codec`` on
+one raises :class:`ImportedCodecCannotEncode`.
 """
 
 from __future__ import annotations
@@ -10,14 +16,16 @@ import importlib
 from dataclasses import dataclass
 from functools import cache
 
-from perceptlab.codecs.base import Codec, CodecError
+from django.db import DatabaseError
+
+from perceptlab.codecs.base import Codec, CodecError, CodecUnavailable
 
 
 @dataclass(frozen=True)
 class CodecEntry:
     slug: str
     label: str
-    family: str  # "classical", "external", "neural" or "plugin"
+    family: str  # "classical", "external", "neural", "plugin", "commandline" or "imported"
     target: str  # "package.module:ClassName"
     description: str
     package: str = ""
@@ -32,6 +40,21 @@ class UnknownCodec(CodecError, KeyError):
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0])
 
+
+class ImportedCodecCannotEncode(CodecUnavailable):
+    """The slug names an imported codec: its reconstructions are files, it has no encoder."""
+
+    def __init__(self, slug: str) -> None:
+        super().__init__(
+            slug,
+            "an imported codec (decoded images imported with import_reconstructions) cannot "
+            "encode; put it in a study's codecs, where each target takes its imported point "
+            "nearest the target, or import more points with manage.py import_reconstructions",
+        )
+
+
+IMPORTED = "imported"
+"""The family of imported codecs in :func:`codec_entries`."""
 
 REGISTRY: dict[str, CodecEntry] = {}
 
@@ -182,6 +205,8 @@ def get_codec(slug: str) -> Codec:
     try:
         entry = REGISTRY[slug]
     except KeyError:
+        if slug in imported_entries():
+            raise ImportedCodecCannotEncode(slug) from None
         raise UnknownCodec(slug) from None
     if entry.family == "plugin":
         from perceptlab.codecs.plugins import load_plugin  # plugins.py reads this module
@@ -205,5 +230,39 @@ def parse_slugs(text: str) -> list[str]:
 
 
 def codec_choices() -> list[tuple[str, str]]:
-    """(slug, label) pairs for forms and the admin, in registry order."""
+    """(slug, label) pairs of the registered codecs, in registry order (no database read;
+    :func:`codec_entries` adds the imported codecs)."""
     return [(entry.slug, entry.label) for entry in REGISTRY.values()]
+
+
+def imported_entries() -> dict[str, CodecEntry]:
+    """The imported codecs as registry entries (family :data:`IMPORTED`), by slug; empty
+    while the database has no table for them yet (before ``migrate``). A slug the registry
+    took after the import is left out: the registered codec is what the slug means."""
+    from perceptlab.codecs.models import ImportedCodec  # models load after the registry
+
+    try:
+        rows = list(ImportedCodec.objects.order_by("slug"))
+    except DatabaseError:
+        return {}
+    return {
+        row.slug: CodecEntry(
+            slug=row.slug,
+            label=row.display_label,
+            family=IMPORTED,
+            target="",
+            description="reconstructions imported from files; cannot encode",
+        )
+        for row in rows
+        if row.slug not in REGISTRY
+    }
+
+
+def codec_entries() -> dict[str, CodecEntry]:
+    """Every codec a study may name: the registry's, then the imported codecs (reads the
+    database, so an import is seen by every process at once)."""
+    return {**REGISTRY, **imported_entries()}
+
+
+def is_imported(slug: str) -> bool:
+    return slug not in REGISTRY and slug in imported_entries()

@@ -4,7 +4,9 @@ Three frames describe a study completely, and they are exactly the CSV files of 
 bundle, so an analysis of the bundle and of the live database are the same computation:
 
 * ``stimuli``: one row per stimulus (what was shown: image, codec, target and achieved bpp,
-  codec version and parameters, hashes of the crop and of the bitstream);
+  where that bpp comes from (``bpp_source``: ``measured`` from the bitstream, or
+  ``declared`` by the researcher for an imported codec without bitstreams), codec version
+  and parameters, hashes of the crop and of the bitstream);
 * ``judgments``: one row per judgment (who, which trial, what was shown, the answer,
   timings and quality-control flags);
 * ``metrics``: one row per stimulus × region × objective metric.
@@ -32,6 +34,7 @@ STIMULUS_COLUMNS = [
     "codec_version",
     "target_bpp",
     "bpp",
+    "bpp_source",
     "num_bytes",
     "params",
     "width",
@@ -79,9 +82,11 @@ JUDGMENT_COLUMNS = [
     "codec_a",
     "target_bpp_a",
     "bpp_a",
+    "bpp_source_a",
     "codec_b",
     "target_bpp_b",
     "bpp_b",
+    "bpp_source_b",
     "view_ms",
     "server_ms",
     "flips",
@@ -113,7 +118,8 @@ def condition_of(stimulus: Stimulus) -> str:
     if r is None or stimulus.role != Stimulus.Role.CONDITION:
         names = {Stimulus.Role.ORIGINAL: "original", Stimulus.Role.HIDDEN: "hidden-reference"}
         return names.get(Stimulus.Role(stimulus.role), "gold")
-    target = f"{r.target_bpp:g}" if r.target_bpp is not None else "fixed"
+    target_bpp = stimulus.target()
+    target = f"{target_bpp:g}" if target_bpp is not None else "fixed"
     return f"{r.codec}@{target}"
 
 
@@ -131,8 +137,9 @@ def stimuli_frame(study: Study) -> pd.DataFrame:
                 "condition": condition_of(s),
                 "codec": r.codec if r else "",
                 "codec_version": r.codec_version if r else "",
-                "target_bpp": r.target_bpp if r else None,
+                "target_bpp": s.target(),
                 "bpp": r.achieved_bpp if r else None,
+                "bpp_source": r.bpp_source if r else "",
                 "num_bytes": r.num_bytes if r else None,
                 "params": json.dumps(r.params, sort_keys=True) if r else "",
                 "width": source.width,
@@ -202,6 +209,7 @@ class _StimulusInfo:
     codec: str
     target_bpp: float | None
     bpp: float | None
+    bpp_source: str
 
     @classmethod
     def of(cls, stimulus: Stimulus) -> _StimulusInfo:
@@ -210,8 +218,9 @@ class _StimulusInfo:
             label=stimulus_label(stimulus),
             image=image_label(stimulus.study_image.source.name),
             codec=r.codec if r else "",
-            target_bpp=r.target_bpp if r else None,
+            target_bpp=stimulus.target(),
             bpp=r.achieved_bpp if r else None,
+            bpp_source=r.bpp_source if r else "",
         )
 
 
@@ -264,6 +273,7 @@ def _judgment_row(
         row[f"codec_{side}"] = info.codec if info else ""
         row[f"target_bpp_{side}"] = info.target_bpp if info else None
         row[f"bpp_{side}"] = info.bpp if info else None
+        row[f"bpp_source_{side}"] = info.bpp_source if info else ""
     return row
 
 

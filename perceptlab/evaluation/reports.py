@@ -220,8 +220,18 @@ def _add_log_x_toggle(fig: go.Figure, *, axes: Sequence[str]) -> None:
 # -- rate–perception curves ---------------------------------------------------------------------
 
 
+def declared_points(rows: pd.DataFrame) -> np.ndarray:
+    """Which rows' bpp is declared by the researcher (an imported codec without bitstreams),
+    not measured: the optional ``bpp_source`` column of the curve frames."""
+    if "bpp_source" not in rows.columns:
+        return np.zeros(len(rows), dtype=bool)
+    return (rows["bpp_source"].fillna("").astype(str) == "declared").to_numpy()
+
+
 def _curve_customdata(rows: pd.DataFrame) -> list[list[str]]:
-    return [
+    """Codec, target, quality and interval per point; where any bpp is declared, also each
+    point's "bpp declared" or "bpp measured"."""
+    data = [
         [str(codec), str(target), _number(q), _interval_text(lo, hi)]
         for codec, target, q, lo, hi in zip(
             rows["codec"],
@@ -232,13 +242,19 @@ def _curve_customdata(rows: pd.DataFrame) -> list[list[str]]:
             strict=True,
         )
     ]
+    declared = declared_points(rows)
+    if declared.any():
+        for row, is_declared in zip(data, declared, strict=True):
+            row.append("bpp declared" if is_declared else "bpp measured")
+    return data
 
 
-def _curve_hover(quality_label: str) -> str:
+def _curve_hover(quality_label: str, *, declared: bool = False) -> str:
     label = quality_label.replace("%", "%%")
+    source = "<br>%{customdata[4]}" if declared else ""
     return (
         "<b>%{customdata[0]}</b><br>target %{customdata[1]}<br>bpp %{x:.4f}<br>"
-        f"{label} %{{customdata[2]}}<br>CI %{{customdata[3]}}<extra></extra>"
+        f"{label} %{{customdata[2]}}<br>CI %{{customdata[3]}}{source}<extra></extra>"
     )
 
 
@@ -283,10 +299,24 @@ def _curve_line(
         name=name,
         legendgroup=group,
         line={"color": colour, "width": 2},
-        marker={"color": colour, "size": 7},
+        # an open marker: the point's bpp is declared, not measured from a bitstream
+        marker={"color": colour, "size": 7, "symbol": _symbols(rows)},
         customdata=_curve_customdata(rows),
-        hovertemplate=_curve_hover(quality_label),
+        hovertemplate=_curve_hover(quality_label, declared=bool(declared_points(rows).any())),
     )
+
+
+def _symbols(rows: pd.DataFrame) -> list[str] | str:
+    declared = declared_points(rows)
+    if not declared.any():
+        return "circle"
+    return ["circle-open" if d else "circle" for d in declared]
+
+
+DECLARED_NOTE = (
+    " Open markers: bpp declared by the researcher for an imported codec (no bitstream), "
+    "not measured."
+)
 
 
 def rate_perception_figure(
@@ -294,7 +324,8 @@ def rate_perception_figure(
 ) -> go.Figure:
     """Quality against mean bpp, one line per codec with its confidence band.
 
-    Columns: ``codec, target, bpp, quality, low, high``. The band is the area between ``low``
+    Columns: ``codec, target, bpp, quality, low, high`` and optionally ``bpp_source``
+    (``declared`` points get open markers). The band is the area between ``low``
     and ``high`` over the points whose interval is finite; a codec with fewer than two such
     points shows error bars instead. ``colours`` (codec → colour) keeps codecs the same colour
     across figures; by default :func:`codec_colours` of this frame.
@@ -626,6 +657,8 @@ def _curve_sections(data: ReportData, colours: Mapping[str, str]) -> list[Sectio
     if _has_rows(data.image_curves, IMAGE_CURVE_COLUMNS, what="image_curves"):
         image = per_image_figure(data.image_curves, quality_label=label, colours=colours)
     caption = f"{label} against bits per pixel; shaded bands and bars are confidence intervals."
+    if any(declared_points(f).any() for f in (data.curves, data.image_curves) if not f.empty):
+        caption += DECLARED_NOTE
     return [
         _figure_or_notice("Rate–perception curves", curves, caption=caption),
         _figure_or_notice("Rate–perception per image", image, caption=caption),
@@ -843,7 +876,13 @@ def methods_html(data: ReportData) -> str:
     """The "how these numbers were computed" notes, escaped, with the models from the summary."""
     notes = [
         f"Perceived quality: {data.quality_label} per codec and target; bpp is the mean achieved "
-        "bits per pixel (8 · bitstream bytes / pixels) over images.",
+        "bits per pixel (8 · bitstream bytes / pixels) over images"
+        + (
+            ", except where marked declared: an imported codec's rates as the researcher "
+            "gave them, without bitstreams."
+            if not data.curves.empty and declared_points(data.curves).any()
+            else "."
+        ),
         "Confidence intervals come from the statistics model; the summary gives the confidence "
         "level, the number of bootstrap resamples and the seed.",
         f"BD-rate: {data.bd_method or 'method not stated'}, anchor {data.anchor or 'not set'}.",

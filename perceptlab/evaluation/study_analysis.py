@@ -101,6 +101,7 @@ def build_report_data(
         "exclusion policy": config.policy().describe(),
         **({"pairwise prior": _prior_summary(prior.kind, prior.ridge)} if pairwise else {}),
         "models": "; ".join(sorted({m.label() for m in analysis.models})),
+        **_declared_summary(analysis),
     }
     return ReportData(
         title=title,
@@ -138,6 +139,15 @@ def _prior_summary(kind: str, ridge: float) -> str:
     return {"gaussian": "pwcmp distance prior", "none": "none (maximum likelihood)"}.get(
         kind, f"ridge, λ = {ridge:g}"
     )
+
+
+def _declared_summary(analysis: Analysis) -> dict[str, str]:
+    """The codecs whose bpp the researcher declared (imported without bitstreams)."""
+    curves = analysis.curves
+    if curves.empty or "bpp_source" not in curves.columns:
+        return {}
+    declared = sorted({str(c) for c in curves.loc[curves["bpp_source"] == "declared", "codec"]})
+    return {"bpp declared, not measured": ", ".join(declared)} if declared else {}
 
 
 def _first_codec(analysis: Analysis) -> str:

@@ -25,8 +25,8 @@ from django.utils.html import format_html
 from perceptlab.codecs.admin import codec_choices_with_availability
 from perceptlab.codecs.base import CodecError
 from perceptlab.codecs.generation import parse_bpps, progress
-from perceptlab.codecs.models import SourceImage
-from perceptlab.codecs.registry import get_codec
+from perceptlab.codecs.models import ImageSet, Reconstruction, SourceImage
+from perceptlab.codecs.registry import get_codec, imported_entries
 from perceptlab.codecs.tasks import enqueue_jobs
 from perceptlab.studies import access, lifecycle, participants
 from perceptlab.studies.assignment import progress as session_progress
@@ -49,6 +49,7 @@ from perceptlab.studies.stimuli import (
     StudyNotReady,
     build_stimuli,
     gold_overview,
+    imported_plan,
     plan_generation,
 )
 
@@ -155,6 +156,14 @@ def _unavailable_reason(slug: str) -> str:
     return "" if state.available else state.reason
 
 
+def imported_images(slug: str, image_set: ImageSet) -> int:
+    """How many of the set's images the imported codec ``slug`` has reconstructions of."""
+    imported = Reconstruction.objects.filter(
+        codec=slug, imported__isnull=False, source__image_set=image_set
+    )
+    return imported.values("source").distinct().count()
+
+
 def _formfield(db_field: models.Field, **kwargs: Any) -> forms.Field | None:
     if isinstance(db_field, models.URLField):
         kwargs["assume_scheme"] = "https"  # Django 6's default; platform URLs are https
@@ -196,16 +205,18 @@ class StudyForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        for name in ("codecs", "gold_codec"):
+        # a study may show imported codecs; the gold must be encoded here
+        for name, imported in (("codecs", True), ("gold_codec", False)):
             field = self.fields.get(name)
             if isinstance(field, forms.ChoiceField):
-                field.choices = codec_choices_with_availability()
+                field.choices = codec_choices_with_availability(imported=imported)
         if "target_bpps" in self.fields and isinstance(self.initial.get("target_bpps"), list):
             self.initial["target_bpps"] = ", ".join(f"{b:g}" for b in self.initial["target_bpps"])
 
     def clean_codecs(self) -> list[str]:
         slugs: list[str] = self.cleaned_data["codecs"]
-        reasons = {slug: _unavailable_reason(slug) for slug in slugs}
+        imported = imported_entries()  # nothing to run: their stimuli are files
+        reasons = {slug: _unavailable_reason(slug) for slug in slugs if slug not in imported}
         errors = [f"{slug} is unavailable: {reason}" for slug, reason in reasons.items() if reason]
         if errors:
             raise forms.ValidationError(errors)
@@ -221,6 +232,15 @@ class StudyForm(forms.ModelForm):
         data = super().clean() or {}
         if "gold_codec" in self.fields and data.get("gold_codec"):
             self._check_gold(data["gold_codec"], data.get("gold_params"), data)
+        image_set, imported = data.get("image_set"), imported_entries()
+        for slug in [s for s in data.get("codecs") or [] if s in imported]:
+            if image_set is not None and not imported_images(slug, image_set):
+                self.add_error(
+                    "codecs",
+                    f"{slug} (imported) has no reconstruction of set {image_set.name!r}; "
+                    "import them first (manage.py import_reconstructions --set "
+                    f"{image_set.name} --codec {slug} ...)",
+                )
         return data
 
     def _check_gold(self, slug: str, params: object, data: dict[str, Any]) -> None:
@@ -515,6 +535,17 @@ class StudyAdmin(admin.ModelAdmin):
             f"{study}: {len(jobs)} generation job(s), {enqueued} enqueued for the worker; "
             f"{counts['done']} done, {counts['failed']} failed, {waiting} waiting",
         )
+        imported = imported_plan(study=study)
+        if imported.picks or imported.missing:
+            self.message_user(
+                request,
+                f"{study}: {len(imported.picks)} stimuli from imported points (no jobs: the "
+                "nearest point per image and target)",
+            )
+        if imported.missing:
+            shown = "; ".join(imported.missing[:10])
+            more = f" and {len(imported.missing) - 10} more" if len(imported.missing) > 10 else ""
+            self.message_user(request, f"{study}: missing: {shown}{more}", messages.WARNING)
 
     def _report(self, request: HttpRequest, study: Study, report: BuildReport, done: str) -> None:
         self.message_user(

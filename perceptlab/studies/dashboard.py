@@ -17,7 +17,7 @@ from django.db.models.functions import Cast
 from perceptlab.codecs.generation import progress
 from perceptlab.codecs.models import GenerationJob
 from perceptlab.studies.models import Item, Judgment, Session, Stimulus, Study, Trial
-from perceptlab.studies.stimuli import study_jobs
+from perceptlab.studies.stimuli import imported_codecs, imported_plan, study_jobs
 
 QC_FLAGS = (
     "too_fast",
@@ -43,6 +43,9 @@ class Generation:
     counts: dict[str, int]  # job state → number of jobs
     failed: list[FailedJob]
     note: str = ""  # why there are no jobs yet
+    imported: list[str] = field(default_factory=list)  # the study's imported codecs (no jobs)
+    imported_picks: int = 0  # (image, imported codec, target)s with a point
+    imported_missing: list[str] = field(default_factory=list)  # … and those without
 
     @property
     def total(self) -> int:
@@ -75,6 +78,7 @@ class Condition:
     codec: str  # "original" for the hidden reference
     target_bpp: float | None
     achieved_bpp: float | None
+    declared: bool = False  # an imported point whose bpp was declared, not measured
 
 
 @dataclass(frozen=True)
@@ -175,9 +179,13 @@ def generation(*, study: Study) -> Generation:
         (job for job in jobs if job.state == GenerationJob.State.FAILED),
         key=lambda j: (j.source.name, j.codec, j.target_bpp or 0.0),
     )
+    imported = imported_plan(study=study)
     return Generation(
         counts=progress(jobs),
         failed=[FailedJob(j.source.name, j.codec, j.describe_target(), j.error) for j in failed],
+        imported=imported_codecs(study),
+        imported_picks=len(imported.picks),
+        imported_missing=imported.missing,
     )
 
 
@@ -204,7 +212,7 @@ def _condition(stimulus: Stimulus | None) -> Condition:
     if stimulus is None or stimulus.reconstruction is None:
         return Condition("original", None, None)
     r = stimulus.reconstruction
-    return Condition(r.codec, r.target_bpp, r.achieved_bpp)
+    return Condition(r.codec, stimulus.target(), r.achieved_bpp, r.bpp_is_declared)
 
 
 def coverage(*, study: Study) -> Coverage:

@@ -257,13 +257,12 @@ class Study(models.Model):
         return self.name
 
     def clean(self) -> None:
-        from perceptlab.codecs.registry import REGISTRY
+        from perceptlab.codecs.registry import REGISTRY, codec_entries
 
-        unknown = [slug for slug in self.codecs or [] if slug not in REGISTRY]
+        known = codec_entries()  # the registry's and the imported codecs
+        unknown = [slug for slug in self.codecs or [] if slug not in known]
         if unknown:
-            raise ValidationError(
-                {"codecs": f"unknown codec(s) {unknown}; valid: {sorted(REGISTRY)}"}
-            )
+            raise ValidationError({"codecs": f"unknown codec(s) {unknown}; valid: {sorted(known)}"})
         bpps = self.target_bpps or []
         if not all(isinstance(b, int | float) and b > 0 for b in bpps):
             raise ValidationError({"target_bpps": "every target bpp must be a positive number"})
@@ -273,7 +272,10 @@ class Study(models.Model):
                 {"allowed_devices": f"choose one or more of {list(DeviceClass.values)}"}
             )
         if self.gold_trials and self.gold_codec not in REGISTRY:
-            raise ValidationError({"gold_codec": f"unknown codec {self.gold_codec!r}"})
+            kind = "an imported codec (it cannot encode)" if self.gold_codec in known else "unknown"
+            raise ValidationError(
+                {"gold_codec": f"{self.gold_codec!r} is {kind}; choose a registered codec: jpeg"}
+            )
 
     @property
     def is_pairwise(self) -> bool:
@@ -395,6 +397,12 @@ class Stimulus(models.Model):
         Reconstruction, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     role = models.CharField(max_length=10, choices=Role.choices)
+    target_bpp = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="the study target it stands for, where not its reconstruction's: an "
+        "imported codec's point chosen as the nearest to this target",
+    )
     # The hidden reference has the same pixels as the original but its own token, so a
     # gold or hidden-reference trial cannot be told from its URL.
     token = models.CharField(max_length=32, unique=True, default=new_token, editable=False)
@@ -424,7 +432,16 @@ class Stimulus(models.Model):
         if self.reconstruction is None:
             return "original"
         r = self.reconstruction
-        return f"{r.codec} @ {r.achieved_bpp:.3f} bpp"
+        return f"{r.codec} @ {r.achieved_bpp:.3f} bpp" + (
+            " (declared)" if r.bpp_is_declared else ""
+        )
+
+    def target(self) -> float | None:
+        """The target bpp this stimulus stands for: its own (an imported codec's point
+        chosen for a study target), else its reconstruction's (rate control's)."""
+        if self.target_bpp is not None:
+            return self.target_bpp
+        return self.reconstruction.target_bpp if self.reconstruction is not None else None
 
 
 class Item(models.Model):

@@ -4,7 +4,11 @@
 2. ``plan_generation``: one generation job per (image, codec, target bpp), plus the gold
    (heavily compressed, fixed parameters) where gold or practice items show it; the jobs
    are the foundation's, so asking twice finds the same jobs and reconstructions shared
-   with other studies.
+   with other studies. An imported codec (decoded images imported as files) gets no job:
+   ``imported_plan`` takes, per image and target, its imported point nearest the target
+   (nearest in ratio, ``|log(bpp / target)|``; a tie goes to the lower rate). A point
+   nearest to two targets stands for the one it is nearer to; the other target has no
+   stimulus of that image, and the build lists it as missing.
 3. ``build_stimuli``: once the jobs are done, cut every reconstruction (and the original)
    to the image's crop, store it as a metadata-free PNG under a random token, and create
    the items (ACR/DCR: one per stimulus; 2AFC: the pair plan's pairs), the gold items and
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import random
 import statistics
 from collections import defaultdict
@@ -36,6 +41,8 @@ from PIL import Image
 from perceptlab.codecs.files import read_bytes, store_verified
 from perceptlab.codecs.generation import JobRequest, plan_jobs, progress, request_key
 from perceptlab.codecs.models import GenerationJob, Reconstruction, SourceImage
+from perceptlab.codecs.ratecontrol import TOLERANCE
+from perceptlab.codecs.registry import imported_entries
 from perceptlab.lib.images import Pixels, decode_png, encode_png, pixels_sha256, sha256_hex
 from perceptlab.studies.models import (
     Item,
@@ -91,9 +98,17 @@ def gold_params(study: Study) -> dict[str, object]:
     return dict(study.gold_params or default_gold_params())
 
 
+def imported_codecs(study: Study) -> list[str]:
+    """The study's imported codecs: no jobs, their stimuli are the researcher's files."""
+    imported = imported_entries()
+    return [slug for slug in study.codecs if slug in imported]
+
+
 def _requests(study: Study) -> list[JobRequest]:
+    imported = set(imported_codecs(study)) if study.codecs else set()
+    generated = [c for c in study.codecs if c not in imported]
     requests = [
-        JobRequest(codec=c, target_bpp=float(b)) for c in study.codecs for b in study.target_bpps
+        JobRequest(codec=c, target_bpp=float(b)) for c in generated for b in study.target_bpps
     ]
     if uses_gold(study):
         requests.append(JobRequest(codec=study.gold_codec, fixed_params=gold_params(study)))
@@ -109,6 +124,89 @@ def plan_generation(*, study: Study) -> list[GenerationJob]:
     if not images:
         raise StudyNotReady(study, f"image set {study.image_set.name!r} has no images")
     return plan_jobs(sources=[si.source for si in images], requests=_requests(study))
+
+
+@dataclass(frozen=True)
+class ImportedPick:
+    """An imported codec's condition for one image: its point nearest the target."""
+
+    source_id: int
+    codec: str
+    target_bpp: float
+    reconstruction: Reconstruction
+
+
+@dataclass(frozen=True)
+class ImportedPlan:
+    picks: list[ImportedPick]
+    missing: list[str]
+    """(image, codec, target)s with no stimulus: no imported point of the image, or its
+    nearest point already stands for another target."""
+
+
+def rate_distance(bpp: float, target: float) -> float:
+    """How far a point lies from a target, in ratio: ``|log(bpp / target)|``."""
+    return abs(math.log(bpp / target))
+
+
+def imported_plan(*, study: Study) -> ImportedPlan:
+    """Per crop-plan image, imported codec and target, the imported point nearest the target
+    (the module docstring gives the rule); reads only, creates nothing."""
+    codecs = imported_codecs(study)
+    images = list(study.study_images.select_related("source"))
+    points: dict[tuple[int, str], list[Reconstruction]] = defaultdict(list)
+    for r in Reconstruction.objects.filter(
+        codec__in=codecs, imported__isnull=False, source__in=[si.source for si in images]
+    ).order_by("achieved_bpp", "pk"):
+        points[(r.source_id, r.codec)].append(r)
+    picks: list[ImportedPick] = []
+    missing: list[str] = []
+    targets = sorted(float(b) for b in study.target_bpps)
+    for study_image in images:
+        source = study_image.source
+        for codec in codecs:
+            found = points[(source.pk, codec)]
+            if not found:
+                missing.append(
+                    f"{source.name} · {codec}: no imported reconstruction of this image; "
+                    "import it (manage.py import_reconstructions) or take the image out of "
+                    "the crop plan"
+                )
+                continue
+            picks += _nearest(source, codec, found, targets, missing)
+    return ImportedPlan(picks=picks, missing=missing)
+
+
+def _nearest(
+    source: SourceImage,
+    codec: str,
+    points: list[Reconstruction],
+    targets: list[float],
+    missing: list[str],
+) -> list[ImportedPick]:
+    """Each target's nearest point; a point claimed by two targets goes to the nearer one."""
+    best: dict[int, tuple[float, float, Reconstruction]] = {}
+    for target in targets:
+        point = min(points, key=lambda r: (rate_distance(r.achieved_bpp, target), r.achieved_bpp))
+        distance = rate_distance(point.achieved_bpp, target)
+        held = best.get(point.pk)
+        if held is None or distance < held[0]:
+            if held is not None:
+                missing.append(_merged(source, codec, held[1], point, target))
+            best[point.pk] = (distance, target, point)
+        else:
+            missing.append(_merged(source, codec, target, point, held[1]))
+    return [ImportedPick(source.pk, codec, t, r) for _, t, r in best.values()]
+
+
+def _merged(
+    source: SourceImage, codec: str, left: float, point: Reconstruction, kept: float
+) -> str:
+    return (
+        f"{source.name} · {codec} at {left:g} bpp: its nearest imported point "
+        f"({point.point}, {point.achieved_bpp:.3f} bpp) stands for {kept:g} bpp; import a "
+        f"point nearer {left:g} bpp"
+    )
 
 
 @dataclass(frozen=True)
@@ -156,18 +254,27 @@ def _crop_png(study_image: StudyImage, pixels: Pixels, role: str) -> tuple[str, 
 
 
 def _stimulus(
-    study_image: StudyImage, role: str, reconstruction: Reconstruction | None
+    study_image: StudyImage,
+    role: str,
+    reconstruction: Reconstruction | None,
+    target_bpp: float | None = None,
 ) -> Stimulus:
     """Find or make the stimulus; the hidden reference shows the original's pixels under a
-    token and a file of its own."""
+    token and a file of its own. ``target_bpp``: the study target an imported point stands
+    for (kept up to date: the study's targets may have changed since the last build)."""
     lookup = {"study_image": study_image, "role": role, "reconstruction": reconstruction}
     found = Stimulus.objects.filter(**lookup).first()
     if found is not None:
+        if found.target_bpp != target_bpp:
+            found.target_bpp = target_bpp
+            found.save(update_fields=["target_bpp"])
         return found
     png_file = reconstruction.png if reconstruction is not None else study_image.source.png
     pixels = decode_png(read_bytes(str(png_file.name)))
     name, digest = _crop_png(study_image, pixels, role)
-    return Stimulus.objects.create(study=study_image.study, png=name, png_sha256=digest, **lookup)
+    return Stimulus.objects.create(
+        study=study_image.study, png=name, png_sha256=digest, target_bpp=target_bpp, **lookup
+    )
 
 
 def _give_own_bytes(original: Stimulus, hidden: Stimulus) -> None:
@@ -182,13 +289,18 @@ def _give_own_bytes(original: Stimulus, hidden: Stimulus) -> None:
 
 
 def describe(stimulus: Stimulus) -> str:
-    """The stimulus's condition in the researcher's words: codec, target and achieved bpp."""
+    """The stimulus's condition in the researcher's words: codec, target and achieved bpp
+    (an imported one: its point, and whether its bpp was declared rather than measured)."""
     r = stimulus.reconstruction
     if r is None:
         return "the original"
-    if r.target_bpp is None:
-        return f"{r.codec} {json.dumps(r.params, sort_keys=True)} ({r.achieved_bpp:.3f} bpp)"
-    return f"{r.codec} at {r.target_bpp:g} bpp (achieved {r.achieved_bpp:.3f})"
+    declared = ", declared" if r.bpp_is_declared else ""
+    target = stimulus.target()
+    if target is None:
+        params = json.dumps(r.params, sort_keys=True)
+        return f"{r.codec} {params} ({r.achieved_bpp:.3f} bpp{declared})"
+    point = f" point {r.point}" if r.point else ""
+    return f"{r.codec}{point} at {target:g} bpp (achieved {r.achieved_bpp:.3f}{declared})"
 
 
 @dataclass(frozen=True)
@@ -226,7 +338,7 @@ def build_stimuli(*, study: Study) -> BuildReport:
     (an earlier build's item for them is removed unless a rater already has it).
     """
     planned = study_jobs(study=study)
-    if planned.unplanned or not planned.jobs:
+    if planned.unplanned or not study.study_images.exists():
         missing = planned.unplanned or "all"
         raise StudyNotReady(study, f"{missing} stimuli not generated yet: generate them first")
     jobs = planned.jobs
@@ -243,9 +355,17 @@ def build_stimuli(*, study: Study) -> BuildReport:
             done[job.source_id].append(job)
         else:
             report.missing.append(f"{job.source.name} · {job.codec}: {job.error or job.state}")
+    imported = imported_plan(study=study)
+    report.missing += imported.missing
+    picks: dict[int, list[ImportedPick]] = defaultdict(list)
+    for pick in imported.picks:
+        picks[pick.source_id].append(pick)
     with transaction.atomic():
         for study_image in ensure_crop_plan(study=study):
-            _build_image(study, study_image, done[study_image.source_id], report)
+            found = _image_stimuli(
+                study, study_image, done[study_image.source_id], picks[study_image.source_id]
+            )
+            _build_image(study, study_image, found, report)
     report.stimuli = study.stimuli.count()
     report.test_items = study.items.filter(kind=Item.Kind.TEST).count()
     report.gold_items = study.items.filter(kind=Item.Kind.GOLD).count()
@@ -272,7 +392,7 @@ class _ImageStimuli:
 
 
 def _image_stimuli(
-    study: Study, study_image: StudyImage, jobs: list[GenerationJob]
+    study: Study, study_image: StudyImage, jobs: list[GenerationJob], picks: list[ImportedPick]
 ) -> _ImageStimuli:
     hidden = _stimulus(study_image, Stimulus.Role.HIDDEN, None)
     original = _stimulus(study_image, Stimulus.Role.ORIGINAL, None)  # the reference shown
@@ -286,15 +406,17 @@ def _image_stimuli(
             gold = _stimulus(study_image, Stimulus.Role.GOLD, reconstruction)
         else:
             conditions.append(_stimulus(study_image, Stimulus.Role.CONDITION, reconstruction))
+    for pick in sorted(picks, key=lambda p: (p.codec, p.target_bpp)):
+        role = Stimulus.Role.CONDITION
+        conditions.append(_stimulus(study_image, role, pick.reconstruction, pick.target_bpp))
     every = [original, hidden, *conditions, *([gold] if gold else [])]
     pixels = {s.pk: pixels_sha256(decode_png(read_bytes(str(s.png.name)))) for s in every}
     return _ImageStimuli(original, hidden, conditions, gold, pixels)
 
 
 def _build_image(
-    study: Study, study_image: StudyImage, jobs: list[GenerationJob], report: BuildReport
+    study: Study, study_image: StudyImage, found: _ImageStimuli, report: BuildReport
 ) -> None:
-    found = _image_stimuli(study, study_image, jobs)
     name = study_image.source.name
     for condition in found.conditions:
         note = _rate_limit_note(condition)
@@ -322,8 +444,12 @@ def _build_image(
 
 def _rate_limit_note(stimulus: Stimulus) -> str:
     """Why a stimulus's bpp misses its target, from rate control's record (codecs.ratecontrol):
-    "ceiling" (even the codec's highest rate stays under it), "floor" (its lowest overshoots)."""
+    "ceiling" (even the codec's highest rate stays under it), "floor" (its lowest overshoots);
+    for an imported point, when it lies further from the target than rate control's
+    tolerance."""
     reconstruction = stimulus.reconstruction
+    if reconstruction is not None and stimulus.target_bpp is not None:
+        return _imported_note(reconstruction, stimulus.target_bpp)
     record = reconstruction.rate_control if reconstruction is not None else {}
     if not record or record.get("within_tolerance", True):
         return ""
@@ -332,6 +458,17 @@ def _rate_limit_note(stimulus: Stimulus) -> str:
     if record.get("reason") == "ceiling":
         return f"the codec's highest rate gives {achieved:.3f} bpp, under the target {target:g}"
     return f"the codec's lowest rate gives {achieved:.3f} bpp, over the target {target:g}"
+
+
+def _imported_note(reconstruction: Reconstruction, target: float) -> str:
+    achieved = reconstruction.achieved_bpp
+    if abs(achieved / target - 1) <= TOLERANCE:
+        return ""
+    declared = " (declared)" if reconstruction.bpp_is_declared else ""
+    return (
+        f"the nearest imported point ({reconstruction.point}) gives {achieved:.3f} bpp"
+        f"{declared}, {100 * (achieved / target - 1):+.0f} % from the target {target:g}"
+    )
 
 
 def _build_pairs(study: Study, found: _ImageStimuli, name: str, report: BuildReport) -> None:

@@ -548,6 +548,7 @@ def test_rate_control_turns_the_dial_to_the_target(make_codec: MakeCodec) -> Non
 # --- manage.py codecs -----------------------------------------------------------------------
 
 
+@pytest.mark.django_db  # manage.py codecs also lists the imported codecs, from the database
 def test_the_codecs_command_lists_them_with_their_file_and_version() -> None:
     out = io.StringIO()
     call_command("codecs", "--json", stdout=out)

@@ -69,8 +69,9 @@ def _reference_frame(study: Study) -> pd.DataFrame:
         for side, s in (("a", a), ("b", b)):
             r = s.reconstruction if s is not None else None
             row[f"codec_{side}"] = r.codec if r else ""
-            row[f"target_bpp_{side}"] = r.target_bpp if r else None
+            row[f"target_bpp_{side}"] = s.target() if s is not None else None
             row[f"bpp_{side}"] = r.achieved_bpp if r else None
+            row[f"bpp_source_{side}"] = r.bpp_source if r else ""
         rows.append(row)
     return pd.DataFrame(rows, columns=frames.JUDGMENT_COLUMNS)
 

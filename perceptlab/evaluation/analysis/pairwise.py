@@ -10,6 +10,7 @@ from perceptlab.evaluation.analysis.config import SCALE_LABELS, AnalysisConfig
 from perceptlab.evaluation.analysis.result import Analysis
 from perceptlab.evaluation.analysis.tables import (
     bd_rate_table,
+    bpp_sources,
     condition_info,
     higher_is_better,
     metric_table,
@@ -77,6 +78,7 @@ def analyse_pairwise(
     scores["codec"] = scores["condition"].map(info["codec"])
     scores["target_bpp"] = scores["condition"].map(info["target_bpp"])
     scores["bpp"] = scores["condition"].map(stimuli.groupby("condition")["bpp"].mean())
+    scores["bpp_source"] = scores["condition"].map(condition_info(stimuli)["bpp_source"])
     stimulus_trials = trials_frame(counted, stimuli, level="stimulus")
     lapse_models = [lapse.LAPSE_MODEL] if len(lapse_table) else []
     weighted = pd.DataFrame()
@@ -146,6 +148,7 @@ def _pairwise_curves(
             "quality": rows["bt_elo"].to_numpy(),
             "low": rows["ci95_low"].to_numpy(),
             "high": rows["ci95_high"].to_numpy(),
+            "bpp_source": rows["condition"].map(info["bpp_source"]).to_numpy(),
             "condition": rows["condition"].to_numpy(),
         }
     )
@@ -159,7 +162,7 @@ def _pairwise_image_curves(per_image: pd.DataFrame, stimuli: pd.DataFrame) -> pd
     if per_image.empty:
         return pd.DataFrame()
     info = stimuli.loc[stimuli["role"] == "condition"]
-    keyed = info.set_index(["image", "condition"])
+    keyed = info.assign(bpp_source=bpp_sources(info)).set_index(["image", "condition"])
     index = pd.MultiIndex.from_arrays([per_image["group"], per_image["condition"]])
     known = index.isin(keyed.index)
     rows, index = per_image.loc[known], index[known]
@@ -172,6 +175,7 @@ def _pairwise_image_curves(per_image: pd.DataFrame, stimuli: pd.DataFrame) -> pd
             "quality": rows.get("bt_elo", pd.Series(np.nan, index=rows.index)).to_numpy(),
             "low": rows.get("ci95_low", pd.Series(np.nan, index=rows.index)).to_numpy(),
             "high": rows.get("ci95_high", pd.Series(np.nan, index=rows.index)).to_numpy(),
+            "bpp_source": keyed.loc[index, "bpp_source"].to_numpy(),
         }
     ).sort_values(["image", "codec", "bpp"], ignore_index=True)
 
@@ -240,4 +244,5 @@ def _lapse_weighted(
     info = condition_info(stimuli)
     scores.insert(1, "codec", scores["condition"].map(info["codec"]))
     scores.insert(2, "bpp", scores["condition"].map(info["bpp"]))
+    scores.insert(3, "bpp_source", scores["condition"].map(info["bpp_source"]))
     return scores.sort_values(["codec", "bpp"], ignore_index=True)

@@ -12,6 +12,7 @@ from perceptlab.evaluation.analysis.config import AnalysisConfig
 from perceptlab.evaluation.analysis.result import Analysis
 from perceptlab.evaluation.analysis.tables import (
     bd_rate_table,
+    bpp_sources,
     ci_columns,
     condition_info,
     metric_table,
@@ -151,8 +152,8 @@ def _acr_hr_dmos(
 def _rating_curves(
     per_condition: mos.MosResult, stimuli: pd.DataFrame
 ) -> tuple[pd.DataFrame, np.ndarray]:
-    """Rate–quality curves (codec, target, bpp, quality, low, high) with each row's bootstrap
-    replicates, ordered by codec then bpp."""
+    """Rate–quality curves (codec, target, bpp, quality, low, high, bpp_source) with each
+    row's bootstrap replicates, ordered by codec then bpp."""
     table = per_condition.table
     ci = ci_columns(table)
     info = condition_info(stimuli)
@@ -166,6 +167,7 @@ def _rating_curves(
             "quality": rows["mos"].to_numpy(),
             "low": rows[ci[0]].to_numpy(),
             "high": rows[ci[1]].to_numpy(),
+            "bpp_source": rows["condition"].map(info["bpp_source"]).to_numpy(),
         }
     )
     order = np.lexsort((curves["bpp"].to_numpy(), curves["codec"].to_numpy()))
@@ -175,7 +177,8 @@ def _rating_curves(
 def _rating_image_curves(per_stimulus: mos.MosResult, stimuli: pd.DataFrame) -> pd.DataFrame:
     table = per_stimulus.table
     low, high = ci_columns(table)
-    info = stimuli.loc[stimuli["role"] == "condition"].set_index("stimulus")
+    conditions = stimuli.loc[stimuli["role"] == "condition"]
+    info = conditions.assign(bpp_source=bpp_sources(conditions)).set_index("stimulus")
     rows = table.loc[table["stimulus"].isin(info.index)]
     keys = rows["stimulus"]
     return pd.DataFrame(
@@ -187,6 +190,7 @@ def _rating_image_curves(per_stimulus: mos.MosResult, stimuli: pd.DataFrame) -> 
             "quality": rows["mos"].to_numpy(),
             "low": rows[low].to_numpy(),
             "high": rows[high].to_numpy(),
+            "bpp_source": keys.map(info["bpp_source"]).to_numpy(),
         }
     ).sort_values(["image", "codec", "bpp"], ignore_index=True)
 
@@ -238,6 +242,7 @@ def _subject_model(
             "codec": conditions["codec"].to_numpy(),
             "target_bpp": conditions["target"].to_numpy(),
             "bpp": conditions["bpp"].to_numpy(),
+            "bpp_source": conditions["bpp_source"].to_numpy(),
             "images": grouped.size().to_numpy(),
             "ratings": grouped["n"].sum().to_numpy(),
             "quality": quality.to_numpy(),

@@ -9,20 +9,44 @@ from perceptlab.evaluation.analysis.config import AnalysisConfig
 from perceptlab.evaluation.stats import bdrate
 from perceptlab.evaluation.stats.common import ModelId, StatsInputError
 
+DECLARED = "declared"
+MEASURED = "measured"
+
+
+def bpp_sources(stimuli: pd.DataFrame) -> pd.Series:
+    """Each row's ``bpp_source``: ``declared`` (an imported codec's rate from the researcher's
+    table) or ``measured`` (8 · bitstream bytes / pixels); frames written before the column
+    existed hold measured rates only."""
+    if "bpp_source" not in stimuli.columns:
+        return pd.Series(MEASURED, index=stimuli.index, dtype=object)
+    declared = stimuli["bpp_source"].fillna("").astype(str) == DECLARED
+    return pd.Series(np.where(declared, DECLARED, MEASURED), index=stimuli.index, dtype=object)
+
 
 def condition_info(stimuli: pd.DataFrame) -> pd.DataFrame:
-    """Per condition (``codec@target``): its codec, target and mean achieved bpp over images."""
+    """Per condition (``codec@target``): its codec, target, mean achieved bpp over images and
+    ``bpp_source`` (``declared`` when any of its images' bpp is declared, else ``measured``)."""
     conditions = stimuli.loc[stimuli["role"] == "condition"]
-    return conditions.groupby("condition").agg(
-        codec=("codec", "first"), target=("target_bpp", "first"), bpp=("bpp", "mean")
+    declared = bpp_sources(conditions) == DECLARED
+    info = (
+        conditions.assign(declared=declared)
+        .groupby("condition")
+        .agg(
+            codec=("codec", "first"),
+            target=("target_bpp", "first"),
+            bpp=("bpp", "mean"),
+            declared=("declared", "any"),
+        )
     )
+    sources = np.where(info.pop("declared").to_numpy(dtype=bool), DECLARED, MEASURED)
+    return info.assign(bpp_source=sources)
 
 
 def stimulus_columns(table: pd.DataFrame, key: str, stimuli: pd.DataFrame) -> pd.DataFrame:
     """``table`` with each ``key``'s image, codec, target and mean bpp from ``stimuli``."""
     info = stimuli.drop_duplicates(key).set_index(key)
     out = table.copy()
-    for column in ("image", "codec", "target_bpp"):
+    for column in ("image", "codec", "target_bpp", "bpp_source"):
         if column in info.columns and column != key:
             out[column] = out[key].map(info[column])
     out["bpp"] = out[key].map(stimuli.groupby(key)["bpp"].mean())
@@ -112,4 +136,24 @@ def bd_rate_table(
     else:
         models = [table.attrs["model"]] if table["bd_rate"].notna().any() else []
     table.insert(1, "measure", measure)
-    return table, models
+    return _mark_declared(table, curves, anchor), models
+
+
+def _mark_declared(table: pd.DataFrame, curves: pd.DataFrame, anchor: str) -> pd.DataFrame:
+    """A warning on each row whose codec, or whose anchor, has declared rates."""
+    if "bpp_source" not in curves.columns or table.empty:
+        return table
+    declared = {str(c) for c in curves.loc[curves["bpp_source"] == DECLARED, "codec"]}
+    if not declared:
+        return table
+    table = table.copy()
+    if "warning" not in table.columns:
+        table["warning"] = ""
+    for index, codec in table["codec"].items():
+        named = sorted({str(codec), anchor} & declared)
+        if named:
+            note = f"bpp of {', '.join(named)} declared, not measured from bitstreams"
+            previous = str(table.at[index, "warning"] or "")
+            previous = "" if previous == "nan" else previous
+            table.at[index, "warning"] = f"{previous}; {note}" if previous else note
+    return table

@@ -5,10 +5,13 @@ from importlib.metadata import version
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
+from django.db import DatabaseError
 
 from perceptlab.codecs.base import CodecError
 from perceptlab.codecs.commandline import commandline_details
-from perceptlab.codecs.registry import REGISTRY, get_codec
+from perceptlab.codecs.imported import holdings
+from perceptlab.codecs.models import ImportedCodec
+from perceptlab.codecs.registry import IMPORTED, REGISTRY, get_codec
 
 
 def describe(slug: str) -> dict[str, Any]:
@@ -46,22 +49,55 @@ def describe(slug: str) -> dict[str, Any]:
     }
 
 
+def describe_imported(codec: ImportedCodec) -> dict[str, Any]:
+    """An imported codec: what was imported, from where its bpp comes; it never encodes."""
+    held = holdings(codec)
+    return {
+        "slug": codec.slug,
+        "label": codec.display_label,
+        "family": IMPORTED,
+        "package": "imported",
+        "package_version": codec.created.date().isoformat(),
+        "version": ", ".join(held.versions) or "nothing imported",
+        "available": bool(held.reconstructions),
+        "reason": "" if held.reconstructions else "no reconstructions imported",
+        "params": {},
+        "rate_dial": None,
+        "points": held.points,
+        "images": held.images,
+        "image_sets": held.sets,
+        "bpp_source": held.bpp_sources,  # ["measured"], ["declared"] or both
+        "source": f"imported: {held.describe()}",
+    }
+
+
 class Command(BaseCommand):
     help = (
-        "List every registered codec, its version and whether it is available here (and why not)."
+        "List every registered codec, its version and whether it is available here (and why "
+        "not), then the imported codecs (their points, images and where their bpp comes from)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--json", action="store_true", help="one JSON object per line")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        for slug in REGISTRY:
-            row = describe(slug)
+        rows = [describe(slug) for slug in REGISTRY]
+        try:
+            imported = ImportedCodec.objects.exclude(slug__in=list(REGISTRY))
+            rows += [describe_imported(codec) for codec in imported]
+        except DatabaseError as exc:
+            self.stderr.write(
+                f"imported codecs not listed: cannot read the database ({exc}); run "
+                "manage.py migrate"
+            )
+        for row in rows:
             if options["json"]:
                 self.stdout.write(json.dumps(row, sort_keys=True))
                 continue
             status = "available" if row["available"] else f"UNAVAILABLE: {row['reason']}"
+            if row["family"] == IMPORTED:
+                status += " in studies (imported: never encodes)"
             package = row.get("source") or f"{row['package']} {row['package_version']}"
             self.stdout.write(
-                f"{slug:10} {row['label']:14} {row['version']:45} {package:30} {status}"
+                f"{row['slug']:10} {row['label']:14} {row['version']:45} {package:30} {status}"
             )

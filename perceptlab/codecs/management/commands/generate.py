@@ -9,7 +9,13 @@ from tqdm import tqdm
 from perceptlab.codecs.base import CodecError
 from perceptlab.codecs.generation import JobRequest, parse_bpps, plan_jobs, run_job
 from perceptlab.codecs.models import GenerationJob, ImageSet, Reconstruction
-from perceptlab.codecs.registry import get_codec, parse_slugs
+from perceptlab.codecs.registry import (
+    ImportedCodecCannotEncode,
+    UnknownCodec,
+    get_codec,
+    is_imported,
+    parse_slugs,
+)
 from perceptlab.codecs.tasks import enqueue_jobs
 
 
@@ -32,6 +38,8 @@ def stimulus_record(reconstruction: Reconstruction) -> dict[str, Any]:
         "params": reconstruction.params,
         "target_bpp": reconstruction.target_bpp,
         "achieved_bpp": reconstruction.achieved_bpp,
+        # "measured" from the bitstream, or "declared" (imported without bitstreams)
+        "bpp_source": reconstruction.bpp_source,
         "bytes": reconstruction.num_bytes,
         "width": reconstruction.width,
         "height": reconstruction.height,
@@ -108,7 +116,12 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
 
     def _requests(self, options: dict[str, Any]) -> list[JobRequest]:
-        slugs = parse_slugs(options["codecs"])
+        try:
+            slugs = parse_slugs(options["codecs"])
+        except UnknownCodec as exc:
+            if is_imported(exc.slug):  # its reconstructions are files: nothing to encode
+                raise ImportedCodecCannotEncode(exc.slug) from None
+            raise
         if not slugs:
             raise CommandError("--codecs names no codec")
         if options["params"]:
