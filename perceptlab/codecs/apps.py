@@ -15,3 +15,7 @@ class CodecsConfig(AppConfig):
         from perceptlab.lib.weights import register_files
 
         register_files(zoo_weight_files())  # fetch_weights --only <zoo architecture>
+
+        from perceptlab.codecs.neural.msillm import msillm_weight_files
+
+        register_files(msillm_weight_files())  # fetch_weights --only msillm / msillm-nogan

@@ -171,6 +171,11 @@ class Codec(ABC):
     def version(self) -> str:
         """Codec and library version, stored with every reconstruction."""
 
+    def weights_sha256(self, bitstream: bytes) -> str:
+        """SHA-256 of the weights ``bitstream`` was encoded with, stored with every
+        reconstruction ("" for a codec without learned weights)."""
+        return ""
+
     def availability(self) -> Availability:
         """Whether the codec can run on this machine, and if not, why."""
         return Availability(True)

@@ -370,6 +370,7 @@ def _make_reconstruction(job: GenerationJob, *, worker: str) -> Reconstruction |
             bitstream_sha256=bitstream_sha,
             png=png_name,
             png_sha256=png_sha,
+            weights_sha256=codec.weights_sha256(result.bitstream),
             encode_seconds=result.encode_seconds,
             decode_seconds=decode_seconds,
             rate_control=record,

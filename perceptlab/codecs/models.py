@@ -119,6 +119,11 @@ class Reconstruction(models.Model):
     bitstream_sha256 = models.CharField(max_length=64, blank=True)
     png = models.FileField(upload_to="reconstructions/", max_length=255)
     png_sha256 = models.CharField(max_length=64)
+    weights_sha256 = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="SHA-256 of the weight file a learned codec encoded with (empty: no weights)",
+    )
     encode_seconds = models.FloatField(null=True, blank=True, help_text="empty: imported")
     decode_seconds = models.FloatField(null=True, blank=True, help_text="empty: imported")
     rate_control = models.JSONField(default=dict, blank=True)

@@ -183,6 +183,23 @@ for _entry in (
         "CompressAI zoo Cheng et al. (CVPR 2020) anchor with the autoregressive context "
         "model, pretrained for MSE, quality 1–6 (slow on CPU)",
     ),
+    CodecEntry(
+        "msillm",
+        "MS-ILLM (Muckley 2023)",
+        "neural",
+        f"{_N}.msillm:MSILLMCodec",
+        "Muckley et al., ICML 2023: HiFiC autoencoder with a mean-scale hyperprior, "
+        "fine-tuned against an implicit local likelihood model (ILLM) discriminator; released "
+        "weights (CC-BY-NC 4.0), quality 1–6 trained for 0.035–0.9 bpp",
+    ),
+    CodecEntry(
+        "msillm-nogan",
+        "MS-ILLM No-GAN (Muckley 2023)",
+        "neural",
+        f"{_N}.msillm:MSILLMNoGANCodec",
+        "the No-GAN counterpart of MS-ILLM (Muckley et al., ICML 2023): the same autoencoder "
+        "trained for MSE + LPIPS only; released weights (CC-BY-NC 4.0), quality 1–6",
+    ),
 ):
     register(_entry)
 

@@ -68,6 +68,7 @@ TEXT_COLUMNS = frozenset(
         "params",
         "png_sha256",
         "bitstream_sha256",
+        "weights_sha256",
         "source_png_sha256",
         "region",
         "metric",

@@ -45,6 +45,7 @@ STIMULUS_COLUMNS = [
     "crop_h",
     "png_sha256",
     "bitstream_sha256",
+    "weights_sha256",
     "source_png_sha256",
 ]
 
@@ -150,6 +151,7 @@ def stimuli_frame(study: Study) -> pd.DataFrame:
                 "crop_h": h,
                 "png_sha256": s.png_sha256,
                 "bitstream_sha256": r.bitstream_sha256 if r else "",
+                "weights_sha256": r.weights_sha256 if r else "",
                 "source_png_sha256": source.png_sha256,
             }
         )

@@ -48,6 +48,9 @@ class WeightFile:
     metrics: tuple[str, ...]
     """Slugs of the metrics (perceptlab.evaluation.metrics.METRICS) or codecs (the CompressAI
     baselines) that need this file; ``fetch_weights --only <slug>`` selects them."""
+    licence: str = ""
+    """The terms the file is released under, where they restrict its use (e.g. MS-ILLM's
+    CC-BY-NC 4.0); shown with the file by ``fetch_weights`` and ``fetch_weights --check``."""
 
 
 MANIFEST: dict[str, WeightFile] = {
@@ -161,6 +164,8 @@ class FileState:
             line += f"; has {self.sha256}, expected {self.entry.sha256}"
         elif self.state is State.UNPINNED:
             line += f"; SHA-256 of this copy {self.sha256}"
+        if self.entry.licence:
+            line += f"; licence: {self.entry.licence}"
         return line
 
 
@@ -243,10 +248,11 @@ def resolve(
 def select(
     only: Sequence[str], *, manifest: Mapping[str, WeightFile] = MANIFEST
 ) -> list[WeightFile]:
-    """Manifest entries named by file name or by the slug of a metric that needs them;
-    all of them when ``only`` is empty."""
+    """Manifest entries named by file name or by the slug of a metric that needs them; when
+    ``only`` is empty, every entry without a licence of its own (files under a restrictive
+    licence, such as MS-ILLM's CC-BY-NC weights, are fetched only when named)."""
     if not only:
-        return list(manifest.values())
+        return [entry for entry in manifest.values() if not entry.licence]
     chosen: dict[str, WeightFile] = {}
     for name in only:
         matches = [e for e in manifest.values() if name in (e.name, *e.metrics)]
@@ -258,6 +264,11 @@ def select(
             )
         chosen.update((e.name, e) for e in matches)
     return list(chosen.values())
+
+
+def licensed_groups(manifest: Mapping[str, WeightFile] = MANIFEST) -> dict[str, str]:
+    """Slug → licence of the files that :func:`select` leaves out unless named."""
+    return {slug: e.licence for e in manifest.values() if e.licence for slug in e.metrics}
 
 
 @dataclass(frozen=True)

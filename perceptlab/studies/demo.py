@@ -29,7 +29,9 @@ DEMO_BPPS = (0.25, 0.5, 1.0)
 STUDY_CODECS = ("jpeg", "webp", "avif", "jxl")
 # The GAN-codec study: the neural codecs with a checkpoint here against two classical
 # anchors, at low rates where GAN codecs are meant to shine (2AFC against the original).
-GAN_STUDY_CODECS = ("hific", "hific-sparse", "gc", "tunable", "rdo-gllmm")
+# MS-ILLM (the released models, `fetch_weights --only msillm`) first, then the seed codecs
+# trained here (used when their cards meet the photographic floor).
+GAN_STUDY_CODECS = ("msillm", "hific", "hific-sparse", "gc", "tunable", "rdo-gllmm")
 GAN_ANCHORS = ("jpeg", "webp")
 GAN_BPPS = (0.1, 0.3)
 # Two 384-px panes and the 16-px gap fit a laptop screen at devicePixelRatio 1 (784 px).

@@ -237,3 +237,14 @@ def test_the_shipped_small_checkpoints_are_demonstrators(slug: str, neural_dir: 
     assert not verdict.passes and "PSNR" in verdict.reason and "< 22" in verdict.reason
     text = cards.markdown(found[0])
     assert "**Status: demonstrator, below the photographic floor" in text
+
+
+@pytest.mark.parametrize("slug", ["msillm", "bmshj2018-hyperprior"])
+def test_codecs_of_published_weights_are_not_judged_against_the_floor(slug: str) -> None:
+    from perceptlab.codecs.registry import get_codec
+
+    model = get_codec(slug)
+    assert isinstance(model, codec.NeuralCodec) and model.card_checkpoints() == []
+    assert cards.codec_floor(model) == cards.FloorVerdict(
+        True, "published weights, measured by their paper"
+    )

@@ -245,3 +245,37 @@ def test_listing_the_codecs_and_their_availability_does_not_import_torch() -> No
         [sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True
     )
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.django_db
+def test_each_reconstruction_records_the_weights_it_was_encoded_with(neural_dir: Path) -> None:
+    """A learned codec's reconstruction stores its checkpoint's SHA-256 (from the bitstream's
+    header), a classical one stores none; the migration fills old rows the same way."""
+    import importlib
+
+    from django.apps import apps
+    from studykit import synthetic_set
+
+    from perceptlab.codecs.generation import JobRequest, plan_jobs, run_job
+    from perceptlab.codecs.models import Reconstruction
+
+    path = save_tiny("hific", "tiny-hific", neural_dir, TINY_HIFIC)
+    image_set = synthetic_set(1, width=64, height=64)
+    requests = [
+        JobRequest("hific", fixed_params={"model": "tiny-hific", "qstep": 2.0}),
+        JobRequest("jpeg", fixed_params={"quality": 50}),
+    ]
+    for job in plan_jobs(sources=image_set.images.all(), requests=requests):
+        run_job(job.pk)
+    learned = Reconstruction.objects.get(codec="hific")
+    assert learned.weights_sha256 == checkpoints.sha256_file(path)
+    assert Reconstruction.objects.get(codec="jpeg").weights_sha256 == ""
+    migration = importlib.import_module(
+        "perceptlab.codecs.migrations.0004_reconstruction_weights_sha256"
+    )
+    Reconstruction.objects.update(weights_sha256="")
+    migration.fill_from_bitstreams(apps, None)
+    assert dict(Reconstruction.objects.values_list("codec", "weights_sha256")) == {
+        "hific": checkpoints.sha256_file(path),
+        "jpeg": "",
+    }

@@ -183,7 +183,11 @@ def test_resolve_names_the_missing_files_and_where_they_go(tmp_path: Path) -> No
 
 
 def test_select_takes_file_names_or_metric_slugs() -> None:
-    assert [e.name for e in select([])] == list(MANIFEST)
+    # Without --only, every file but those under a licence of their own (MS-ILLM, CC-BY-NC)
+    assert [e.name for e in select([])] == [n for n, e in MANIFEST.items() if not e.licence]
+    restricted = [e.name for e in select(["msillm"])]
+    assert len(restricted) == 6 and not set(restricted) & {e.name for e in select([])}
+    assert all("CC-BY-NC" in MANIFEST[n].licence for n in restricted)
     assert [e.name for e in select(["lpips"])] == ["vgg16-397923af.pth", "lpips_weights.pt"]
     assert [e.name for e in select(["dists_weights.pt", "dists"])] == [
         "dists_weights.pt",
@@ -228,7 +232,7 @@ def weights_dir(settings: Any, tmp_path: Path) -> Path:
 
 def test_check_lists_every_file_as_missing_and_fails(weights_dir: Path) -> None:
     out = StringIO()
-    with pytest.raises(CommandError, match=r"25 weight file\(s\) missing or corrupt: vgg16"):
+    with pytest.raises(CommandError, match=r"37 weight file\(s\) missing or corrupt: vgg16"):
         call_command("fetch_weights", "--check", stdout=out)
     lines = out.getvalue().splitlines()
     assert lines[:4] == [
@@ -237,8 +241,9 @@ def test_check_lists_every_file_as_missing_and_fails(weights_dir: Path) -> None:
         "dists_weights.pt: missing (needed by dists)",
         "lpips_weights.pt: missing (needed by lpips)",
     ]
-    # then CompressAI's zoo files, one per quality level of the three learned baselines
-    assert len(lines) == 4 + 8 + 8 + 6
+    # then CompressAI's zoo files, one per quality level of the three learned baselines, and
+    # the twelve MS-ILLM files (six GAN, six No-GAN)
+    assert len(lines) == 4 + 8 + 8 + 6 + 12
     assert (
         "bmshj2018-hyperprior-1-7eb97409.pth.tar: missing (needed by bmshj2018-hyperprior)" in lines
     )
@@ -249,8 +254,8 @@ def test_check_reports_corrupt_and_unverified_copies(weights_dir: Path) -> None:
     (weights_dir / "vgg16-397923af.pth").write_bytes(b"truncated")
     (weights_dir / "dists_weights.pt").write_bytes(b"whatever piq published")
     out = StringIO()
-    # vgg16 corrupt, lpips and the 22 CompressAI zoo files missing
-    with pytest.raises(CommandError, match=r"24 weight file\(s\) missing or corrupt: vgg16"):
+    # vgg16 corrupt, lpips, the 22 CompressAI zoo files and the 12 MS-ILLM files missing
+    with pytest.raises(CommandError, match=r"36 weight file\(s\) missing or corrupt: vgg16"):
         call_command("fetch_weights", "--check", stdout=out)
     lines = out.getvalue().splitlines()
     bad = hashlib.sha256(b"truncated").hexdigest()

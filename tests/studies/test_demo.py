@@ -141,6 +141,9 @@ def test_the_demo_adds_a_gan_codec_study_when_two_gan_codecs_have_checkpoints(
         assert "no GAN-codec study: fewer than two GAN codecs qualify here" in out
         assert "hific: demonstrator, below the photographic floor" not in out  # no card
         assert "hific: no Kodak measurement in its model card (run model_card)" in out
+        # The released MS-ILLM models qualify without a card; here their weights are absent,
+        # and the demo says how to get them.
+        assert "msillm: weights missing: " in out and "fetch_weights --only msillm" in out
         out = run_demo(
             "--images", str(folder), "--bpp", "0.5", "--codecs", "jpeg", "--demonstrators"
         )

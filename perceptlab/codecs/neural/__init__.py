@@ -2,10 +2,11 @@
 
 Families: :mod:`.hific` (HiFiC and its sparsity variant), :mod:`.gc` (GC/SC),
 :mod:`.tunable` (the tunable importance-map codec), :mod:`.rdo` (the improved-RDO GAN with a
-Gaussian–Laplacian–logistic mixture entropy model) and :mod:`.baselines` (CompressAI's
-pretrained hyperprior models). Shared parts: the bitstream :mod:`.container`, the codec
-adapter :mod:`.codec`, :mod:`.checkpoints`, :mod:`.layers`, :mod:`.losses` and the training
-loop :mod:`.training` (``manage.py train_codec``).
+Gaussian–Laplacian–logistic mixture entropy model), :mod:`.baselines` (CompressAI's
+pretrained hyperprior models) and :mod:`.msillm` (MS-ILLM's released models, Muckley et al.
+2023, on the network of :mod:`.msillm_net`). Shared parts: the bitstream :mod:`.container`,
+the codec adapter :mod:`.codec`, :mod:`.checkpoints`, :mod:`.layers`, :mod:`.losses` and the
+training loop :mod:`.training` (``manage.py train_codec``).
 """
 
 import warnings

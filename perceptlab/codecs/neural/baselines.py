@@ -445,6 +445,9 @@ class CompressAIBaseline(NeuralCodec):
     def default_checkpoint(self) -> str:
         return official_name(self.slug, self.default_quality)[: -len(SUFFIX)]
 
+    def card_checkpoints(self) -> list[str]:
+        return []  # the zoo's published weights: no photographic-floor card
+
     def checkpoint_name(self, params: Params) -> str:
         """The stem of the weight file for ``params["quality"]``."""
         quality = int(params["quality"])

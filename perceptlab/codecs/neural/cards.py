@@ -121,7 +121,10 @@ def codec_cards(codec: NeuralCodec) -> list[dict[str, Any]]:
 
 
 def codec_floor(codec: NeuralCodec) -> FloorVerdict:
-    """:func:`floor_verdict` over the codec's default checkpoints' cards."""
+    """:func:`floor_verdict` over the codec's default checkpoints' cards; a codec of
+    published weights (no card checkpoints: MS-ILLM) is not judged here."""
+    if not codec.card_checkpoints():
+        return FloorVerdict(True, "published weights, measured by their paper")
     return floor_verdict(codec_cards(codec))
 
 

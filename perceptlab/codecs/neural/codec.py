@@ -182,7 +182,9 @@ class NeuralCodec(Codec):
 
     def card_checkpoints(self) -> list[str]:
         """The checkpoints whose model cards describe the codec as a user meets it by default
-        (one; a codec with one model per rate setting lists each)."""
+        (one; a codec with one model per rate setting lists each). Empty for a codec of
+        published weights (MS-ILLM, the CompressAI zoo): the paper measured them, and the
+        photographic floor (:mod:`.cards`) is for checkpoints trained here."""
         return [self.default_checkpoint()]
 
     def version(self) -> str:
@@ -206,6 +208,11 @@ class NeuralCodec(Codec):
         state = torch_available()
         if not state.available:
             raise CodecUnavailable(self.slug, state.reason)
+
+    def weights_sha256(self, bitstream: bytes) -> str:
+        """The weights' SHA-256 from the bitstream's container header (every learned codec
+        writes it there, and its decoder refuses other weights)."""
+        return unpack(bitstream).header.weights_sha256
 
     def _model(self, name: str, device: str) -> tuple[Any, checkpoints.Checkpoint]:
         try:

@@ -44,6 +44,7 @@ def stimulus_record(reconstruction: Reconstruction) -> dict[str, Any]:
         "width": reconstruction.width,
         "height": reconstruction.height,
         "bitstream_sha256": reconstruction.bitstream_sha256,
+        "weights_sha256": reconstruction.weights_sha256,
         "png_sha256": reconstruction.png_sha256,
         "encode_s": reconstruction.encode_seconds,
         "decode_s": reconstruction.decode_seconds,

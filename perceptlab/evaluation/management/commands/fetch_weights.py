@@ -11,6 +11,7 @@ from perceptlab.lib.weights import (
     configured_weights_dir,
     fetch,
     file_states,
+    licensed_groups,
     select,
 )
 
@@ -71,6 +72,12 @@ class Command(BaseCommand):
             except WeightsError as exc:
                 failed += 1
                 self.stderr.write(f"{entry.name}: {exc}")
+        if not only:
+            for slug, licence in sorted(licensed_groups().items()):
+                self.stdout.write(
+                    f"not fetched without --only: {slug} (licence {licence}); "
+                    f"fetch_weights --only {slug} fetches it"
+                )
         if failed:
             raise CommandError(f"{failed} of {len(entries)} weight file(s) were not fetched")
 
