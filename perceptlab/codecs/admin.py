@@ -35,6 +35,8 @@ from perceptlab.codecs.models import (
     Reconstruction,
     SourceImage,
 )
+from perceptlab.codecs.neural.cards import codec_floor
+from perceptlab.codecs.neural.codec import NeuralCodec
 from perceptlab.codecs.registry import REGISTRY, get_codec
 from perceptlab.codecs.tasks import enqueue_jobs
 from perceptlab.lib.images import ImageRejected
@@ -47,16 +49,20 @@ def codec_choices_with_availability(*, imported: bool = False) -> list[tuple[str
     choices = []
     for slug in list(REGISTRY):
         try:
-            state = get_codec(slug).availability()
+            codec = get_codec(slug)
+            state = codec.availability()
             name = REGISTRY[slug].label  # after loading: a plugin's class gives its label
             label = name if state.available else f"{name} — unavailable: {state.reason}"
+            if state.available and isinstance(codec, NeuralCodec):
+                if not codec_floor(codec).passes:
+                    label += " — demonstrator: below the photographic floor (see its model card)"
         except (ImportError, CodecError) as exc:
             label = f"{REGISTRY[slug].label} — unavailable: {exc}"
         choices.append((slug, label))
     if imported:
-        for codec in ImportedCodec.objects.exclude(slug__in=list(REGISTRY)):
-            held = holdings(codec).describe()
-            choices.append((codec.slug, f"{codec.display_label} — imported: {held}"))
+        for entry in ImportedCodec.objects.exclude(slug__in=list(REGISTRY)):
+            held = holdings(entry).describe()
+            choices.append((entry.slug, f"{entry.display_label} — imported: {held}"))
     return choices
 
 

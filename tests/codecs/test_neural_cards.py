@@ -237,6 +237,13 @@ def test_the_shipped_small_checkpoints_are_demonstrators(slug: str, neural_dir: 
     assert not verdict.passes and "PSNR" in verdict.reason and "< 22" in verdict.reason
     text = cards.markdown(found[0])
     assert "**Status: demonstrator, below the photographic floor" in text
+    # manage.py codecs and the study form say so too
+    from perceptlab.codecs.admin import codec_choices_with_availability
+    from perceptlab.codecs.management.commands.codecs import describe
+
+    assert describe(slug)["note"] == verdict.reason
+    label = dict(codec_choices_with_availability())[slug]
+    assert label.endswith("— demonstrator: below the photographic floor (see its model card)")
 
 
 @pytest.mark.parametrize("slug", ["msillm", "bmshj2018-hyperprior"])

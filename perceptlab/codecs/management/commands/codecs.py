@@ -46,7 +46,21 @@ def describe(slug: str) -> dict[str, Any]:
         "reason": state.reason,
         "params": {p.name: p.default for p in codec.params},
         "rate_dial": codec.dial.name if codec.dial else None,
+        "note": _floor_note(codec) if state.available else "",
     }
+
+
+def _floor_note(codec: object) -> str:
+    """A learned codec whose shipped or trained checkpoints fall below the photographic floor
+    says so (:func:`perceptlab.codecs.neural.cards.codec_floor`)."""
+    from perceptlab.codecs.neural.codec import NeuralCodec
+
+    if not isinstance(codec, NeuralCodec):
+        return ""
+    from perceptlab.codecs.neural.cards import codec_floor
+
+    verdict = codec_floor(codec)
+    return "" if verdict.passes else verdict.reason
 
 
 def describe_imported(codec: ImportedCodec) -> dict[str, Any]:
@@ -95,6 +109,8 @@ class Command(BaseCommand):
                 self.stdout.write(json.dumps(row, sort_keys=True))
                 continue
             status = "available" if row["available"] else f"UNAVAILABLE: {row['reason']}"
+            if row.get("note"):
+                status += f" ({row['note']})"
             if row["family"] == IMPORTED:
                 status += " in studies (imported: never encodes)"
             package = row.get("source") or f"{row['package']} {row['package_version']}"
