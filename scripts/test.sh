@@ -11,4 +11,7 @@ bash scripts/browser.sh || echo "warning: chromium could not be installed; brows
 # into the cache, SHA-256 checked: README "Datasets").
 .venv/bin/python manage.py fetch_dataset kodak sureal pairwise bdrate aic3 \
     || echo "warning: datasets could not be fetched; the tests that read them will say why" >&2
+# One BLAS thread per test worker: the workers already fill the cores, and OpenBLAS threads
+# competing for them make scipy's optimisers 10-20x slower.
+export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1} OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 exec .venv/bin/python -m pytest -n "${PERCEPTLAB_TEST_WORKERS:-auto}" "$@"

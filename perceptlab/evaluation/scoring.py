@@ -11,17 +11,19 @@ group:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import pandas as pd
 
-from perceptlab.evaluation.stats import mos, pairwise, screening
+from perceptlab.evaluation.stats import mos, pairwise, screening, triplets
 from perceptlab.evaluation.stats.common import StatsInputError
 from perceptlab.evaluation.stats.pairwise_io import Undecided, read_pairwise_csv
 from perceptlab.evaluation.stats.ratings_io import FileFormat, read_ratings
 from perceptlab.evaluation.stats.screening import Variant as ScreeningVariant
+from perceptlab.evaluation.stats.triplet_io import read_triplet_files
 
 RATING_COLUMNS = [
     "stimulus",
@@ -202,3 +204,46 @@ def _prior_note(prior: str, ridge: float) -> str:
 def raters_path(out: Path) -> Path:
     """``scores.csv`` → ``scores.raters.csv``: the screening verdict beside the scores."""
     return out.with_name(f"{out.stem}.raters.csv")
+
+
+# -- triplet comparisons (JPEG AIC-3) ---------------------------------------------------------
+
+TRIPLET_COLUMNS = ["img_num", "codec", "level", "jnd", "ci95_low", "ci95_high", "n"]
+"""One row per distorted image; the source (pivot) is 0 JND by definition and has no row."""
+
+
+@dataclass(frozen=True)
+class TripletOptions:
+    bootstrap: triplets.Bootstrap = "raters"
+    n_replicates: int = triplets.DEFAULT_REPLICATES
+    seed: int = 0
+    filter_batches: bool = False
+    """Leave out unreliable batches first (``stats.triplets.filter_reliable_batches``)."""
+
+
+def score_triplet_files(paths: Sequence[Path], options: TripletOptions) -> Scored:
+    """JND scale of the triplet responses in ``paths`` (SDR25 or platform layout, e.g. a BTC
+    and a PTC file), fitted jointly (``stats.triplets``); ``raters`` is the per-rater QC
+    (trap accuracy, side bias) of every response read, the filter's batches included."""
+    frame = read_triplet_files(paths)
+    notes = [_triplet_note(frame)]
+    qc = triplets.triplet_qc(frame)
+    if options.filter_batches:
+        kept = triplets.filter_reliable_batches(frame)
+        notes.append(kept.describe())
+        frame = kept.kept
+    result = triplets.scale_triplets(
+        frame, bootstrap=options.bootstrap, n_replicates=options.n_replicates, seed=options.seed
+    )
+    scores = result.scale.rename(columns={"source": "img_num"})[TRIPLET_COLUMNS]
+    return Scored(scores=scores, raters=qc, notes=notes + list(result.notes))
+
+
+def _triplet_note(frame: pd.DataFrame) -> str:
+    methods = frame["method"].value_counts().sort_index()
+    dropped = "".join(f"; {n:,} dropped: {why}" for why, n in frame.attrs["dropped"].items())
+    return (
+        f"{len(frame):,} triplet responses by {frame['rater'].nunique()} raters ("
+        + ", ".join(f"{method} {n:,}" for method, n in methods.items())
+        + f"){dropped}"
+    )

@@ -9,10 +9,21 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from perceptlab.evaluation import exports
 from perceptlab.evaluation.analysis import LapseUse, literal_choices
 from perceptlab.evaluation.exclusion import JUDGMENT_FLAGS
-from perceptlab.evaluation.scoring import ScoreOptions, raters_path, score_ratings_file
+from perceptlab.evaluation.scoring import (
+    Scored,
+    ScoreOptions,
+    TripletOptions,
+    raters_path,
+    score_ratings_file,
+    score_triplet_files,
+)
 from perceptlab.evaluation.stats.common import StatsInputError
 from perceptlab.evaluation.stats.pairwise import DEFAULT_PRIOR, DEFAULT_RIDGE, PRIORS, Prior
 from perceptlab.evaluation.stats.ratings_io import FORMATS
+from perceptlab.evaluation.stats.triplets import BOOTSTRAPS, DEFAULT_REPLICATES
+
+RATING_BOOTSTRAPS = ("bca", "percentile")
+TRIPLET_BOOTSTRAPS = tuple(b for b in BOOTSTRAPS if b != "none")
 
 
 class Command(BaseCommand):
@@ -24,9 +35,16 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         source = parser.add_mutually_exclusive_group(required=True)
-        source.add_argument("--ratings", type=Path, help="file of ratings or pairwise trials")
+        source.add_argument(
+            "--ratings",
+            type=Path,
+            action="extend",
+            nargs="+",
+            help="file of ratings or pairwise trials; --kind triplet takes several (e.g. the "
+            "BTC and the PTC responses of one test, fitted jointly)",
+        )
         source.add_argument("--bundle", type=Path, help="a study's bundle.zip to re-analyse")
-        parser.add_argument("--kind", choices=["acr", "dcr", "pairwise"])
+        parser.add_argument("--kind", choices=["acr", "dcr", "pairwise", "triplet"])
         parser.add_argument("--screening", choices=["bt500", "p913"], default="")
         parser.add_argument(
             "--variant",
@@ -55,7 +73,27 @@ class Command(BaseCommand):
         parser.add_argument("--resamples", type=int, default=10_000)
         parser.add_argument("--orderings", type=int, default=10_000)
         parser.add_argument("--seed", type=int, default=0)
-        parser.add_argument("--bootstrap", choices=["bca", "percentile"], default="bca")
+        parser.add_argument(
+            "--bootstrap",
+            choices=[*RATING_BOOTSTRAPS, *TRIPLET_BOOTSTRAPS],
+            default=None,
+            help="acr/dcr: interval of the rater bootstrap, bca (default) or percentile; "
+            "triplet: what is resampled, raters (default) or responses within each triplet "
+            "question (AIC-3's bootstrap)",
+        )
+        parser.add_argument(
+            "--replicates",
+            type=int,
+            default=None,
+            metavar="N",
+            help=f"triplet: bootstrap replicates (default {DEFAULT_REPLICATES})",
+        )
+        parser.add_argument(
+            "--filter-batches",
+            action="store_true",
+            help="triplet: leave out batches whose trap accuracy is below 0.8 or whose share "
+            "of 'right' is more than 0.15 from ½ (stats.triplets.filter_reliable_batches)",
+        )
         parser.add_argument(
             "--prior",
             choices=PRIORS,
@@ -128,7 +166,12 @@ class Command(BaseCommand):
 
     def _ratings(self, options: dict[str, Any]) -> None:
         if not options["kind"]:
-            raise CommandError("--kind acr|dcr|pairwise is required with --ratings")
+            raise CommandError("--kind acr|dcr|pairwise|triplet is required with --ratings")
+        paths = _ratings_paths(options["ratings"])
+        if options["kind"] == "triplet":
+            self._triplets(paths, options)
+            return
+        _refuse_triplet_options(options, paths)
         if options["screening"] and options["kind"] == "pairwise":
             raise CommandError("--screening applies to acr/dcr ratings, not pairwise trials")
         if options["pool"] and options["group"]:
@@ -144,12 +187,14 @@ class Command(BaseCommand):
             n_resamples=options["resamples"],
             n_orderings=options["orderings"],
             seed=options["seed"],
-            bootstrap=options["bootstrap"],
+            bootstrap=options["bootstrap"] or "bca",
             prior=prior,
             ridge=ridge,
         )
-        scored = score_ratings_file(options["ratings"], score_options)
-        out: Path = options["out"]
+        scored = score_ratings_file(paths[0], score_options)
+        self._write(scored, options["out"])
+
+    def _write(self, scored: Scored, out: Path, *, raters: str = "the screening verdicts") -> None:
         scored.scores.to_csv(out, index=False)
         for note in scored.notes:
             self.stdout.write(note)
@@ -157,7 +202,27 @@ class Command(BaseCommand):
         if scored.raters is not None:
             path = raters_path(out)
             scored.raters.to_csv(path, index=False)
-            self.stdout.write(f"wrote the screening verdicts to {path}")
+            self.stdout.write(f"wrote {raters} to {path}")
+
+    def _triplets(self, paths: list[Path], options: dict[str, Any]) -> None:
+        """Triplet responses (JPEG AIC-3 BTC/PTC) scaled in JND, one row per distorted image."""
+        bootstrap = options["bootstrap"] or "raters"
+        if bootstrap not in TRIPLET_BOOTSTRAPS:
+            raise CommandError(
+                f"--bootstrap {bootstrap} applies to acr/dcr; triplet takes "
+                f"{' or '.join(TRIPLET_BOOTSTRAPS)}"
+            )
+        for option in ("screening", "prior", "ridge", "group"):
+            if options[option]:
+                raise CommandError(f"--{option} does not apply to --kind triplet")
+        triplet_options = TripletOptions(
+            bootstrap="responses" if bootstrap == "responses" else "raters",
+            n_replicates=options["replicates"] or DEFAULT_REPLICATES,
+            seed=options["seed"],
+            filter_batches=options["filter_batches"],
+        )
+        scored = score_triplet_files(paths, triplet_options)
+        self._write(scored, options["out"], raters="the per-rater trap accuracy and side bias")
 
     def _bundle(self, path: Path, out: Path, changes: PolicyChanges) -> None:
         bundle = exports.open_bundle(path)
@@ -192,6 +257,26 @@ class Command(BaseCommand):
             f"wrote {len(analysis.scores)} rows to {out} (re-analysed under this policy, so "
             "not compared with the bundle's scores.csv)"
         )
+
+
+def _ratings_paths(value: Path | list[Path]) -> list[Path]:
+    """--ratings as a list: argparse appends, call_command(ratings=path) passes one path."""
+    return list(value) if isinstance(value, list | tuple) else [value]
+
+
+def _refuse_triplet_options(options: dict[str, Any], paths: list[Path]) -> None:
+    """One ratings file, and no triplet-only option, for acr/dcr/pairwise."""
+    if len(paths) > 1:
+        raise CommandError(
+            f"--kind {options['kind']} reads one --ratings file; several are for --kind triplet"
+        )
+    if options["bootstrap"] in TRIPLET_BOOTSTRAPS:
+        raise CommandError(
+            f"--bootstrap {options['bootstrap']} applies to --kind triplet; acr/dcr take "
+            f"{' or '.join(RATING_BOOTSTRAPS)}"
+        )
+    if options["replicates"] is not None or options["filter_batches"]:
+        raise CommandError("--replicates and --filter-batches apply to --kind triplet")
 
 
 def _prior_options(options: dict[str, Any]) -> tuple[Prior, float | None]:
