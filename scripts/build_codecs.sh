@@ -15,7 +15,8 @@
 #   bash scripts/build_codecs.sh [--from DIR] [--only bpg|vvc] [--jobs N] [--prefix DIR]
 #
 # Build tools (g++, make, cmake, yasm, libpng and libjpeg headers) are installed with apt when
-# missing (root or sudo). It takes about 15 minutes on 2 cores; the work folder is removed.
+# missing (root or sudo). It takes about 15 minutes on 2 cores; the compilers' output goes to a
+# log whose end is shown when a step fails; the work folder is removed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -75,12 +76,13 @@ except OSError as error:
 PY
 }
 
-# Puts the unpacked source of one entry at $work/<name>; prints nothing else on success.
+# Puts the unpacked source of one entry at $work/<name>. Called as a condition, so errexit
+# does not apply inside: every step returns on failure itself.
 fetch_source() {
     local name=$1 archive=$2 url=$3 sha=$4
     if [ -n "$from" ] && [ -d "$from/$name" ]; then
         echo "$name: building the unpacked folder $from/$name as it is (not checked against a digest)"
-        cp -a "$from/$name" "$work/$name"
+        cp -a "$from/$name" "$work/$name" || return 1
         return 0
     fi
     local file="$work/$archive"
@@ -89,10 +91,10 @@ fetch_source() {
             echo "$name: neither $from/$archive nor $from/$name/ exists; get $url" >&2
             return 1
         fi
-        cp "$from/$archive" "$file"
+        cp "$from/$archive" "$file" || return 1
     else
         echo "$name: downloading $url"
-        download "$url" "$file"
+        download "$url" "$file" || return 1
     fi
     local got
     got=$(sha256sum "$file" | cut -d' ' -f1)
@@ -101,7 +103,15 @@ fetch_source() {
         return 1
     fi
     mkdir -p "$work/$name"
-    tar -xzf "$file" -C "$work/$name" --strip-components=1
+    tar -xzf "$file" -C "$work/$name" --strip-components=1 || return 1
+}
+
+quietly() {  # command...: its output goes to the build log, whose end is shown if it fails
+    if ! "$@" >>"$work/build.log" 2>&1; then
+        echo "failed: $*" >&2
+        tail -n 40 "$work/build.log" >&2
+        return 1
+    fi
 }
 
 build_bpg() {
@@ -109,25 +119,25 @@ build_bpg() {
     # bpgview (SDL) is left out; libnuma is optional for x265 and left out so the binary
     # does not depend on it. x265's three bit depths are configured, then built one by one:
     # the Makefile's own parallel build of them races.
-    make -C "$src" USE_BPGVIEW= CMAKE_OPTS=-DENABLE_LIBNUMA=OFF x265.out >/dev/null
+    quietly make -C "$src" USE_BPGVIEW= CMAKE_OPTS=-DENABLE_LIBNUMA=OFF x265.out || return 1
     for depth in 12bit 10bit 8bit; do
-        make -C "$src/x265.out/$depth" -j"$jobs" >/dev/null
+        quietly make -C "$src/x265.out/$depth" -j"$jobs" || return 1
     done
-    make -C "$src" USE_BPGVIEW= -j"$jobs" bpgenc bpgdec >/dev/null
-    install -m 755 "$src/bpgenc" "$src/bpgdec" "$prefix/"
+    quietly make -C "$src" USE_BPGVIEW= -j"$jobs" bpgenc bpgdec || return 1
+    install -m 755 "$src/bpgenc" "$src/bpgdec" "$prefix/" || return 1
 }
 
 build_cmake_app() {  # name target
     local src="$work/$1"
-    cmake -S "$src" -B "$src/build" -DCMAKE_BUILD_TYPE=Release >/dev/null
-    cmake --build "$src/build" -j"$jobs" --target "$2" >/dev/null
+    quietly cmake -S "$src" -B "$src/build" -DCMAKE_BUILD_TYPE=Release || return 1
+    quietly cmake --build "$src/build" -j"$jobs" --target "$2" || return 1
     local binary
     binary=$(find "$src" -type f -name "$2" -perm -u+x | head -n 1)
     if [ -z "$binary" ]; then
         echo "$1: the build finished without a $2 binary" >&2
         return 1
     fi
-    install -m 755 "$binary" "$prefix/"
+    install -m 755 "$binary" "$prefix/" || return 1
 }
 
 install_build_tools
