@@ -104,6 +104,20 @@ def test_the_tunability_curve_is_drawn_and_fitted(neural_dir: Path) -> None:
     svg = (neural_dir / "tiny-tunable.tunability.svg").read_text()
     assert svg.startswith("<svg") and svg.count("<circle") == 2 * 9
     assert "tiny-tunable.tunability.svg" in path.with_suffix(".md").read_text()
+    # Measured again (the same weights), the card keeps its curve and gains the new numbers
+    call_command(
+        "model_card", "tiny-tunable", "--codec", "tunable", "--limit", "1",
+        "--params", '{"offset": 1}',
+    )  # fmt: skip
+    again = json.loads(cards.card_path(path).read_text())
+    assert again["tunability"] == curve
+    summary = again["evaluation"]["operating_points"][0]["summary"]
+    assert {"channel_mean_error", "ciede2000", "jpeg_bpp", "jpeg_psnr"} <= set(summary)
+    # JPEG by rate control at the same bytes, or its lowest rate where it cannot go that low
+    assert summary["jpeg_bpp"] > 0 and np.isfinite(summary["jpeg_psnr"])
+    assert f"{summary['jpeg_psnr']:.2f} at {summary['jpeg_bpp']:.3f} bpp" in (
+        path.with_suffix(".md").read_text()
+    )
 
 
 SHIPPED_TUNABLE = [c for c in SHIPPED_CARDS if json.loads(c.read_text())["codec"] == "tunable"]
