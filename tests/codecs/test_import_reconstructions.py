@@ -305,6 +305,15 @@ def test_it_is_listed_by_manage_py_codecs(kodak: ImageSet, output: importkit.Out
     [line] = [line for line in text.splitlines() if line.startswith("my-gan")]
     assert "2 point(s) (q20, q75) of 2 image(s), bpp measured" in line
     assert "never encodes" in line
+    # A registered codec (a plugin installed later, say) taking the slug hides it, loudly
+    from perceptlab.codecs.registry import REGISTRY, CodecEntry
+
+    REGISTRY["my-gan"] = CodecEntry("my-gan", "Plugin GAN", "plugin", "x:Y", "a later plugin")
+    try:
+        out, err = run("codecs", "--json")
+    finally:
+        del REGISTRY["my-gan"]
+    assert "imported codec 'my-gan' is hidden: a registered codec" in err
 
 
 def test_it_is_a_codec_choice_but_cannot_encode(kodak: ImageSet, output: importkit.Output) -> None:

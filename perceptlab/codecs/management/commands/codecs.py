@@ -99,6 +99,12 @@ class Command(BaseCommand):
         try:
             imported = ImportedCodec.objects.exclude(slug__in=list(REGISTRY))
             rows += [describe_imported(codec) for codec in imported]
+            for hidden in ImportedCodec.objects.filter(slug__in=list(REGISTRY)):
+                self.stderr.write(
+                    f"imported codec {hidden.slug!r} is hidden: a registered codec (plugin or "
+                    f"TOML entry) now has that slug; rename one of them (studies that name "
+                    f"{hidden.slug!r} use the registered codec)"
+                )
         except DatabaseError as exc:
             self.stderr.write(
                 f"imported codecs not listed: cannot read the database ({exc}); run "
