@@ -101,7 +101,8 @@ def floor_verdict(
         if value is None:
             failures.append(f"{label} not measured")
         elif (float(value) < limit) if higher else (float(value) > limit):
-            failures.append(f"{label} {float(value):.2f} {unit} {'<' if higher else '>'} {limit:g}")
+            shown = f"{float(value):.2f} {unit}".rstrip()
+            failures.append(f"{label} {shown} {'<' if higher else '>'} {limit:g}")
     if failures:
         return FloorVerdict(
             False, f"demonstrator, below the photographic floor ({at}: {'; '.join(failures)})"
