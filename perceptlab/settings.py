@@ -218,6 +218,8 @@ CODEC_BINARIES = {
     "vvencapp": envstr("VVENCAPP", "vvencapp"),
     "vvdecapp": envstr("VVDECAPP", "vvdecapp"),
 }
+# Programs behind metrics: butteraugli_main (Debian's libjxl-devtools), a name or a path.
+METRIC_BINARIES = {"butteraugli": envstr("BUTTERAUGLI", "butteraugli_main")}
 # Seconds an external encoder/decoder may run before it is killed.
 CODEC_TIMEOUT_SECONDS = envint("PERCEPTLAB_CODEC_TIMEOUT", 600, min_value=1)
 # The user's own command-line codecs, a TOML file (README, "Command-line codecs"); the shipped

@@ -2,8 +2,9 @@
 # Install what the browser-side tests need: Debian's chromium package (Playwright's own
 # browser download is not used) and Debian's nodejs (`node --test` runs the rater app's
 # module tests in tests/studies/js), plus Debian's codec tools behind the shipped command-line
-# codecs (cjxl/djxl, avifenc/avifdec, cwebp/dwebp: perceptlab/codecs/commandline.toml), so their
-# round-trip tests run instead of skipping. Needs root (or sudo) the first time; a no-op afterwards.
+# codecs (cjxl/djxl, avifenc/avifdec, cwebp/dwebp: perceptlab/codecs/commandline.toml) and
+# butteraugli_main (libjxl-devtools, the butteraugli metric), so their tests run instead of
+# skipping. Needs root (or sudo) the first time; a no-op afterwards.
 set -euo pipefail
 CHROMIUM=${PERCEPTLAB_CHROMIUM:-/usr/bin/chromium}
 packages=()
@@ -13,7 +14,7 @@ fi
 if ! command -v node >/dev/null 2>&1; then
     packages+=(nodejs)
 fi
-for tool in cjxl:libjxl-tools avifenc:libavif-bin cwebp:webp; do
+for tool in cjxl:libjxl-tools avifenc:libavif-bin cwebp:webp butteraugli_main:libjxl-devtools; do
     if ! command -v "${tool%%:*}" >/dev/null 2>&1; then
         packages+=("${tool#*:}")
     fi

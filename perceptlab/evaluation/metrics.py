@@ -4,19 +4,22 @@ Inputs are ``(reference, distorted)`` pairs of ``(H, W, 3)`` uint8 sRGB arrays. 
 float in [0, 1] in exactly one place, :func:`perceptlab.lib.ycbcr.to_unit_float` (``v / 255``),
 so every metric below is called with ``data_range=1.0``:
 
-=============  =====================================================  ==========  =============
-slug           implementation                                         better      min. side
-=============  =====================================================  ==========  =============
-psnr           10·log10(1 / MSE) over R, G and B (here, numpy)        higher, dB  1
-psnr_y         same on Y = 0.299 R + 0.587 G + 0.114 B (here)         higher, dB  1
-ssim           ``piq.ssim``                                           higher      11
-ms_ssim        ``piq.multi_scale_ssim``                               higher      161
-haarpsi        ``piq.haarpsi``                                        higher      16
-dists          ``piq.DISTS`` (VGG16 + learned α, β: weight files)     lower       1
-lpips          ``piq.LPIPS`` (VGG16 + linear layers: weight files)    lower       32
-ssimulacra2    PyPI ``ssimulacra2`` (Python port of libjxl's tool)    higher      8
-flip           NVIDIA ``flip_evaluator``, LDR-FLIP, mean error        lower       1
-=============  =====================================================  ==========  =============
+=================  =====================================================  ==========  =============
+slug               implementation                                         better      min. side
+=================  =====================================================  ==========  =============
+psnr               10·log10(1 / MSE) over R, G and B (here, numpy)        higher, dB  1
+psnr_y             same on Y = 0.299 R + 0.587 G + 0.114 B (here)         higher, dB  1
+ssim               ``piq.ssim``                                           higher      11
+ms_ssim            ``piq.multi_scale_ssim``                               higher      161
+haarpsi            ``piq.haarpsi``                                        higher      16
+dists              ``piq.DISTS`` (VGG16 + learned α, β: weight files)     lower       1
+lpips              ``piq.LPIPS`` (VGG16 + linear layers: weight files)    lower       32
+ssimulacra2        PyPI ``ssimulacra2`` (Python port of libjxl's tool)    higher      8
+flip               NVIDIA ``flip_evaluator``, LDR-FLIP, mean error        lower       1
+iw_ssim            IW-SSIM of BT.601 luma (here, :mod:`.iwssim`)          higher      176
+butteraugli        libjxl's ``butteraugli_main`` (a program), max-norm    lower       8
+butteraugli_3norm  the same run's 3-norm (:mod:`.butteraugli`)            lower       8
+=================  =====================================================  ==========  =============
 
 PSNR is computed here rather than with ``piq.psnr`` because piq adds ε = 1e-8 to the MSE, which
 caps identical images at 80 dB and shifts every finite value (by 0.004 dB at 50 dB). Identical
@@ -27,7 +30,8 @@ and BD-rate fits. JSON has no infinity, so :meth:`MetricValue.to_json` writes th
 :class:`MetricSession` builds each metric once (piq's DISTS/LPIPS networks included) and scores
 lists of pairs, stacking same-size pairs into one batch. A metric that cannot run says why,
 per metric and pair, in :attr:`MetricValue.unavailable`: its weights are missing or corrupt,
-the image is smaller than it needs, or torch/piq are not installed. DISTS and LPIPS read their
+the image is smaller than it needs, torch/piq are not installed, or its program (butteraugli's
+``butteraugli_main``) is not there. DISTS and LPIPS read their
 weights only from the weights directory (:mod:`perceptlab.lib.weights`); piq's and
 torchvision's own loaders, which would download, are swapped out while the networks are built.
 
@@ -46,7 +50,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -61,9 +65,12 @@ from perceptlab.lib.ycbcr import to_unit_float
 if TYPE_CHECKING:
     import torch
 
+    from perceptlab.evaluation.butteraugli import ButteraugliDistance
+
 Pixels = npt.NDArray[np.uint8]
 Floats = npt.NDArray[np.float64]
 Pair = tuple[Pixels, Pixels]
+T = TypeVar("T")
 
 BT601_LUMA = (0.299, 0.587, 0.114)
 """ITU-R BT.601-7 §2.5.1 luma weights E'Y = 0.299 E'R + 0.587 E'G + 0.114 E'B, the weights
@@ -101,6 +108,7 @@ class Batch:
         self.distorted = np.stack([distorted for _, distorted in pairs])
         self.device = device
         self._tensors: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._shared: dict[str, Any] = {}
 
     @property
     def size(self) -> tuple[int, int]:
@@ -122,6 +130,14 @@ class Batch:
                 for x in self.unit
             )
         return self._tensors[dtype]
+
+    def shared(self, key: str, compute: Callable[[Batch], list[T]]) -> list[T]:
+        """``compute(self)``, run once per batch for every metric that asks under ``key`` (the
+        two butteraugli norms come from one run of the program)."""
+        if key not in self._shared:
+            self._shared[key] = compute(self)
+        result: list[T] = self._shared[key]
+        return result
 
 
 def _unit_stack(images: Pixels) -> Floats:
@@ -156,6 +172,9 @@ class MetricSpec:
     min_side_why: str = ""
     needs_torch: bool = False
     """Whether it needs the 'neural' extra (torch, torchvision, piq)."""
+    version_of: Callable[[], str | None] | None = None
+    """For a metric computed by an external program (``package`` then names the system
+    package): its version, or None when it is not installed. Else the distribution's version."""
 
     @property
     def needs_weights(self) -> tuple[str, ...]:
@@ -165,9 +184,10 @@ class MetricSpec:
 
     def version(self) -> str:
         try:
-            return f"{self.package} {metadata.version(self.package)}"
+            version = self.version_of() if self.version_of else metadata.version(self.package)
         except metadata.PackageNotFoundError:
-            return f"{self.package} (not installed)"
+            version = None
+        return f"{self.package} {version}" if version else f"{self.package} (not installed)"
 
     def model_id(self) -> ModelId:
         return ModelId(self.slug, self.version())
@@ -275,6 +295,42 @@ def _build_flip(context: BuildContext) -> Scorer:
     return score
 
 
+def _build_iw_ssim(context: BuildContext) -> Scorer:
+    from perceptlab.evaluation.iwssim import iw_ssim
+
+    def score(batch: Batch) -> list[float]:
+        reference, distorted = (luma_bt601(x)[..., 0] for x in batch.unit)
+        return iw_ssim(reference, distorted, data_range=1.0).tolist()
+
+    return score
+
+
+def _butteraugli(pick: Callable[[ButteraugliDistance], float]) -> Callable[[BuildContext], Scorer]:
+    """Builder for one of the distances of a ``butteraugli_main`` run: the metrics that read the
+    same run share it through :meth:`Batch.shared`, so the program runs once per pair."""
+
+    def build(context: BuildContext) -> Scorer:
+        from perceptlab.evaluation import butteraugli
+
+        binary = butteraugli.find_binary()
+        if binary is None:
+            raise MetricUnavailable(butteraugli.missing_binary_reason())
+
+        def run(batch: Batch) -> list[ButteraugliDistance]:
+            pairs = zip(batch.references, batch.distorted, strict=True)
+            return [butteraugli.distance(r, d, binary=binary) for r, d in pairs]
+
+        return lambda batch: [pick(d) for d in batch.shared(f"butteraugli {binary}", run)]
+
+    return build
+
+
+def _butteraugli_version() -> str | None:
+    from perceptlab.evaluation import butteraugli
+
+    return butteraugli.version()
+
+
 # --- the registry -----------------------------------------------------------------------------
 
 METRICS: dict[str, MetricSpec] = {}
@@ -285,6 +341,12 @@ def register(spec: MetricSpec) -> None:
         raise ValueError(f"metric slug {spec.slug!r} is registered twice")
     METRICS[spec.slug] = spec
 
+
+_BUTTERAUGLI = (
+    "J. Alakuijala, R. Obryk, O. Stoliarchuk, Z. Szabadka, L. Vandevenne, J. Wassenberg, "
+    "'Guetzli: perceptually guided JPEG encoder', arXiv:1703.04421, 2017 (butteraugli); "
+    "libjxl's butteraugli_main (Debian libjxl-devtools), sRGB PNGs shown at its default 80 nits"
+)
 
 _WANG_2004 = (
     "Z. Wang, A. C. Bovik, H. R. Sheikh, E. P. Simoncelli, 'Image quality assessment: from "
@@ -419,6 +481,46 @@ for _spec in (
             "Comput. Graph. Interact. Tech. 3(2), 2020, doi:10.1145/3406183"
         ),
         build=_build_flip,
+    ),
+    MetricSpec(
+        slug="iw_ssim",
+        name="IW-SSIM (BT.601 luma)",
+        package="perceptlab",
+        higher_is_better=True,
+        unit="",
+        citation=(
+            "Z. Wang, Q. Li, 'Information content weighting for perceptual image quality "
+            "assessment', IEEE TIP 20(5), 2011, doi:10.1109/TIP.2010.2092435; parameters and "
+            "details of the authors' iwssim.m, on luma Y' = 0.299 R' + 0.587 G' + 0.114 B' "
+            "(not rounded) in [0, 255]"
+        ),
+        build=_build_iw_ssim,
+        min_side=176,
+        min_side_why="11-px window at the 5th scale: 11·2⁴, the check of the authors' iwssim.m",
+    ),
+    MetricSpec(
+        slug="butteraugli",
+        name="Butteraugli (max-norm)",
+        package="libjxl-devtools",
+        higher_is_better=False,
+        unit="",
+        citation=_BUTTERAUGLI + "; the largest per-pixel distance",
+        build=_butteraugli(lambda d: d.max_norm),
+        min_side=8,
+        min_side_why="below 8 px butteraugli_main reports 0 for any pair",
+        version_of=_butteraugli_version,
+    ),
+    MetricSpec(
+        slug="butteraugli_3norm",
+        name="Butteraugli (3-norm)",
+        package="libjxl-devtools",
+        higher_is_better=False,
+        unit="",
+        citation=_BUTTERAUGLI + "; the 3-norm of the distance map ('3-norm:' line)",
+        build=_butteraugli(lambda d: d.p_norm),
+        min_side=8,
+        min_side_why="below 8 px butteraugli_main reports 0 for any pair",
+        version_of=_butteraugli_version,
     ),
 ):
     register(_spec)
