@@ -30,23 +30,11 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+from benchkit import ROOT, kodak_folder
+
 CLASSICAL = ["jpeg", "jpeg444", "webp", "jpeg2000", "avif", "heic", "jxl"]
 TARGETS = [0.1, 0.25, 0.5, 1.0]
 COMPRESSAI_QUALITIES = list(range(5, 100, 5))
-
-
-def kodak_folder(images: Path | None) -> Path:
-    """``--images``, else the Kodak set of :mod:`perceptlab.lib.datasets` (fetched on first use)."""
-    if images is not None:
-        return images
-    sys.path.insert(0, str(ROOT))
-    from perceptlab.lib.datasets import DatasetError, dataset_dir
-
-    try:
-        return dataset_dir("kodak")
-    except DatasetError as error:
-        sys.exit(str(error))
 
 
 def setup_django(workdir: Path) -> None:

@@ -29,23 +29,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from benchkit import ROOT, kodak_folder
 
-ROOT = Path(__file__).resolve().parents[1]
 NEURAL = ["hific", "hific-sparse", "gc", "tunable", "rdo-gllmm"]
 GOALS = {"hific": (1.5, 2.0)}
-
-
-def kodak_folder(images: Path | None) -> Path:
-    """``--images``, else the Kodak set of :mod:`perceptlab.lib.datasets` (fetched on first use)."""
-    if images is not None:
-        return images
-    sys.path.insert(0, str(ROOT))
-    from perceptlab.lib.datasets import DatasetError, dataset_dir
-
-    try:
-        return dataset_dir("kodak")
-    except DatasetError as error:
-        sys.exit(str(error))
 
 
 def setup_django() -> None:

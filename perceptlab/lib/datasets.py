@@ -50,12 +50,12 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from functools import lru_cache
 from pathlib import Path, PurePosixPath
 from typing import NamedTuple
 from urllib.parse import quote
 
 from perceptlab.lib import dataset_sums
+from perceptlab.lib.hashing import sha256_of
 
 ENV_VAR = "PERCEPTLAB_DATASETS"
 REPO = Path(__file__).resolve().parents[2]
@@ -65,7 +65,7 @@ TIMEOUT = 60.0
 """Seconds a download may stall before it is given up."""
 FETCH_COMMAND = "python manage.py fetch_dataset"
 _GIVEN = "given by the caller"
-_CHUNK = 1 << 20
+
 
 Converter = Callable[[bytes], bytes]
 
@@ -333,21 +333,6 @@ class FileCheck:
         if self.state is State.MISMATCH:
             line += f" (has SHA-256 {self.sha256}, expected {self.file.sha256})"
         return line
-
-
-def sha256_of(path: Path) -> str:
-    """SHA-256 hex digest of a file, read in 1 MiB chunks; remembered per (path, size, mtime)."""
-    stat = path.stat()
-    return _sha256_cached(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-
-
-@lru_cache(maxsize=512)
-def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        while chunk := stream.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def check_file(file: DataFile, folder: Path) -> FileCheck:

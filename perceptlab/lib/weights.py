@@ -24,11 +24,11 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from functools import lru_cache
 from pathlib import Path
 from typing import BinaryIO
 
-_CHUNK = 1 << 20
+from perceptlab.lib.hashing import CHUNK, sha256_of
+
 FETCH_HINT = "run `manage.py fetch_weights`"
 
 
@@ -180,21 +180,6 @@ def configured_weights_dir() -> Path:
     return Path(getattr(settings, "PERCEPTLAB_WEIGHTS_DIR", settings.VAR_DIR / "weights"))
 
 
-def sha256_of(path: Path) -> str:
-    """SHA-256 hex digest of a file, read in 1 MiB chunks; remembered per (path, size, mtime)."""
-    stat = path.stat()
-    return _sha256_cached(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-
-
-@lru_cache(maxsize=64)
-def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        while chunk := stream.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def file_state(entry: WeightFile, directory: Path) -> FileState:
     """Whether ``entry`` is present in ``directory`` and matches its pinned digest."""
     path = Path(directory) / entry.name
@@ -332,7 +317,7 @@ def _store(stream: BinaryIO, entry: WeightFile, directory: Path, *, origin: str)
     try:
         digest = hashlib.sha256()
         with os.fdopen(handle, "wb") as out:
-            while chunk := stream.read(_CHUNK):
+            while chunk := stream.read(CHUNK):
                 digest.update(chunk)
                 out.write(chunk)
             out.flush()

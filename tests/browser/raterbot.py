@@ -1,4 +1,5 @@
-"""A keyboard-only rater for the browser tests: enter a study, answer trials."""
+"""A keyboard-only rater for the browser tests (enter a study, answer trials), and the admin
+steps a researcher takes before (log in, press a study operation)."""
 
 from __future__ import annotations
 
@@ -51,3 +52,21 @@ def rate(page: Any, keys: list[str], *, limit: int | None = None) -> list[int]:
             arg=answered[-1],
         )
     return answered
+
+
+def log_in_as_researcher(page: Any, live_server: Any) -> None:
+    """A new superuser logs in to the admin through its login form."""
+    from django.contrib.auth import get_user_model
+
+    get_user_model().objects.create_superuser("researcher", "", "a-long-passphrase")
+    page.goto(f"{live_server.url}/admin/login/?next=/admin/")
+    page.fill("#id_username", "researcher")
+    page.fill("#id_password", "a-long-passphrase")
+    page.click("input[type=submit]")
+    page.wait_for_url(f"{live_server.url}/admin/")
+
+
+def operate(page: Any, label: str) -> None:
+    """Press one of a study's operation buttons (Generate, Launch …) and wait for its message."""
+    page.click(f"#study-operations button:has-text('{label}')")
+    page.wait_for_selector("ul.messagelist")

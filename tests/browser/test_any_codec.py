@@ -15,11 +15,10 @@ from typing import Any
 import importkit
 import numpy as np
 import pytest
-from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from PIL import Image
 from pluginkit import install_example, restored_registry
-from raterbot import enter, rate
+from raterbot import enter, log_in_as_researcher, operate, rate
 
 from perceptlab.codecs.registry import get_codec
 from perceptlab.studies.models import Judgment, Session, Stimulus, Study
@@ -39,20 +38,6 @@ def _codecs_json() -> dict[str, dict[str, Any]]:
     out = io.StringIO()
     call_command("codecs", "--json", stdout=out)
     return {row["slug"]: row for row in map(json.loads, out.getvalue().splitlines())}
-
-
-def _log_in(page: Any, live_server: Any) -> None:
-    get_user_model().objects.create_superuser("researcher", "", "a-long-passphrase")
-    page.goto(f"{live_server.url}/admin/login/?next=/admin/")
-    page.fill("#id_username", "researcher")
-    page.fill("#id_password", "a-long-passphrase")
-    page.click("input[type=submit]")
-    page.wait_for_url(f"{live_server.url}/admin/")
-
-
-def _operate(page: Any, label: str) -> None:
-    page.click(f"#study-operations button:has-text('{label}')")
-    page.wait_for_selector("ul.messagelist")
 
 
 def test_a_plugin_a_toml_codec_and_imported_reconstructions_are_rated_in_one_study(
@@ -75,7 +60,7 @@ def test_a_plugin_a_toml_codec_and_imported_reconstructions_are_rated_in_one_stu
     targets = sorted({round(np.mean([output.bpp[(p, n)] for n in importkit.IMAGES]), 2)
                       for p in importkit.POINTS})  # fmt: skip
 
-    _log_in(page, live_server)
+    log_in_as_researcher(page, live_server)
     page.goto(f"{live_server.url}/admin/studies/study/add/")
     for slug in (PLUGIN, TOML, IMPORTED):  # each offered, and picked, in the study form
         page.check(f"input[name=codecs][value={slug}]")
@@ -94,8 +79,8 @@ def test_a_plugin_a_toml_codec_and_imported_reconstructions_are_rated_in_one_stu
     page.click("input[name=_continue]")
     page.wait_for_selector("#study-operations")
     study = Study.objects.get(name="any-codec")
-    _operate(page, "Generate stimuli")  # jobs for the plugin and cjxl run inline under test
-    _operate(page, "Launch")
+    operate(page, "Generate stimuli")  # jobs for the plugin and cjxl run inline under test
+    operate(page, "Launch")
     study.refresh_from_db()
     assert study.state == Study.State.LIVE
     shown = study.stimuli.filter(role=Stimulus.Role.CONDITION)

@@ -6,22 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from django.contrib.auth import get_user_model
-from raterbot import enter, rate
+from raterbot import enter, log_in_as_researcher, operate, rate
 from studykit import synthetic_set
 
 from perceptlab.studies.models import Judgment, Session, Study
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-def _log_in(page: Any, live_server: Any) -> None:
-    get_user_model().objects.create_superuser("researcher", "", "a-long-passphrase")
-    page.goto(f"{live_server.url}/admin/login/?next=/admin/")
-    page.fill("#id_username", "researcher")
-    page.fill("#id_password", "a-long-passphrase")
-    page.click("input[type=submit]")
-    page.wait_for_url(f"{live_server.url}/admin/")
 
 
 def _create_study(page: Any, live_server: Any, image_set: str) -> Study:
@@ -46,19 +36,14 @@ def _create_study(page: Any, live_server: Any, image_set: str) -> Study:
     return Study.objects.get(name="sharpness")
 
 
-def _operate(page: Any, label: str) -> None:
-    page.click(f"#study-operations button:has-text('{label}')")
-    page.wait_for_selector("ul.messagelist")
-
-
 def test_a_researcher_runs_a_study_from_the_admin_and_a_rater_completes_it(
     browser: Any, page: Any, live_server: Any
 ) -> None:
     image_set = synthetic_set(2, name="lab-photos")
-    _log_in(page, live_server)
+    log_in_as_researcher(page, live_server)
     study = _create_study(page, live_server, image_set.name)
-    _operate(page, "Generate stimuli")  # jobs run inline under the test settings
-    _operate(page, "Launch")
+    operate(page, "Generate stimuli")  # jobs run inline under the test settings
+    operate(page, "Launch")
     study.refresh_from_db()
     assert study.state == Study.State.LIVE
     assert study.items.filter(kind="test").count() == 2 * 6

@@ -57,7 +57,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from perceptlab.codecs.base import (
-    Availability,
     CodecError,
     CodecUnavailable,
     Dial,
@@ -66,10 +65,9 @@ from perceptlab.codecs.base import (
 )
 from perceptlab.codecs.neural.checkpoints import Checkpoint, sha256_file
 from perceptlab.codecs.neural.codec import (
-    NeuralCodec,
+    PerLevelCodec,
     configured_threads,
     library_versions,
-    torch_installed,
 )
 from perceptlab.codecs.neural.container import FORMAT_VERSION
 from perceptlab.lib.weights import WeightFile
@@ -381,7 +379,7 @@ def forget_models() -> None:
         _NETS.clear()
 
 
-class CompressAIBaseline(NeuralCodec):
+class CompressAIBaseline(PerLevelCodec):
     """A CompressAI zoo architecture at one of its MSE quality levels (see the module doc)."""
 
     family = "compressai"
@@ -391,27 +389,13 @@ class CompressAIBaseline(NeuralCodec):
     def version(self) -> str:
         return f"{self.slug} mse {ZOO_VERSION} container-{FORMAT_VERSION}, {library_versions()}"
 
-    def availability(self) -> Availability:
-        """Torch and CompressAI are installed and at least one quality level's weights are
-        present and match their name's hash prefix. Each level is a model of its own: the
-        codec is usable at the levels present (:meth:`rate_dial`), and a missing or corrupt
-        level is named when it is asked for."""
-        state = torch_installed()
-        if not state.available:
-            return state
-        usable, problems = self.levels_present()
-        if usable:
-            return Availability(True)
-        if not problems:
-            directory = weights_dir()
-            return Availability(
-                False,
-                f"weights missing: no {self.slug} quality level is in {directory}; put any of "
-                f"its files there (for quality {self.default_quality}: "
-                f"{official_name(self.slug, self.default_quality)}), or run manage.py "
-                f"fetch_weights --only {self.slug}",
-            )
-        return Availability(False, "; ".join(problems.values()))
+    def no_level_reason(self) -> str:
+        return (
+            f"weights missing: no {self.slug} quality level is in {weights_dir()}; put any of "
+            f"its files there (for quality {self.default_quality}: "
+            f"{official_name(self.slug, self.default_quality)}), or run manage.py "
+            f"fetch_weights --only {self.slug}"
+        )
 
     def levels_present(self) -> tuple[tuple[int, ...], dict[int, str]]:
         """The quality levels whose weights are here and verified, and for each level whose
@@ -432,21 +416,8 @@ class CompressAIBaseline(NeuralCodec):
                 usable.append(quality)
         return tuple(usable), problems
 
-    def rate_dial(self) -> Dial | None:
-        """Quality over the levels whose weights are present (all of them: the plain dial)."""
-        assert self.dial is not None
-        usable = self.levels_present()[0]
-        if not usable:
-            raise CodecUnavailable(self.slug, self.availability().reason)
-        if len(usable) == self.levels:
-            return self.dial
-        return Dial("quality", usable[0], usable[-1], integer=True, increasing=True, values=usable)
-
     def default_checkpoint(self) -> str:
         return official_name(self.slug, self.default_quality)[: -len(SUFFIX)]
-
-    def card_checkpoints(self) -> list[str]:
-        return []  # the zoo's published weights: no photographic-floor card
 
     def checkpoint_name(self, params: Params) -> str:
         """The stem of the weight file for ``params["quality"]``."""

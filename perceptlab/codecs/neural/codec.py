@@ -24,7 +24,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from perceptlab.codecs.base import Availability, Codec, CodecError, CodecUnavailable, Params
+from perceptlab.codecs.base import (
+    Availability,
+    Codec,
+    CodecError,
+    CodecUnavailable,
+    Dial,
+    Params,
+)
 from perceptlab.codecs.neural import checkpoints
 from perceptlab.codecs.neural.container import (
     FORMAT_VERSION,
@@ -289,3 +296,48 @@ class NeuralCodec(Codec):
             )
             raise CodecError(self.slug, f"the bitstream does not decode ({error}){note}") from None
         return to_image(x_hat[..., : header.height, : header.width])
+
+
+class PerLevelCodec(NeuralCodec):
+    """A codec of published weights with one file per quality level (the CompressAI zoo,
+    MS-ILLM): each level is a model of its own, usable without the others. Subclasses say
+    which levels are here (:meth:`levels_present`) and what to fetch when none is
+    (:meth:`no_level_reason`); availability and the rate dial follow from that."""
+
+    levels: ClassVar[int]
+    default_quality: ClassVar[int]
+
+    def levels_present(self) -> tuple[tuple[int, ...], dict[int, str]]:
+        """The levels whose weights are here and usable, and why each level whose file is
+        here was refused."""
+        raise NotImplementedError
+
+    def no_level_reason(self) -> str:
+        """What to say, and to fetch, when no level's weights are here."""
+        raise NotImplementedError
+
+    def card_checkpoints(self) -> list[str]:
+        return []  # published weights, measured by their papers: no photographic-floor card
+
+    def availability(self) -> Availability:
+        """Torch and CompressAI are installed and at least one level's weights are here; a
+        missing or refused level is named when it is asked for."""
+        state = torch_installed()
+        if not state.available:
+            return state
+        usable, problems = self.levels_present()
+        if usable:
+            return Availability(True)
+        if problems:
+            return Availability(False, "; ".join(problems.values()))
+        return Availability(False, self.no_level_reason())
+
+    def rate_dial(self) -> Dial | None:
+        """Quality over the levels present (all of them: the plain dial)."""
+        assert self.dial is not None
+        usable = self.levels_present()[0]
+        if not usable:
+            raise CodecUnavailable(self.slug, self.availability().reason)
+        if len(usable) == self.levels:
+            return self.dial
+        return Dial("quality", usable[0], usable[-1], integer=True, increasing=True, values=usable)

@@ -59,7 +59,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from perceptlab.codecs.base import (
-    Availability,
     CodecError,
     CodecUnavailable,
     Dial,
@@ -68,10 +67,9 @@ from perceptlab.codecs.base import (
 )
 from perceptlab.codecs.neural.checkpoints import Checkpoint
 from perceptlab.codecs.neural.codec import (
-    NeuralCodec,
+    PerLevelCodec,
     configured_threads,
     library_versions,
-    torch_installed,
 )
 from perceptlab.codecs.neural.container import FORMAT_VERSION
 from perceptlab.lib.weights import WeightFile, sha256_of
@@ -295,7 +293,7 @@ def forget_models() -> None:
         _NETS.clear()
 
 
-class MSILLMCodec(NeuralCodec):
+class MSILLMCodec(PerLevelCodec):
     """MS-ILLM (Muckley et al., ICML 2023) at one of its six released rates (module doc)."""
 
     slug = "msillm"
@@ -317,26 +315,12 @@ class MSILLMCodec(NeuralCodec):
     def version(self) -> str:
         return f"{self.slug} {RELEASE} container-{FORMAT_VERSION}, {library_versions()}"
 
-    def card_checkpoints(self) -> list[str]:
-        return []  # published weights, measured by their paper: no photographic-floor card
-
-    def availability(self) -> Availability:
-        """PyTorch and CompressAI are installed and at least one level's file is present
-        (and matches its pinned digest, where one is pinned)."""
-        state = torch_installed()
-        if not state.available:
-            return state
-        usable, problems = self.levels_present()
-        if usable:
-            return Availability(True)
-        if problems:
-            return Availability(False, "; ".join(problems.values()))
-        return Availability(
-            False,
+    def no_level_reason(self) -> str:
+        return (
             f"weights missing: no {self.slug} level is in {weights_dir()}; put any of its "
             f"files there (for quality {self.default_quality}: "
             f"{file_name(self.slug, self.default_quality)}), or run manage.py fetch_weights "
-            f"--only {self.slug} (licence {LICENCE})",
+            f"--only {self.slug} (licence {LICENCE})"
         )
 
     def levels_present(self) -> tuple[tuple[int, ...], dict[int, str]]:
@@ -358,16 +342,6 @@ class MSILLMCodec(NeuralCodec):
             else:
                 usable.append(quality)
         return tuple(usable), problems
-
-    def rate_dial(self) -> Dial | None:
-        """Quality over the levels present (all of them: the plain dial)."""
-        assert self.dial is not None
-        usable = self.levels_present()[0]
-        if not usable:
-            raise CodecUnavailable(self.slug, self.availability().reason)
-        if len(usable) == self.levels:
-            return self.dial
-        return Dial("quality", usable[0], usable[-1], integer=True, increasing=True, values=usable)
 
     def default_checkpoint(self) -> str:
         return file_name(self.slug, self.default_quality).removesuffix(SUFFIX)
