@@ -306,6 +306,29 @@ def busy_line(before: Busy, after: Busy) -> str:
     )
 
 
+def server_cpu_line(before: Busy, after: Busy, ledger: Ledger, since: float) -> str:
+    """The server's CPU time (gunicorn, and PostgreSQL) per request answered and per
+    acknowledged judgment: what the speed work changes, and steadier than a rate on a
+    machine shared with other jobs (it does not depend on how much CPU was left over)."""
+
+    def used(name: str) -> float:
+        then = before.groups.get(name, {})
+        return sum(s - then.get(pid, 0.0) for pid, s in after.groups.get(name, {}).items())
+
+    web, database = used("gunicorn"), used("postgres")
+    requests = sum(1 for s in ledger.samples if s.started >= since and s.status)
+    judgments = sum(1 for ack in ledger.acknowledged.values() if ack.at >= since)
+    per_request = 1000 * (web + database) / max(requests, 1)
+    line = f"server CPU: {per_request:.2f} ms per request answered ({requests})"
+    if judgments:
+        web_ms, database_ms = 1000 * web / judgments, 1000 * database / judgments
+        line += (
+            f", {web_ms + database_ms:.2f} ms per acknowledged judgment "
+            f"(gunicorn {web_ms:.2f} + PostgreSQL {database_ms:.2f})"
+        )
+    return line
+
+
 # -- numbers -------------------------------------------------------------------------------
 
 
@@ -400,6 +423,7 @@ class Rig:
         """Appends how busy the machine was meanwhile. The processes are sampled every
         second, so one that ended (a killed or recycled worker) counts to its last sample."""
         before = busy_now(self.groups())
+        since = time.monotonic()
         seen: dict[str, dict[int, float]] = {}
         stop = threading.Event()
 
@@ -419,6 +443,7 @@ class Rig:
         for name, last in seen.items():
             after.groups[name] = {**last, **after.groups.get(name, {})}
         lines.append(busy_line(before, after))
+        lines.append(server_cpu_line(before, after, self.ledger, since))
 
 
 async def bare_phase(rig: Rig) -> float:

@@ -118,7 +118,8 @@ def database_from_url(url: str, *, base_dir: Path) -> dict[str, Any]:
         name = unquote(parts.path.lstrip("/"))
         if not name:
             raise ImproperlyConfigured(f"DATABASE_URL={url!r} names no database")
-        options = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+        options: dict[str, Any] = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+        options["prepare_threshold"] = _prepare_threshold(url, options)
         return {
             "ENGINE": "django.db.backends.postgresql",
             "NAME": name,
@@ -132,6 +133,21 @@ def database_from_url(url: str, *, base_dir: Path) -> dict[str, Any]:
     raise ImproperlyConfigured(
         f"DATABASE_URL scheme {scheme!r} is not supported; use sqlite:/// or postgres://"
     )
+
+
+def _prepare_threshold(url: str, options: dict[str, Any]) -> int | None:
+    """The rater path's hot statements are prepared on the server at their first run
+    (``perceptlab.lib.prepared.cursor``); ``?prepare_threshold=0`` in the URL turns that
+    off, for a transaction-pooling PgBouncer older than 1.21. Django's own queries are
+    never prepared (they bind on the client)."""
+    raw = options.get("prepare_threshold", "1")
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        raise ImproperlyConfigured(
+            f"DATABASE_URL={url!r}: prepare_threshold must be a whole number, not {raw!r}"
+        ) from None
+    return value if value > 0 else None
 
 
 def envchoice(

@@ -37,6 +37,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Count, Exists, F, OuterRef
 from django.utils import timezone
 
+from perceptlab.lib import prepared
 from perceptlab.lib.prepared import columns
 from perceptlab.studies import catalog
 from perceptlab.studies.models import Item, Judgment, Session, Stimulus, Study, Trial
@@ -65,7 +66,7 @@ class Snapshot:
     def of(cls, session: Session) -> Snapshot:
         """The trials of ``session`` (already read) in one query."""
         db = connections[DEFAULT_DB_ALIAS]
-        with db.cursor() as cursor:
+        with prepared.cursor(db) as cursor:
             cursor.execute(_trials_sql(), [session.pk])
             rows = cursor.fetchall()
         return cls._build(session, [_trial_of(row, db, start=0) for row in rows])
@@ -75,7 +76,7 @@ class Snapshot:
         """The session with this code, its study and its trials in one query (one
         statement: a consistent view of the session); None if there is no such session."""
         db = connections[DEFAULT_DB_ALIAS]
-        with db.cursor() as cursor:
+        with prepared.cursor(db) as cursor:
             cursor.execute(_session_sql(), [_session_code.get_db_prep_value(code, db)])
             rows = cursor.fetchall()
         if not rows:
@@ -327,7 +328,7 @@ def _open_slots(study: Study) -> list[tuple[int, int]]:
     """(id, assigned) of the study's test items with a free slot, as the database has
     them now (SQL written once: the ORM's construction of it cost ten times its run)."""
     db = connections[DEFAULT_DB_ALIAS]
-    with db.cursor() as cursor:
+    with prepared.cursor(db) as cursor:
         cursor.execute(_open_slots_sql(), [study.pk, Item.Kind.TEST, study.judgments_per_item])
         return [(pk, assigned) for pk, assigned in cursor.fetchall()]
 
@@ -483,7 +484,7 @@ def _create(
 
 def _take_slot(db: BaseDatabaseWrapper, item_id: int, target: int) -> bool:
     """One conditional UPDATE (``assigned < target``), checked by its row count."""
-    with db.cursor() as cursor:
+    with prepared.cursor(db) as cursor:
         cursor.execute(_take_slot_sql(), [item_id, target])
         return cursor.rowcount == 1
 

@@ -37,6 +37,7 @@ from django.utils import timezone
 from django.utils.http import parse_etags, quote_etag
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
+from perceptlab.lib import prepared
 from perceptlab.serving import stored_file
 from perceptlab.studies import participants, sessions
 from perceptlab.studies.assignment import Snapshot, progress, upcoming_retrying
@@ -644,7 +645,7 @@ def _stimulus_of(code: uuid.UUID, token: str) -> _Shown | None:
         return None
     code_value = Session._meta.get_field("code").get_db_prep_value(code, connection)
     params = [token, code_value, Stimulus.Role.ORIGINAL, Method.ACR, code_value]
-    with connection.cursor() as cursor:
+    with prepared.cursor(connection) as cursor:
         cursor.execute(_shown_sql(), params)
         row = cursor.fetchone()
     return _Shown(row[0], row[1]) if row else None

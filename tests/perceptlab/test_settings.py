@@ -48,7 +48,17 @@ def test_database_url_understands_postgres() -> None:
         "5433",
         "perceptlab",
     )
-    assert db["OPTIONS"] == {"sslmode": "require"}
+    # The rater path's statements are prepared at their first run (prepared.cursor).
+    assert db["OPTIONS"] == {"sslmode": "require", "prepare_threshold": 1}
+
+
+def test_preparing_statements_can_be_turned_off_for_old_poolers() -> None:
+    off = database_from_url("postgres://u@db/p?prepare_threshold=0", base_dir=Path("/"))
+    assert off["OPTIONS"] == {"prepare_threshold": None}
+    later = database_from_url("postgres://u@db/p?prepare_threshold=3", base_dir=Path("/"))
+    assert later["OPTIONS"] == {"prepare_threshold": 3}
+    with pytest.raises(ImproperlyConfigured, match="prepare_threshold must be a whole number"):
+        database_from_url("postgres://u@db/p?prepare_threshold=yes", base_dir=Path("/"))
 
 
 def test_database_url_rejects_unknown_schemes() -> None:

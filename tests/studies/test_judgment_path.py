@@ -164,3 +164,36 @@ def test_a_score_too_large_for_a_float_is_invalid_not_a_server_error() -> None:
 
     form = JudgeForm({"position": 0, "key": str(uuid.uuid4()), "score": 10**400})
     assert not form.is_valid() and "score" in form.errors
+
+
+@pytest.mark.django_db
+def test_the_snapshot_builds_the_instances_the_orm_would(client: Client) -> None:
+    """The prepared read makes instances without ``Model.__init__``: every field value,
+    the saved state and equality match what the ORM loads, trial by trial."""
+    from perceptlab.studies.assignment import Snapshot
+
+    session = _rating(client, "2afc")
+    state = client.get(reverse("studies:state", args=[session.code])).json()
+    _answer(client, session, state)
+    snap = Snapshot.by_code(session.code)
+    assert snap is not None
+    orm_session = Session.objects.select_related("study").get(pk=session.pk)
+    for built, loaded in ((snap.session, orm_session), (snap.session.study, orm_session.study)):
+        assert type(built) is type(loaded) and built == loaded
+        assert not built._state.adding and built._state.db == loaded._state.db
+        for field in type(loaded)._meta.concrete_fields:
+            assert getattr(built, field.attname) == getattr(loaded, field.attname), field.name
+    positions = Trial.objects.filter(session=session).values_list("position", flat=True)
+    assert set(snap.trials) == set(positions)
+    for position, trial in snap.trials.items():
+        loaded_trial = Trial.objects.get(session=session, position=position)
+        for field in Trial._meta.concrete_fields:
+            assert getattr(trial, field.attname) == getattr(loaded_trial, field.attname), field.name
+        judgment = snap.judgment(trial)
+        stored = Judgment.objects.filter(trial=loaded_trial).first()
+        assert (judgment is None) == (stored is None)
+        if judgment is not None and stored is not None:
+            for field in Judgment._meta.concrete_fields:
+                name = field.attname
+                assert getattr(judgment, name) == getattr(stored, name), field.name
+    assert any(snap.judgment(t) is not None for t in snap.trials.values())
