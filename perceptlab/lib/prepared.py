@@ -62,8 +62,9 @@ def cursor(connection: BaseDatabaseWrapper) -> Iterator[Any]:
 
     connection.validate_thread_sharing()
     connection.ensure_connection()
+    binding: Any = ServerBindingCursor  # psycopg's Cursor (the stubs give Django's wrapper)
     with connection.wrap_database_errors:
-        raw = ServerBindingCursor(connection.connection)
+        raw = binding(connection.connection)
     logged = connection.queries_logged
     wrapped = _PreparedDebugCursor(raw, connection) if logged else connection.make_cursor(raw)
     with wrapped:
