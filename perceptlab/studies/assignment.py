@@ -141,6 +141,31 @@ _session_code = Session._meta.get_field("code")
 _trial_judgment = Trial.judgment.related  # type: ignore[attr-defined]
 
 
+def session_by_code(code: uuid.UUID) -> Session | None:
+    """The session with this code and its study (cached on it, as
+    ``select_related("study")``) in one prepared statement; None if there is none. The
+    session page reads it on every visit of the consent, instructions and rating steps."""
+    db = connections[DEFAULT_DB_ALIAS]
+    with prepared.cursor(db) as cursor:
+        cursor.execute(_session_only_sql(), [_session_code.get_db_prep_value(code, db)])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    session = _SESSION.build(row, connection=db)
+    study = _STUDY.build(row, connection=db, start=_SESSION.width)
+    assert session is not None and study is not None  # an inner join: both present
+    session.study = study
+    return session
+
+
+@functools.cache
+def _session_only_sql() -> str:
+    return (
+        f"SELECT {_SESSION.sql}, {_STUDY.sql} FROM {_SESSION.table} se "
+        f"JOIN {_STUDY.table} st ON st.id = se.study_id WHERE se.code = %s"
+    )
+
+
 @functools.cache
 def _session_sql() -> str:
     """The session by code with its study, and one row per trial (with its judgment)."""

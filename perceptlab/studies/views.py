@@ -40,7 +40,7 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 from perceptlab.lib import prepared
 from perceptlab.serving import stored_file
 from perceptlab.studies import participants, sessions
-from perceptlab.studies.assignment import Snapshot, progress, upcoming_retrying
+from perceptlab.studies.assignment import Snapshot, progress, session_by_code, upcoming_retrying
 from perceptlab.studies.forms import (
     CONTROLS_CSS_PX,
     PANE_GAP_DEVICE_PX,
@@ -105,7 +105,9 @@ def mturk_frameable(view: View) -> View:
 
 def session_or_404(code: uuid.UUID) -> Session:
     """The session with this code (404 otherwise); notes that the rater is still here."""
-    session = get_object_or_404(Session.objects.select_related("study"), code=code)
+    session = session_by_code(code)
+    if session is None:
+        raise Http404("no such session")
     _note_seen(session)
     return session
 

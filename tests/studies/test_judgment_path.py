@@ -170,7 +170,7 @@ def test_a_score_too_large_for_a_float_is_invalid_not_a_server_error() -> None:
 def test_the_snapshot_builds_the_instances_the_orm_would(client: Client) -> None:
     """The prepared read makes instances without ``Model.__init__``: every field value,
     the saved state and equality match what the ORM loads, trial by trial."""
-    from perceptlab.studies.assignment import Snapshot
+    from perceptlab.studies.assignment import Snapshot, session_by_code
 
     session = _rating(client, "2afc")
     state = client.get(reverse("studies:state", args=[session.code])).json()
@@ -178,7 +178,11 @@ def test_the_snapshot_builds_the_instances_the_orm_would(client: Client) -> None
     snap = Snapshot.by_code(session.code)
     assert snap is not None
     orm_session = Session.objects.select_related("study").get(pk=session.pk)
-    for built, loaded in ((snap.session, orm_session), (snap.session.study, orm_session.study)):
+    alone = session_by_code(session.code)  # the session page's read
+    assert alone is not None and session_by_code(uuid.uuid4()) is None
+    pairs = [(snap.session, orm_session), (snap.session.study, orm_session.study)]
+    pairs += [(alone, orm_session), (alone.study, orm_session.study)]
+    for built, loaded in pairs:
         assert type(built) is type(loaded) and built == loaded
         assert not built._state.adding and built._state.db == loaded._state.db
         for field in type(loaded)._meta.concrete_fields:
