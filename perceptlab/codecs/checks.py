@@ -7,6 +7,8 @@ codecs.E020  the media root cannot be created or written
 codecs.W050-W055  a codec plugin is refused or broken (see perceptlab/codecs/plugins.py)
 codecs.W030  a command-line codec entry (TOML) is malformed, or its file cannot be read
 codecs.W031  a command-line codec's slug is already taken (by a built-in or another file)
+codecs.W032  an imported codec is hidden by a registered codec of the same slug (a database
+             check: ``check --database default``, and ``migrate``)
 (Warnings, as for plugins: the entry is left out and the platform still runs; a user's bad
 file must not stop runserver, migrate or db_worker. ``check --fail-level WARNING`` makes
 them fatal in CI.)
@@ -99,6 +101,29 @@ def check_codec_plugins(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
         )
         for error in plugin_problems()
     ]
+
+
+@register(Tags.database)
+def check_imported_codec_slugs(
+    app_configs: Any = None, databases: Any = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """An imported codec whose slug a plugin or TOML entry took since: the registered
+    codec wins, silently for whoever meant the imported one."""
+    if not databases:
+        return []
+    from django.db import DatabaseError
+
+    from perceptlab.codecs.imported import hidden_problem, hidden_slugs
+
+    try:
+        slugs = hidden_slugs()
+    except DatabaseError:  # not migrated yet: nothing imported
+        return []
+    messages: list[CheckMessage] = []
+    for slug in slugs:
+        problem, fix = hidden_problem(slug)
+        messages.append(Warning(problem, hint=fix, id="codecs.W032"))
+    return messages
 
 
 @register(Tags.compatibility)

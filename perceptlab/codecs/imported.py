@@ -384,6 +384,26 @@ class _Planned:
     rate: _Rate
 
 
+def hidden_slugs() -> list[str]:
+    """Imported codecs whose slug a registered codec (built-in, plugin or TOML entry) took
+    after they were imported: studies naming that slug get the registered codec."""
+    from perceptlab.codecs.models import ImportedCodec
+    from perceptlab.codecs.registry import REGISTRY
+
+    found = ImportedCodec.objects.filter(slug__in=list(REGISTRY)).values_list("slug", flat=True)
+    return sorted(found)
+
+
+def hidden_problem(slug: str) -> tuple[str, str]:
+    """(what is wrong, the fix) for an imported codec hidden by a registered one."""
+    return (
+        f"imported codec {slug!r} is hidden: a registered codec (plugin or TOML entry) now "
+        f"has that slug, and studies that name {slug!r} use the registered codec",
+        "rename the plugin's or TOML entry's slug, or import the reconstructions again "
+        "under another --codec name",
+    )
+
+
 def check_slug(slug: str) -> list[str]:
     """Problems with ``slug`` as an imported codec's name (empty when fine)."""
     if not SLUG.fullmatch(slug):

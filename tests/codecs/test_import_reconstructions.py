@@ -306,14 +306,23 @@ def test_it_is_listed_by_manage_py_codecs(kodak: ImageSet, output: importkit.Out
     assert "2 point(s) (q20, q75) of 2 image(s), bpp measured" in line
     assert "never encodes" in line
     # A registered codec (a plugin installed later, say) taking the slug hides it, loudly
+    from django.core import checks
+
     from perceptlab.codecs.registry import REGISTRY, CodecEntry
 
+    assert not [m for m in checks.run_checks(databases=["default"]) if m.id == "codecs.W032"]
     REGISTRY["my-gan"] = CodecEntry("my-gan", "Plugin GAN", "plugin", "x:Y", "a later plugin")
     try:
         out, err = run("codecs", "--json")
+        found = [m for m in checks.run_checks(databases=["default"]) if m.id == "codecs.W032"]
+        untouched = [m for m in checks.run_checks() if m.id == "codecs.W032"]  # no database
     finally:
         del REGISTRY["my-gan"]
     assert "imported codec 'my-gan' is hidden: a registered codec" in err
+    # ... and in the system checks that migrate and `check --database default` run
+    [warning] = found
+    assert "imported codec 'my-gan' is hidden" in warning.msg and "rename" in str(warning.hint)
+    assert untouched == []
 
 
 def test_it_is_a_codec_choice_but_cannot_encode(kodak: ImageSet, output: importkit.Output) -> None:

@@ -9,7 +9,7 @@ from django.db import DatabaseError
 
 from perceptlab.codecs.base import CodecError
 from perceptlab.codecs.commandline import commandline_details
-from perceptlab.codecs.imported import holdings
+from perceptlab.codecs.imported import hidden_problem, hidden_slugs, holdings
 from perceptlab.codecs.models import ImportedCodec
 from perceptlab.codecs.registry import IMPORTED, REGISTRY, get_codec
 
@@ -99,12 +99,9 @@ class Command(BaseCommand):
         try:
             imported = ImportedCodec.objects.exclude(slug__in=list(REGISTRY))
             rows += [describe_imported(codec) for codec in imported]
-            for hidden in ImportedCodec.objects.filter(slug__in=list(REGISTRY)):
-                self.stderr.write(
-                    f"imported codec {hidden.slug!r} is hidden: a registered codec (plugin or "
-                    f"TOML entry) now has that slug; rename one of them (studies that name "
-                    f"{hidden.slug!r} use the registered codec)"
-                )
+            for slug in hidden_slugs():
+                problem, fix = hidden_problem(slug)
+                self.stderr.write(f"{problem}; {fix}")
         except DatabaseError as exc:
             self.stderr.write(
                 f"imported codecs not listed: cannot read the database ({exc}); run "
