@@ -144,6 +144,14 @@ for _entry in (
         "multi-scale GAN; rate by the channel count C",
     ),
     CodecEntry(
+        "gc-sc",
+        "GC selective (SC)",
+        "neural",
+        f"{_N}.registered:GCSelectiveCodec",
+        "Agustsson et al. 2019 §4.2: GC with a preserved-region mask; the rest synthesised "
+        "from a semantic label map. No checkpoint ships",
+    ),
+    CodecEntry(
         "tunable",
         "Tunable importance-map GAN codec",
         "neural",

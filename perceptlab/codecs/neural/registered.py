@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from perceptlab.codecs.base import Dial, Param, Params
-from perceptlab.codecs.neural.codec import NeuralCodec
+from perceptlab.codecs.base import Availability, CodecUnavailable, Dial, Param, Params
+from perceptlab.codecs.neural import checkpoints
+from perceptlab.codecs.neural.codec import NeuralCodec, torch_installed
 
 GC_CHANNEL_COUNTS = (2, 4, 8, 16)
 """GC's latent channel counts, one trained model each (Agustsson et al. 2019)."""
@@ -89,6 +90,48 @@ class GCCodec(NeuralCodec):
     def card_checkpoints(self) -> list[str]:
         config = dict(self.validate_params({}))["config"]
         return [f"gc-c{channels}-{config}" for channels in GC_CHANNEL_COUNTS]
+
+
+NO_SC_CHECKPOINT = (
+    "no SC checkpoint ships: GC's selective mode is trained on photos with semantic label "
+    "maps (Cityscapes- or ADE20K-style), and none are available where the shipped models "
+    "were trained; train one with `manage.py train_codec gc --labels DIR --set "
+    "semantic_classes=N --name gc-sc-c8-small`"
+)
+SC_INPUTS_MISSING = (
+    "studies cannot yet upload the per-image semantic label map and preserved-region mask "
+    "that SC encodes with, so it cannot be used in a study"
+)
+
+
+class GCSelectiveCodec(GCCodec):
+    """``gc-sc``: GC's selective mode (SC; Agustsson et al. 2019, §4.2). A mask says which
+    regions are coded as GC codes them; everything else is synthesised by the generator
+    from a semantic label map sent with the bitstream (:meth:`.gc.GC.compress_selective`).
+    Each image needs its label map and mask besides the pixels; no SC checkpoint ships
+    (:data:`NO_SC_CHECKPOINT`), so it is listed as unavailable, saying why."""
+
+    slug = "gc-sc"
+    default_checkpoint_name: ClassVar[str] = "gc-sc-c8-small"
+
+    def checkpoint_name(self, params: Params) -> str:
+        return f"gc-sc-c{params['channels']}-{params['config']}"
+
+    def card_checkpoints(self) -> list[str]:
+        return []
+
+    def availability(self) -> Availability:
+        state = torch_installed()
+        if not state.available:
+            return state
+        if checkpoints.find(self.default_checkpoint()) is None:
+            return Availability(False, NO_SC_CHECKPOINT)
+        return Availability(False, SC_INPUTS_MISSING)
+
+    def require_available(self) -> None:
+        state = self.availability()
+        if not state.available:
+            raise CodecUnavailable(self.slug, state.reason)
 
 
 class TunableCodec(NeuralCodec):
