@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create .venv and install PerceptLab with its test and neural-codec dependencies.
+# Create .venv and install PerceptLab with its test, neural-codec and CVVDP dependencies.
 # Re-running is cheap: nothing is reinstalled unless pyproject.toml changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +13,6 @@ want=$(sha256sum pyproject.toml | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     .venv/bin/python -m pip install --quiet --upgrade pip
     # torch and torchvision are resolved together from the registry (never a local wheel).
-    .venv/bin/python -m pip install --quiet -e ".[dev,neural]"
+    .venv/bin/python -m pip install --quiet -e ".[dev,neural,cvvdp]"
     echo "$want" > "$stamp"
 fi

@@ -19,7 +19,14 @@ flip               NVIDIA ``flip_evaluator``, LDR-FLIP, mean error        lower 
 iw_ssim            IW-SSIM of BT.601 luma (here, :mod:`.iwssim`)          higher      176
 butteraugli        libjxl's ``butteraugli_main`` (a program), max-norm    lower       8
 butteraugli_3norm  the same run's 3-norm (:mod:`.butteraugli`)            lower       8
+cvvdp              ColorVideoVDP (PyPI ``cvvdp``), JOD on a display model  higher      32
 =================  =====================================================  ==========  =============
+
+ColorVideoVDP predicts quality in JOD (just-objectionable differences: 10 = identical to the
+reference; one JOD less = 75 % of observers prefer the reference) for a display the study
+names (``Study.cvvdp_display``; :attr:`BuildContext.display`), the ``[cvvdp]`` extra. Its
+parameters ship in the wheel: no download. Its stored version names the display, so values
+for another display are computed again, not reused.
 
 PSNR is computed here rather than with ``piq.psnr`` because piq adds ε = 1e-8 to the MSE, which
 caps identical images at 80 dB and shifts every finite value (by 0.004 dB at 50 dB). Identical
@@ -147,12 +154,18 @@ def _unit_stack(images: Pixels) -> Floats:
 Scorer = Callable[[Batch], list[float]]
 
 
+DEFAULT_DISPLAY = "standard_4k"
+MIN_CVVDP_SIDE = 16
+
+
 @dataclass(frozen=True)
 class BuildContext:
-    """What a metric's builder gets: the resolved weight files and the device."""
+    """What a metric's builder gets: the resolved weight files, the device and the display
+    a display-dependent metric (CVVDP) models."""
 
     weights: Mapping[str, Path]
     device: str
+    display: str = DEFAULT_DISPLAY
 
 
 @dataclass(frozen=True)
@@ -175,6 +188,8 @@ class MetricSpec:
     version_of: Callable[[], str | None] | None = None
     """For a metric computed by an external program (``package`` then names the system
     package): its version, or None when it is not installed. Else the distribution's version."""
+    uses_display: bool = False
+    """Whether its value depends on :attr:`BuildContext.display` (recorded in its version)."""
 
     @property
     def needs_weights(self) -> tuple[str, ...]:
@@ -189,8 +204,13 @@ class MetricSpec:
             version = None
         return f"{self.package} {version}" if version else f"{self.package} (not installed)"
 
-    def model_id(self) -> ModelId:
-        return ModelId(self.slug, self.version())
+    def model_id(self, display: str = DEFAULT_DISPLAY) -> ModelId:
+        return ModelId(self.slug, self.version_for(display))
+
+    def version_for(self, display: str) -> str:
+        """The version stored with a value: the implementation's, and the display model for
+        a metric that depends on one."""
+        return f"{self.version()}, display {display}" if self.uses_display else self.version()
 
     def too_small(self, height: int, width: int) -> str | None:
         if min(height, width) >= self.min_side:
@@ -323,6 +343,33 @@ def _butteraugli(pick: Callable[[ButteraugliDistance], float]) -> Callable[[Buil
         return lambda batch: [pick(d) for d in batch.shared(f"butteraugli {binary}", run)]
 
     return build
+
+
+def _build_cvvdp(context: BuildContext) -> Scorer:
+    """ColorVideoVDP on the study's display model, one image pair at a time (its pyramid is
+    built per image size; a stack of N same-size images would be read as N video frames)."""
+    try:
+        import pycvvdp
+        import torch
+    except ImportError:
+        raise MetricUnavailable(
+            "ColorVideoVDP is not installed: pip install -e '.[cvvdp]' (PyPI cvvdp)"
+        ) from None
+    from perceptlab.studies.models import CVVDP_DISPLAYS
+
+    if context.display not in dict(CVVDP_DISPLAYS):
+        raise MetricUnavailable(f"unknown CVVDP display {context.display!r}")
+    metric = pycvvdp.cvvdp(display_name=context.display, device=torch.device(context.device))
+
+    def score(batch: Batch) -> list[float]:
+        values = []
+        with torch.inference_mode():
+            for reference, distorted in zip(batch.references, batch.distorted, strict=True):
+                jod, _ = metric.predict(distorted, reference, dim_order="HWC")
+                values.append(float(jod))
+        return values
+
+    return score
 
 
 def _butteraugli_version() -> str | None:
@@ -522,6 +569,23 @@ for _spec in (
         min_side_why="below 8 px butteraugli_main reports 0 for any pair",
         version_of=_butteraugli_version,
     ),
+    MetricSpec(
+        slug="cvvdp",
+        name="ColorVideoVDP (JOD)",
+        package="cvvdp",
+        higher_is_better=True,
+        unit="JOD",
+        citation=(
+            "R. K. Mantiuk, P. Hanji, M. Ashraf, Y. Asano, A. Chapiro, 'ColorVideoVDP: a visual "
+            "difference predictor for image, video and display distortions', ACM TOG 43(4), "
+            "2024, doi:10.1145/3658144; pycvvdp on the study's display model, sRGB 8-bit input"
+        ),
+        build=_build_cvvdp,
+        min_side=MIN_CVVDP_SIDE,
+        min_side_why="its Laplacian pyramid",
+        needs_torch=True,
+        uses_display=True,
+    ),
 ):
     register(_spec)
 
@@ -546,10 +610,12 @@ class MetricSession:
         device: str = "cpu",
         manifest: Mapping[str, weightfiles.WeightFile] = weightfiles.MANIFEST,
         max_batch: int = 8,
+        display: str = DEFAULT_DISPLAY,
     ) -> None:
         self.metrics = _checked_slugs(metrics)
         self.weights_dir = Path(weights_dir)
         self.device = device
+        self.display = display
         self.max_batch = max_batch
         self.unavailable: dict[str, str] = {}
         self.weights_used: dict[str, dict[str, str | None]] = {}
@@ -562,7 +628,8 @@ class MetricSession:
         names = [e.name for e in manifest.values() if spec.slug in e.metrics]
         try:
             files = weightfiles.resolve(names, self.weights_dir, manifest=manifest)
-            context = BuildContext({n: s.path for n, s in files.items()}, self.device)
+            paths = {n: s.path for n, s in files.items()}
+            context = BuildContext(paths, self.device, self.display)
             self._scorers[spec.slug] = spec.build(context)
         except (MetricUnavailable, weightfiles.WeightsUnavailable) as exc:
             self.unavailable[spec.slug] = str(exc)
@@ -571,7 +638,11 @@ class MetricSession:
             self.weights_used[spec.slug] = {n: s.sha256 for n, s in files.items()}
 
     def model_ids(self) -> dict[str, ModelId]:
-        return {slug: METRICS[slug].model_id() for slug in self.metrics}
+        return {slug: METRICS[slug].model_id(self.display) for slug in self.metrics}
+
+    def version(self, slug: str) -> str:
+        """What is stored with this session's values of ``slug`` (display included)."""
+        return METRICS[slug].version_for(self.display)
 
     def compute(self, pairs: Sequence[Pair]) -> list[dict[str, MetricValue]]:
         """Score each (reference, distorted) pair: one {slug: MetricValue} per pair, in order.

@@ -49,28 +49,35 @@ def compute_study_metrics(
 
     slugs = list(metrics or METRICS)
     report = MetricsReport()
-    todo = _todo(study, slugs, force=force, report=report)
+    display = study.cvvdp_display
+    versions = {slug: METRICS[slug].version_for(display) for slug in slugs}
+    todo = _todo(study, versions, force=force, report=report)
     if not todo:
         return report
-    session = MetricSession(slugs, weights_dir=configured_weights_dir())
+    session = MetricSession(slugs, weights_dir=configured_weights_dir(), display=display)
     for region, batch in _batches(todo):
         values = session.compute([pair for _, pair in batch])
         with transaction.atomic():
             for (stimulus, _), measured in zip(batch, values, strict=True):
-                _store(stimulus, region, measured, report)
+                _store(stimulus, region, measured, report, versions)
     return report
 
 
-def _todo(study: Study, slugs: list[str], *, force: bool, report: MetricsReport) -> list[Stimulus]:
+def _todo(
+    study: Study, versions: dict[str, str], *, force: bool, report: MetricsReport
+) -> list[Stimulus]:
+    """Stimuli lacking a value of a metric in ``versions`` (slug → the version to store), on
+    either region; a value stored under another version (a display model changed since,
+    or the implementation) does not count."""
     stimuli = measured_stimuli(study)
     if force:
         return stimuli
-    want = 2 * len(slugs)
+    want = 2 * len(versions)
     have: dict[int, int] = defaultdict(int)
-    for sid in StimulusMetric.objects.filter(stimulus__in=stimuli, metric__in=slugs).values_list(
-        "stimulus_id", flat=True
-    ):
-        have[sid] += 1
+    stored = StimulusMetric.objects.filter(stimulus__in=stimuli, metric__in=list(versions))
+    for sid, slug, version in stored.values_list("stimulus_id", "metric", "version"):
+        if version == versions[slug]:
+            have[sid] += 1
     todo = [s for s in stimuli if have[s.pk] < want]
     report.skipped = len(stimuli) - len(todo)
     return todo
@@ -105,9 +112,13 @@ def _batches(stimuli: list[Stimulus]) -> Iterator[tuple[str, list[tuple[Stimulus
             )
 
 
-def _store(stimulus: Stimulus, region: str, measured: dict, report: MetricsReport) -> None:  # type: ignore[type-arg]
-    from perceptlab.evaluation.metrics import METRICS
-
+def _store(
+    stimulus: Stimulus,
+    region: str,
+    measured: dict,  # type: ignore[type-arg]
+    report: MetricsReport,
+    versions: dict[str, str],
+) -> None:
     for slug, m in measured.items():
         StimulusMetric.objects.update_or_create(
             stimulus=stimulus,
@@ -116,7 +127,7 @@ def _store(stimulus: Stimulus, region: str, measured: dict, report: MetricsRepor
             defaults={
                 "value": m.value,
                 "unavailable": m.unavailable or "",
-                "version": METRICS[slug].version(),
+                "version": versions[slug],
             },
         )
         if m.unavailable:

@@ -108,6 +108,7 @@ SECTIONS: dict[str, list[str]] = {
         "max_lapse",
     ],
     "Raters' devices": ["allowed_devices"],
+    "Objective metrics": ["cvvdp_display"],
     "Rater texts": ["consent_text", "instructions_text"],
     "Completion": ["completion_code", "completion_url", "screenout_code", "screenout_url"],
     "Access": ["owner", "collaborators"],

@@ -100,6 +100,17 @@ DCR_LABELS = (  # ITU-R BT.500-15 Annex 1 Table 1 (impairment scale)
 )
 
 
+# ColorVideoVDP's SDR display models (pycvvdp vvdp_data/display_models.json): the ones a
+# study of 8-bit sRGB stimuli can mean.
+CVVDP_DISPLAYS = [
+    ("standard_4k", "30-inch 4K monitor, 200 cd/m², 250 lux, 0.75 m (standard_4k)"),
+    ("standard_fhd", "24-inch full-HD monitor, 200 cd/m², 250 lux, 0.6 m (standard_fhd)"),
+    ("standard_phone", "6-inch phone, 2400×1080, 500 cd/m², 250 lux, 0.4 m (standard_phone)"),
+    ("sdr_4k_30", "30-inch 4K monitor, 100 cd/m², 250 lux, 0.6 m (sdr_4k_30)"),
+    ("sdr_fhd_24", "24-inch full-HD monitor, 100 cd/m², 250 lux, 0.6 m (sdr_fhd_24)"),
+]
+
+
 class Study(models.Model):
     class State(models.TextChoices):
         DRAFT = "draft"
@@ -184,6 +195,16 @@ class Study(models.Model):
     min_flips = models.PositiveIntegerField(
         default=0,
         help_text="2AFC and sequential DCR: flips needed before the answer buttons open",
+    )
+    cvvdp_display = models.CharField(
+        "CVVDP display",
+        max_length=16,
+        choices=CVVDP_DISPLAYS,
+        default="standard_4k",
+        help_text=(
+            "the display ColorVideoVDP's predictions (JOD) assume: its size, resolution, "
+            "peak luminance and viewing distance (pycvvdp's display_models.json)"
+        ),
     )
     allowed_devices = models.JSONField(
         default=default_devices,

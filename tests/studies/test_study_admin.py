@@ -76,6 +76,7 @@ def add_form(image_set_id: int, **overrides: Any) -> dict[str, Any]:
         "min_view_seconds": 1,
         "min_flips": 0,
         "session_timeout_minutes": 60,
+        "cvvdp_display": "standard_4k",
         "consent_text": "",
         "instructions_text": "",
         "completion_code": "DONE",
