@@ -15,6 +15,7 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
+from perceptlab.codecs import sideinputs
 from perceptlab.codecs.base import CodecError
 from perceptlab.codecs.generation import JobRequest, parse_bpps, plan_jobs
 from perceptlab.codecs.imported import (
@@ -276,14 +277,83 @@ class ReconstructionAdmin(admin.ModelAdmin):
         return False
 
 
+class SideInputsForm(forms.ModelForm):
+    """The image's per-image codec inputs (GC's selective mode): a semantic label map and a
+    preserved-region mask, each a one-channel PNG of the image's size, checked on upload
+    (:mod:`perceptlab.codecs.sideinputs`); the image itself cannot be changed."""
+
+    label_map_upload = forms.FileField(
+        required=False,
+        label="Semantic label map",
+        help_text="one-channel PNG of class indices (mode L or P), the image's size",
+    )
+    preserve_mask_upload = forms.FileField(
+        required=False,
+        label="Preserved-region mask",
+        help_text="one-channel PNG (mode 1 or L), the image's size; non-zero = preserved",
+    )
+
+    class Meta:
+        model = SourceImage
+        fields: list[str] = []
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        size = (self.instance.width, self.instance.height)
+        readers = {
+            "label_map_upload": sideinputs.read_label_map,
+            "preserve_mask_upload": sideinputs.read_mask,
+        }
+        for field, read in readers.items():
+            upload = data.get(field)
+            if upload:
+                content = upload.read()
+                try:
+                    read(content, size=size)
+                except sideinputs.SideInputError as error:
+                    self.add_error(field, str(error))
+                data[field] = content
+        return data
+
+    def save(self, commit: bool = True) -> SourceImage:
+        source = super().save(commit=commit)
+        sideinputs.attach(
+            source,
+            label_map=self.cleaned_data.get("label_map_upload") or None,
+            mask=self.cleaned_data.get("preserve_mask_upload") or None,
+        )
+        return source
+
+
 @admin.register(SourceImage)
 class SourceImageAdmin(admin.ModelAdmin):
-    list_display = ["name", "image_set", "width", "height", "source_format", "png_sha256"]
+    list_display = [
+        "name",
+        "image_set",
+        "width",
+        "height",
+        "source_format",
+        "png_sha256",
+        "side_inputs",
+    ]
     list_filter = ["image_set"]
+    form = SideInputsForm
     readonly_fields = [f.name for f in SourceImage._meta.fields]
+    fieldsets = [
+        (None, {"fields": tuple(readonly_fields)}),
+        (
+            "Per-image codec inputs (GC selective mode, gc-sc)",
+            {"fields": ["label_map_upload", "preserve_mask_upload"]},
+        ),
+    ]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    @admin.display(description="label map / mask")
+    def side_inputs(self, source: SourceImage) -> str:
+        lacking = sideinputs.missing(source)
+        return "both" if not lacking else "none" if len(lacking) == 2 else f"no {lacking[0]}"
 
 
 class ImportReconstructionsForm(forms.Form):

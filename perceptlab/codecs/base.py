@@ -10,6 +10,7 @@ reconstruction can always be reproduced. bpp is never estimated: it is
 
 from __future__ import annotations
 
+import hashlib
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
@@ -140,6 +141,22 @@ def check_rgb8(slug: str, image: np.ndarray) -> None:
         raise CodecError(slug, "the image has no pixels")
 
 
+@dataclass(frozen=True)
+class SideInputs:
+    """What a codec with per-image inputs encodes with besides the pixels (GC's selective
+    mode): (H, W) uint8 semantic class indices and an (H, W) bool mask of the regions to
+    preserve. Read from a source image's uploads by :mod:`.sideinputs`."""
+
+    labels: np.ndarray
+    mask: np.ndarray
+
+    @property
+    def digest(self) -> str:
+        """SHA-256 of both arrays: what a generated stimulus depends on besides its pixels."""
+        data = self.labels.astype(np.uint8).tobytes() + np.packbits(self.mask).tobytes()
+        return hashlib.sha256(data).hexdigest()
+
+
 class Codec(ABC):
     """Base class of every codec; subclasses are registered in :mod:`.registry`."""
 
@@ -155,6 +172,9 @@ class Codec(ABC):
     """Display name; optional (plugins set it, built-ins take theirs from the registry)."""
     description: ClassVar[str] = ""
     """One line on what the codec is; optional, as :attr:`label`."""
+    side_inputs: ClassVar[tuple[str, ...]] = ()
+    """What it needs per image besides the pixels (:class:`SideInputs`); such a codec
+    implements :meth:`_encode_side` instead of :meth:`_encode`."""
 
     @property
     def supports_rate_control(self) -> bool:
@@ -199,11 +219,31 @@ class Codec(ABC):
             for name, spec in known.items()
         }
 
-    def encode(self, image: np.ndarray, params: Mapping[str, object]) -> bytes:
-        """Encode an (H, W, 3) uint8 RGB image; returns the bitstream's bytes."""
+    def encode(
+        self, image: np.ndarray, params: Mapping[str, object], *, side: SideInputs | None = None
+    ) -> bytes:
+        """Encode an (H, W, 3) uint8 RGB image; returns the bitstream's bytes. ``side``:
+        the image's per-image inputs, for a codec that names some (ignored otherwise)."""
         check_rgb8(self.slug, image)
         self.require_available()
-        return self._encode(np.ascontiguousarray(image), self.validate_params(params))
+        pixels, valid = np.ascontiguousarray(image), self.validate_params(params)
+        if not self.side_inputs:
+            return self._encode(pixels, valid)
+        if side is None:
+            raise CodecParamError(
+                self.slug, f"needs a {' and a '.join(self.side_inputs)} for each image"
+            )
+        if side.labels.shape != image.shape[:2] or side.mask.shape != image.shape[:2]:
+            raise CodecParamError(
+                self.slug,
+                f"the {' and '.join(self.side_inputs)} must be {image.shape[1]}×"
+                f"{image.shape[0]} px like the image",
+            )
+        return self._encode_side(pixels, valid, side)
+
+    def _encode_side(self, image: np.ndarray, params: Params, side: SideInputs) -> bytes:
+        """Encoding with per-image inputs (a codec that declares :attr:`side_inputs`)."""
+        raise NotImplementedError(f"{self.slug} declares side inputs but cannot encode with them")
 
     def decode(self, bitstream: bytes) -> np.ndarray:
         """Decode a bitstream from :meth:`encode` into an (H, W, 3) uint8 RGB image."""

@@ -33,7 +33,7 @@ from django.db import DatabaseError, connection, transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
 
-from perceptlab.codecs.base import Codec, CodecError, bits_per_pixel
+from perceptlab.codecs.base import Codec, CodecError, SideInputs, bits_per_pixel
 from perceptlab.codecs.files import read_bytes, store_verified
 from perceptlab.codecs.models import GenerationJob, Reconstruction, SourceImage
 from perceptlab.codecs.ratecontrol import RateResult, encode_at_bpp, encode_at_bytes
@@ -67,7 +67,34 @@ def job_key(
         "base_params": dict(base_params or {}),
         "match": match.pk if match is not None else None,
     }
+    if _needs_side_inputs(codec):  # a new label map or mask makes a new stimulus
+        request["side"] = [source.label_map_sha256, source.preserve_mask_sha256]
     return sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()
+
+
+def _needs_side_inputs(slug: str) -> bool:
+    try:
+        return bool(get_codec(slug).side_inputs)
+    except (CodecError, ImportError):  # not registered, or a plugin that will not load
+        return False
+
+
+def _side_inputs(codec: Codec, source: SourceImage) -> SideInputs | None:
+    """The image's label map and mask for a codec that encodes with them (else None); a
+    clear error naming the image and what to upload when they are missing."""
+    if not codec.side_inputs:
+        return None
+    from perceptlab.codecs import sideinputs
+
+    found = sideinputs.of(source)
+    if found is None:
+        lacking = " and no ".join(sideinputs.missing(source))
+        raise CodecError(
+            codec.slug,
+            f"image {source.name} has no {lacking}: upload them on its admin page "
+            f"(Codecs → Source images → {source.name})",
+        )
+    return found
 
 
 def parse_bpps(text: str) -> list[float]:
@@ -314,18 +341,20 @@ def _fail(job: GenerationJob, *, worker: str, message: str) -> None:
     )
 
 
-def _encode(job: GenerationJob, codec: Codec, image: np.ndarray) -> tuple[RateResult, dict]:
+def _encode(
+    job: GenerationJob, codec: Codec, image: np.ndarray, side: SideInputs | None = None
+) -> tuple[RateResult, dict]:
     if job.target_bpp is not None:
-        result = encode_at_bpp(codec, image, job.target_bpp, base_params=job.base_params)
+        result = encode_at_bpp(codec, image, job.target_bpp, base_params=job.base_params, side=side)
         return result, result.as_record()
     if job.match is not None:
         size = job.match.num_bytes
         assert size is not None, "plan_match refuses a reconstruction without a bitstream"
-        result = encode_at_bytes(codec, image, size, base_params=job.base_params)
+        result = encode_at_bytes(codec, image, size, base_params=job.base_params, side=side)
         return result, {**result.as_record(), "mode": "match", "match": job.match.pk}
     params = codec.validate_params(job.fixed_params or {})
     started = time.perf_counter()
-    bitstream = codec.encode(image, params)
+    bitstream = codec.encode(image, params, side=side)
     seconds = time.perf_counter() - started
     height, width = image.shape[:2]
     bpp = bits_per_pixel(len(bitstream), height, width)
@@ -338,7 +367,10 @@ def _make_reconstruction(job: GenerationJob, *, worker: str) -> Reconstruction |
     codec.require_available()
     source = job.source
     image = _source_pixels(str(source.png.name), source.png_sha256)
-    result, record = _encode(job, codec, image)
+    side = _side_inputs(codec, source)
+    result, record = _encode(job, codec, image, side)
+    if side is not None:
+        record = {**record, "side_inputs_sha256": side.digest}
     started = time.perf_counter()
     decoded = codec.decode(result.bitstream)
     decode_seconds = time.perf_counter() - started

@@ -41,6 +41,13 @@ class SourceImage(models.Model):
     source_mode = models.CharField(max_length=16)
     conversion_notes = models.JSONField(default=list, blank=True)
     created = models.DateTimeField(default=timezone.now)
+    # What a codec with per-image inputs (GC's selective mode, gc-sc) encodes with besides
+    # the pixels: a semantic label map (8-bit class indices) and the mask of regions to
+    # preserve; uploaded on the image's admin page (perceptlab/codecs/sideinputs.py).
+    label_map = models.FileField(upload_to="labels/", max_length=255, blank=True)
+    label_map_sha256 = models.CharField(max_length=64, blank=True)
+    preserve_mask = models.FileField(upload_to="masks/", max_length=255, blank=True)
+    preserve_mask_sha256 = models.CharField(max_length=64, blank=True)
 
     class Meta:
         ordering = ["image_set", "name"]

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from perceptlab.codecs.base import Codec, CodecError, Dial, Params, bits_per_pixel
+from perceptlab.codecs.base import Codec, CodecError, Dial, Params, SideInputs, bits_per_pixel
 
 TOLERANCE = 0.03
 SEARCH_STEPS = 24
@@ -85,9 +85,10 @@ class _Search:
     dial: Dial
     tried: dict[float, Attempt] = field(default_factory=dict)
     key: str = ""
+    side: SideInputs | None = None
 
     def __post_init__(self) -> None:
-        self.key = image_key(self.image)
+        self.key = image_key(self.image) + (f":{self.side.digest}" if self.side else "")
 
     def params_for(self, value: float) -> Params:
         params = dict(self.base_params)
@@ -106,7 +107,7 @@ class _Search:
             _ENCODE_CACHE.move_to_end(cache_key)
             return _ENCODE_CACHE[cache_key]
         started = time.perf_counter()
-        bitstream = self.codec.encode(self.image, params)
+        bitstream = self.codec.encode(self.image, params, side=self.side)
         seconds = time.perf_counter() - started
         height, width = self.image.shape[:2]
         attempt = Attempt(value, bitstream, bits_per_pixel(len(bitstream), height, width), seconds)
@@ -131,15 +132,17 @@ def encode_at_bpp(
     target_bpp: float,
     *,
     base_params: Mapping[str, object] | None = None,
+    side: SideInputs | None = None,
 ) -> RateResult:
-    """Encode ``image`` as close to ``target_bpp`` as the codec allows (see module doc)."""
+    """Encode ``image`` as close to ``target_bpp`` as the codec allows (see module doc);
+    ``side``: the image's per-image inputs, for a codec that needs them."""
     dial = codec.rate_dial()
     if dial is None:
         raise CodecError(codec.slug, "has no rate dial; give fixed parameters instead")
     if not (target_bpp > 0 and math.isfinite(target_bpp)):
         raise CodecError(codec.slug, f"target bpp must be a positive number, got {target_bpp}")
     base = codec.validate_params(base_params or {})
-    search = _Search(codec, image, base, target_bpp, dial)
+    search = _Search(codec, image, base, target_bpp, dial, side=side)
     # Orient the dial so that larger u always means more bits.
     low, high = (dial.low, dial.high) if dial.increasing else (dial.high, dial.low)
     if dial.values:  # search the positions of the discrete settings
@@ -173,12 +176,12 @@ def encode_at_bytes(
     num_bytes: int,
     *,
     base_params: Mapping[str, object] | None = None,
+    side: SideInputs | None = None,
 ) -> RateResult:
     """Rate-matched comparison: encode at the size of another bitstream of this image."""
     height, width = image.shape[:2]
-    return encode_at_bpp(
-        codec, image, bits_per_pixel(num_bytes, height, width), base_params=base_params
-    )
+    bpp = bits_per_pixel(num_bytes, height, width)
+    return encode_at_bpp(codec, image, bpp, base_params=base_params, side=side)
 
 
 def _search_integer(search: _Search, low: int, high: int) -> None:

@@ -22,6 +22,7 @@ from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, URLPattern, path, reverse
 from django.utils.html import format_html
 
+from perceptlab.codecs import sideinputs
 from perceptlab.codecs.admin import codec_choices_with_availability
 from perceptlab.codecs.base import CodecError
 from perceptlab.codecs.generation import parse_bpps, progress
@@ -157,6 +158,26 @@ def _unavailable_reason(slug: str) -> str:
     return "" if state.available else state.reason
 
 
+def side_inputs_problem(slug: str, image_set: ImageSet) -> str:
+    """For a codec that encodes with per-image inputs (GC's selective mode): which images of
+    the set still lack them ("" when every image has them, or the codec needs none)."""
+    try:
+        needed = get_codec(slug).side_inputs
+    except (ImportError, CodecError):
+        return ""
+    if not needed:
+        return ""
+    lacking = [s.name for s in image_set.images.all() if sideinputs.missing(s)]
+    if not lacking:
+        return ""
+    shown = ", ".join(lacking[:5]) + (f" and {len(lacking) - 5} more" if len(lacking) > 5 else "")
+    return (
+        f"{slug} needs a {' and a '.join(needed)} for every image; {len(lacking)} of "
+        f"{image_set.images.count()} images of {image_set.name!r} lack them ({shown}): upload "
+        "them on each image's admin page (Codecs → Source images)"
+    )
+
+
 def imported_images(slug: str, image_set: ImageSet) -> int:
     """How many of the set's images the imported codec ``slug`` has reconstructions of."""
     imported = Reconstruction.objects.filter(
@@ -242,6 +263,11 @@ class StudyForm(forms.ModelForm):
                     "import them first (manage.py import_reconstructions --set "
                     f"{image_set.name} --codec {slug} ...)",
                 )
+        for slug in [s for s in data.get("codecs") or [] if s not in imported]:
+            if image_set is not None:
+                problem = side_inputs_problem(slug, image_set)
+                if problem:
+                    self.add_error("codecs", problem)
         return data
 
     def _check_gold(self, slug: str, params: object, data: dict[str, Any]) -> None:

@@ -284,9 +284,9 @@ def test_each_reconstruction_records_the_weights_it_was_encoded_with(neural_dir:
 def test_gc_selective_is_listed_unavailable_saying_no_checkpoint_ships(
     neural_dir: Path,
 ) -> None:
-    """Issue 14: SC needs label maps to train and per-image inputs to encode; the platform
-    says so instead of hiding it or failing later."""
-    from perceptlab.codecs.neural.registered import NO_SC_CHECKPOINT, SC_INPUTS_MISSING
+    """Issue 14: SC needs label maps to train; the platform says so instead of hiding it or
+    failing later (with a checkpoint: tests/codecs/test_sideinputs.py)."""
+    from perceptlab.codecs.neural.registered import NO_SC_CHECKPOINT
     from perceptlab.codecs.registry import REGISTRY
 
     assert REGISTRY["gc-sc"].family == "neural"
@@ -296,8 +296,5 @@ def test_gc_selective_is_listed_unavailable_saying_no_checkpoint_ships(
     assert "no SC checkpoint ships" in state.reason and "--labels" in state.reason
     with pytest.raises(CodecUnavailable, match="no SC checkpoint ships"):
         codec.encode(np.zeros((32, 32, 3), np.uint8), {})
-    # A researcher who trains one still learns why a study cannot use it yet
-    save_tiny("gc", "gc-sc-c8-small", neural_dir, {**TINY_GC, "channels": 8})
-    state = codec.availability()
-    assert not state.available and state.reason == SC_INPUTS_MISSING
     assert codec.card_checkpoints() == []
+    assert codec.side_inputs == ("semantic label map", "preserved-region mask")

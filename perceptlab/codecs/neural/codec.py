@@ -31,6 +31,7 @@ from perceptlab.codecs.base import (
     CodecUnavailable,
     Dial,
     Params,
+    SideInputs,
 )
 from perceptlab.codecs.neural import checkpoints
 from perceptlab.codecs.neural.container import (
@@ -249,6 +250,49 @@ class NeuralCodec(Codec):
         with torch.inference_mode():
             x, pad_bottom, pad_right = pad_to(to_tensor(image, device), model.stride)
             sections = model.compress(x, model_params)
+        padding = (pad_bottom, pad_right)
+        return self._pack(image, name, checkpoint, device, padding, model_params, sections)
+
+    def _encode_side(self, image: np.ndarray, params: Params, side: SideInputs) -> bytes:
+        """GC's selective mode: the model codes the masked regions and sends the label map
+        (:meth:`.gc.GC.compress_selective`); label map and mask padded as the image is
+        (labels repeated at the edge, the padding never preserved)."""
+        import torch
+        import torch.nn.functional as F
+
+        device = self._device()
+        name = self.checkpoint_name(params)
+        model, checkpoint = self._model(name, device)
+        classes = int(getattr(model, "semantic_classes", 0))
+        if not classes:
+            raise CodecError(self.slug, f"{name} is not a selective (SC) model")
+        if int(side.labels.max()) >= classes:
+            raise CodecError(
+                self.slug,
+                f"the label map holds class {int(side.labels.max())}; {name} knows "
+                f"classes 0–{classes - 1}",
+            )
+        with torch.inference_mode():
+            x, pad_bottom, pad_right = pad_to(to_tensor(image, device), model.stride)
+            labels = torch.from_numpy(side.labels.astype(np.int64)).to(device)
+            onehot = F.one_hot(labels, classes).permute(2, 0, 1)[None].float()
+            onehot = F.pad(onehot, (0, pad_right, 0, pad_bottom), mode="replicate")
+            mask = torch.from_numpy(side.mask.astype(np.float32)).to(device)[None, None]
+            mask = F.pad(mask, (0, pad_right, 0, pad_bottom), value=0.0)
+            sections = model.compress_selective(x, onehot, mask)
+        return self._pack(image, name, checkpoint, device, (pad_bottom, pad_right), {}, sections)
+
+    def _pack(
+        self,
+        image: np.ndarray,
+        name: str,
+        checkpoint: checkpoints.Checkpoint,
+        device: str,
+        padding: tuple[int, int],
+        model_params: dict[str, int | float | str],
+        sections: list[bytes],
+    ) -> bytes:
+        pad_bottom, pad_right = padding
         header = Header(
             model=name,
             model_version=checkpoint.version,

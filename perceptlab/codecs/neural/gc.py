@@ -118,14 +118,19 @@ _CDF = _uniform_cdf()
 
 
 def code_symbols(symbols: np.ndarray) -> bytes:
-    """rANS-code integers in [0, 5) under the uniform distribution."""
+    """rANS-code integers in [0, 5) under the uniform distribution (nothing for none: SC
+    with an empty mask preserves no symbol, and CompressAI's coder crashes on an empty list)."""
     values = symbols.astype(np.int32).ravel().tolist()
+    if not values:
+        return b""
     return bytes(
         RansEncoder().encode_with_indexes(values, [0] * len(values), [_CDF], [len(_CDF)], [0])
     )
 
 
 def decode_symbols(data: bytes, count: int) -> np.ndarray:
+    if count == 0:
+        return np.zeros(0, dtype=np.int64)
     values = RansDecoder().decode_with_indexes(data, [0] * count, [_CDF], [len(_CDF)], [0])
     return np.asarray(values, dtype=np.int64)
 

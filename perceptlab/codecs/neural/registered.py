@@ -98,21 +98,20 @@ NO_SC_CHECKPOINT = (
     "were trained; train one with `manage.py train_codec gc --labels DIR --set "
     "semantic_classes=N --name gc-sc-c8-small`"
 )
-SC_INPUTS_MISSING = (
-    "studies cannot yet upload the per-image semantic label map and preserved-region mask "
-    "that SC encodes with, so it cannot be used in a study"
-)
 
 
 class GCSelectiveCodec(GCCodec):
     """``gc-sc``: GC's selective mode (SC; Agustsson et al. 2019, §4.2). A mask says which
     regions are coded as GC codes them; everything else is synthesised by the generator
     from a semantic label map sent with the bitstream (:meth:`.gc.GC.compress_selective`).
-    Each image needs its label map and mask besides the pixels; no SC checkpoint ships
-    (:data:`NO_SC_CHECKPOINT`), so it is listed as unavailable, saying why."""
+    Each image needs its label map and mask besides the pixels (uploaded on the source
+    image's admin page, :mod:`perceptlab.codecs.sideinputs`). No SC checkpoint ships
+    (:data:`NO_SC_CHECKPOINT`): until one is trained here it is listed as unavailable,
+    saying why."""
 
     slug = "gc-sc"
     default_checkpoint_name: ClassVar[str] = "gc-sc-c8-small"
+    side_inputs: ClassVar[tuple[str, ...]] = ("semantic label map", "preserved-region mask")
 
     def checkpoint_name(self, params: Params) -> str:
         return f"gc-sc-c{params['channels']}-{params['config']}"
@@ -126,9 +125,11 @@ class GCSelectiveCodec(GCCodec):
             return state
         if checkpoints.find(self.default_checkpoint()) is None:
             return Availability(False, NO_SC_CHECKPOINT)
-        return Availability(False, SC_INPUTS_MISSING)
+        return Availability(True)
 
     def require_available(self) -> None:
+        """Unlike the other seed codecs (whose shipped default stands in), nothing runs
+        without an SC checkpoint: say so before asking for label maps."""
         state = self.availability()
         if not state.available:
             raise CodecUnavailable(self.slug, state.reason)
