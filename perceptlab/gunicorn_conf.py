@@ -39,8 +39,12 @@ threads = envint("PERCEPTLAB_WEB_THREADS", 4, min_value=1, max_value=64)
 # import error stops the start instead of looping. Django opens no connection at import.
 preload_app = envbool("PERCEPTLAB_PRELOAD", True)
 # A worker is replaced after this many requests (spread by the jitter, so they are not
-# replaced together), which bounds the memory a long-lived process accumulates.
-max_requests = envint("PERCEPTLAB_MAX_REQUESTS", 5000, min_value=0)
+# replaced together), which bounds the memory a long-lived process accumulates. Not too
+# often: a replaced worker closes its keep-alive connections, and a client sending on one
+# at that moment meets a reset and must send again. At 5,000, a worker at the judgment
+# ceiling (~200 requests/s) was replaced every ~25 s, and 37 requests of a 1,000-rater run
+# met such a reset (bench/load.py).
+max_requests = envint("PERCEPTLAB_MAX_REQUESTS", 50_000, min_value=0)
 max_requests_jitter = max(1, max_requests // 10) if max_requests else 0
 
 # gthread: the master kills a worker whose main loop has not reported for `timeout`
