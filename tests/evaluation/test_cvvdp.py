@@ -108,3 +108,18 @@ def test_a_study_stores_jod_on_its_display_and_recomputes_when_it_changes(
     assert {m.version for m in StimulusMetric.objects.filter(metric="cvvdp")} == {
         METRICS["cvvdp"].version_for("standard_phone")
     }
+
+
+@pytest.mark.django_db
+def test_stored_jod_reaches_the_reports_metric_tables(settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from perceptlab.evaluation.analysis.tables import higher_is_better, metric_table
+    from perceptlab.evaluation.frames import metrics_frame
+
+    settings.PERCEPTLAB_WEIGHTS_DIR = tmp_path / "no-weights"
+    study = studykit.make_study("acr", images=1)
+    compute_study_metrics(study=study, metrics=["psnr", "cvvdp"])
+    for region in ("full", "crop"):
+        table = metric_table(metrics_frame(study), region=region)
+        assert "cvvdp" in table.columns and table["cvvdp"].notna().all()
+        assert ((table["cvvdp"] > 0) & (table["cvvdp"] <= 10)).all()
+    assert higher_is_better()["cvvdp"] is True
