@@ -333,18 +333,19 @@ class SourceImageAdmin(admin.ModelAdmin):
         "width",
         "height",
         "source_format",
-        "png_sha256",
         "side_inputs",
+        "png_sha256",
     ]
     list_filter = ["image_set"]
     form = SideInputsForm
     readonly_fields = [f.name for f in SourceImage._meta.fields]
+    # The uploads first: the rest cannot change, and an upload's error shows without scrolling.
     fieldsets = [
-        (None, {"fields": tuple(readonly_fields)}),
         (
             "Per-image codec inputs (GC selective mode, gc-sc)",
             {"fields": ["label_map_upload", "preserve_mask_upload"]},
         ),
+        (None, {"fields": tuple(readonly_fields)}),
     ]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
