@@ -10,7 +10,6 @@ reconstruction can always be reproduced. bpp is never estimated: it is
 
 from __future__ import annotations
 
-import hashlib
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
@@ -18,6 +17,8 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
+
+from perceptlab.lib.images import sha256_hex
 
 ParamValue = int | float | str | bool
 Params = dict[str, ParamValue]
@@ -153,8 +154,7 @@ class SideInputs:
     @property
     def digest(self) -> str:
         """SHA-256 of both arrays: what a generated stimulus depends on besides its pixels."""
-        data = self.labels.astype(np.uint8).tobytes() + np.packbits(self.mask).tobytes()
-        return hashlib.sha256(data).hexdigest()
+        return sha256_hex(self.labels.astype(np.uint8).tobytes() + np.packbits(self.mask).tobytes())
 
 
 class Codec(ABC):

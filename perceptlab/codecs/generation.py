@@ -37,7 +37,7 @@ from perceptlab.codecs.base import Codec, CodecError, SideInputs, bits_per_pixel
 from perceptlab.codecs.files import read_bytes, store_verified
 from perceptlab.codecs.models import GenerationJob, Reconstruction, SourceImage
 from perceptlab.codecs.ratecontrol import RateResult, encode_at_bpp, encode_at_bytes
-from perceptlab.codecs.registry import get_codec
+from perceptlab.codecs.registry import get_codec, side_inputs_of
 from perceptlab.lib.images import decode_png, encode_png, sha256_hex
 
 State = GenerationJob.State
@@ -67,16 +67,9 @@ def job_key(
         "base_params": dict(base_params or {}),
         "match": match.pk if match is not None else None,
     }
-    if _needs_side_inputs(codec):  # a new label map or mask makes a new stimulus
+    if side_inputs_of(codec):  # a new label map or mask makes a new stimulus
         request["side"] = [source.label_map_sha256, source.preserve_mask_sha256]
     return sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()
-
-
-def _needs_side_inputs(slug: str) -> bool:
-    try:
-        return bool(get_codec(slug).side_inputs)
-    except (CodecError, ImportError):  # not registered, or a plugin that will not load
-        return False
 
 
 def _side_inputs(codec: Codec, source: SourceImage) -> SideInputs | None:

@@ -245,6 +245,15 @@ def get_codec(slug: str) -> Codec:
     return codec
 
 
+def side_inputs_of(slug: str) -> tuple[str, ...]:
+    """What codec ``slug`` needs per image besides the pixels (``Codec.side_inputs``); none
+    for a slug that is not registered or a plugin that will not load (said elsewhere)."""
+    try:
+        return get_codec(slug).side_inputs
+    except (CodecError, ImportError):
+        return ()
+
+
 def parse_slugs(text: str) -> list[str]:
     """``"jpeg, webp"`` → ``["jpeg", "webp"]``; raises :class:`UnknownCodec` on a bad slug."""
     slugs = [s.strip() for s in text.split(",") if s.strip()]

@@ -27,7 +27,7 @@ from perceptlab.codecs.admin import codec_choices_with_availability
 from perceptlab.codecs.base import CodecError
 from perceptlab.codecs.generation import parse_bpps, progress
 from perceptlab.codecs.models import ImageSet, Reconstruction, SourceImage
-from perceptlab.codecs.registry import get_codec, imported_entries
+from perceptlab.codecs.registry import get_codec, imported_entries, side_inputs_of
 from perceptlab.codecs.tasks import enqueue_jobs
 from perceptlab.studies import access, lifecycle, participants
 from perceptlab.studies.assignment import progress as session_progress
@@ -161,10 +161,7 @@ def _unavailable_reason(slug: str) -> str:
 def side_inputs_problem(slug: str, image_set: ImageSet) -> str:
     """For a codec that encodes with per-image inputs (GC's selective mode): which images of
     the set still lack them ("" when every image has them, or the codec needs none)."""
-    try:
-        needed = get_codec(slug).side_inputs
-    except (ImportError, CodecError):
-        return ""
+    needed = side_inputs_of(slug)
     if not needed:
         return ""
     lacking = [s.name for s in image_set.images.all() if sideinputs.missing(s)]

@@ -81,10 +81,7 @@ class Snapshot:
             rows = cursor.fetchall()
         if not rows:
             return None
-        session = _SESSION.build(rows[0], connection=db)
-        study = _STUDY.build(rows[0], connection=db, start=_SESSION.width)
-        assert session is not None and study is not None  # an inner join: both present
-        session.study = study
+        session = _session_with_study(rows[0], db)
         start = _SESSION.width + _STUDY.width
         trials = [_trial_of(row, db, start=start) for row in rows if row[start] is not None]
         return cls._build(session, trials)
@@ -149,8 +146,11 @@ def session_by_code(code: uuid.UUID) -> Session | None:
     with prepared.cursor(db) as cursor:
         cursor.execute(_session_only_sql(), [_session_code.get_db_prep_value(code, db)])
         row = cursor.fetchone()
-    if row is None:
-        return None
+    return None if row is None else _session_with_study(row, db)
+
+
+def _session_with_study(row: tuple[object, ...], db: BaseDatabaseWrapper) -> Session:
+    """The session in ``row`` with its study (the next columns) cached on it."""
     session = _SESSION.build(row, connection=db)
     study = _STUDY.build(row, connection=db, start=_SESSION.width)
     assert session is not None and study is not None  # an inner join: both present

@@ -3,6 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from perceptlab.codecs import ratecontrol
 from perceptlab.codecs.base import Codec, CodecError, Dial, Param, Params
 from perceptlab.codecs.ratecontrol import TOLERANCE, encode_at_bpp, encode_at_bytes
 from perceptlab.codecs.registry import get_codec
@@ -31,6 +32,14 @@ class StepCodec(Codec):
 
 
 IMAGE = np.zeros((10, 10, 3), np.uint8)  # 100 pixels: bpp = 8 * bytes / 100
+
+
+@pytest.fixture(autouse=True)
+def fresh_encode_cache() -> None:
+    """Rate control remembers encodes by (slug, image, parameters) within a process; the
+    fake codecs here share the slug "step" and the image but not their sizes, so without
+    this a test read another's bytes whenever they met in one xdist worker."""
+    ratecontrol._ENCODE_CACHE.clear()
 
 
 def geometric_sizes(ratio: float = 0.85) -> dict[int, int]:
