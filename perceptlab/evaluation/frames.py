@@ -4,6 +4,7 @@ Three frames describe a study completely, and they are exactly the CSV files of 
 bundle, so an analysis of the bundle and of the live database are the same computation:
 
 * ``stimuli``: one row per stimulus (what was shown: image, codec, target and achieved bpp,
+  the BTC boost it was stored with (``boost_alpha``, empty for a plain crop),
   where that bpp comes from (``bpp_source``: ``measured`` from the bitstream, or
   ``declared`` by the researcher for an imported codec without bitstreams), codec version
   and parameters, hashes of the crop and of the bitstream);
@@ -43,6 +44,7 @@ STIMULUS_COLUMNS = [
     "crop_y",
     "crop_w",
     "crop_h",
+    "boost_alpha",
     "png_sha256",
     "bitstream_sha256",
     "weights_sha256",
@@ -149,6 +151,7 @@ def stimuli_frame(study: Study) -> pd.DataFrame:
                 "crop_y": y,
                 "crop_w": w,
                 "crop_h": h,
+                "boost_alpha": s.boost_alpha,
                 "png_sha256": s.png_sha256,
                 "bitstream_sha256": r.bitstream_sha256 if r else "",
                 "weights_sha256": r.weights_sha256 if r else "",

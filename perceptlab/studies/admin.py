@@ -34,9 +34,9 @@ from perceptlab.studies.assignment import progress as session_progress
 from perceptlab.studies.dashboard import QC_FLAGS, study_dashboard
 from perceptlab.studies.models import (
     EXCLUDABLE_FLAGS,
+    PAIRWISE_METHODS,
     DeviceClass,
     Judgment,
-    Method,
     Session,
     Study,
     StudyImage,
@@ -69,6 +69,8 @@ LOCKED_WHEN_LAUNCHED = (
     "hidden_reference",
     "dcr_layout",
     "allow_undecided",
+    "triplet_mode",
+    "boost_alpha",
     "pair_plan",
     "pair_band",
     "pair_budget",
@@ -85,6 +87,8 @@ SECTIONS: dict[str, list[str]] = {
         "hidden_reference",
         "dcr_layout",
         "allow_undecided",
+        "triplet_mode",
+        "boost_alpha",
         "pair_plan",
         "pair_band",
         "pair_budget",
@@ -279,7 +283,7 @@ class StudyForm(forms.ModelForm):
         except CodecError as exc:
             self.add_error("gold_params", str(exc))
         practice = data.get("practice_trials")
-        gold = data.get("gold_trials") if data.get("method") == Method.AFC2 else 0
+        gold = data.get("gold_trials") if data.get("method") in PAIRWISE_METHODS else 0
         reason = _unavailable_reason(slug)
         if (gold or practice) and reason:
             self.add_error("gold_codec", f"{slug} is unavailable: {reason}")

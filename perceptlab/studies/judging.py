@@ -30,7 +30,7 @@ from django.utils import timezone
 
 from perceptlab.lib.prepared import columns
 from perceptlab.studies.assignment import Snapshot, current_position
-from perceptlab.studies.models import Item, Judgment, Method, Session, Study, Trial
+from perceptlab.studies.models import Item, Judgment, Session, Study, Trial
 from perceptlab.studies.sessions import screen_out, settle
 from perceptlab.studies.viewing import trial_viewing, viewing_flags
 
@@ -131,9 +131,9 @@ def _build(snap: Snapshot, trial: Trial, answer: Answer) -> Judgment:
     chosen = None
     if study.is_pairwise:
         if answer.choice not in Judgment.Choice.values:
-            raise JudgmentRejected("bad_choice", "Pick A, B or 'cannot decide'.")
+            raise JudgmentRejected("bad_choice", _choices(study))
         if answer.choice == Judgment.Choice.UNDECIDED and not study.allow_undecided:
-            raise JudgmentRejected("bad_choice", "Please pick A or B.")
+            raise JudgmentRejected("bad_choice", _choices(study))
         if answer.choice != Judgment.Choice.UNDECIDED:
             chosen = shown_a if answer.choice == Judgment.Choice.A else shown_b
     else:
@@ -164,6 +164,14 @@ def _build(snap: Snapshot, trial: Trial, answer: Answer) -> Judgment:
         if judgment.gold_passed is False and trial.kind != Trial.Kind.PRACTICE:
             judgment.flags.append("gold_failed")
     return judgment
+
+
+def _choices(study: Study) -> str:
+    """The answers a pairwise study takes, in the words of its page."""
+    if study.is_triplet:
+        unsure = ", or 'not sure'" if study.allow_undecided else ""
+        return f"Pick the left or the right side{unsure}."
+    return "Pick A, B or 'cannot decide'." if study.allow_undecided else "Please pick A or B."
 
 
 CLOCK_SLACK_MS = 1000  # network and timer jitter between the two clocks
@@ -257,9 +265,16 @@ def _feedback(session: Session, trial: Trial, judgment: Judgment) -> str:
         return ""
     study = session.study
     verdict = {True: "Right", False: "Not quite", None: "Thank you"}[judgment.gold_passed]
-    if study.method == Method.AFC2:
+    if study.is_pairwise:
         expected = item.a if item.expected != Item.Expect.B else item.b
         shown_a, _ = trial.shown_as()
+        if study.is_triplet:
+            side = "left" if expected == shown_a else "right"
+            other = "right" if side == "left" else "left"
+            return (
+                f"{verdict}: the {side} side was heavily compressed and differs more from the "
+                f"original; the {other} side was the original itself."
+            )
         label = "A" if expected == shown_a else "B"
         return f"{verdict}: {label} was identical to the original."
     low, high = study.scale_range()

@@ -1,12 +1,15 @@
 """Studies, their stimuli and items, rater sessions, trials and judgments.
 
 A **study** rates the reconstructions of an image set's images (one crop per image, the
-study's crop plan) with one method: ACR (ITU-T P.910/P.913), DCR/DSIS (ITU-R BT.500) or
-2AFC against the original (the HiFiC/CLIC protocol).
+study's crop plan) with one method: ACR (ITU-T P.910/P.913), DCR/DSIS (ITU-R BT.500),
+2AFC against the original (the HiFiC/CLIC protocol) or triplet comparison (JPEG AIC-3,
+ISO/IEC 29170-3: which of two reconstructions differs more from the original between them,
+plain with toggling or boosted with flicker).
 
 A **stimulus** is one image a rater can see (an original or a reconstruction, cropped),
 served under a random token. An **item** is what one judgment is about: one stimulus
-(ACR, DCR) or a pair of stimuli (2AFC); items are the unit of balanced assignment. A
+(ACR, DCR) or a pair of stimuli (2AFC; triplet, whose pivot is the image's original); items
+are the unit of balanced assignment. A
 **session** is one rater's visit, reachable only through its own random code; its
 **trials** are the items it is shown, in order; each trial has at most one **judgment**
 (a database constraint).
@@ -79,6 +82,26 @@ class Method(models.TextChoices):
     ACR = "acr", "ACR / MOS (absolute category rating)"
     DCR = "dcr", "DCR / DSIS (degradation category rating with reference)"
     AFC2 = "2afc", "2AFC against the original"
+    TRIPLET = "triplet", "triplet comparison in JND (JPEG AIC-3): which side differs more"
+
+
+PAIRWISE_METHODS = (Method.AFC2, Method.TRIPLET)
+"""Methods whose items are two reconstructions of one image judged against its original."""
+
+
+class TripletMode(models.TextChoices):
+    """JPEG AIC-3's two triplet presentations (ISO/IEC 29170-3; Testolina et al., DCC 2025,
+    arXiv:2410.09501)."""
+
+    PLAIN = "ptc", "PTC: plain, the rater toggles each side against the original"
+    BOOSTED = "btc", "BTC: boosted (amplified ×α, zoomed ×2, 10 Hz flicker, 8 s + 3 s blank)"
+
+
+# BTC presentation (AIC-3, arXiv:2410.09501 and the SDR25 test): each side alternates with
+# the pivot every 100 ms (10 Hz), for 8 s, then the screen is blank for 3 s.
+BTC_FLICKER_MS = 100
+BTC_SHOW_MS = 8000
+BTC_BLANK_MS = 3000
 
 
 class Scale(models.TextChoices):
@@ -153,7 +176,20 @@ class Study(models.Model):
     dcr_layout = models.CharField(
         max_length=14, choices=DcrLayout.choices, default=DcrLayout.SIDE_BY_SIDE
     )
-    allow_undecided = models.BooleanField(default=True, help_text="2AFC: offer 'cannot decide'")
+    allow_undecided = models.BooleanField(
+        default=True, help_text="2AFC: offer 'cannot decide'; triplet: offer 'not sure'"
+    )
+    triplet_mode = models.CharField(
+        max_length=4,
+        choices=TripletMode.choices,
+        default=TripletMode.BOOSTED,
+        help_text="triplet: plain (PTC) or boosted (BTC) presentation",
+    )
+    boost_alpha = models.FloatField(
+        default=2.0,
+        validators=[MinValueValidator(1.0), MaxValueValidator(8.0)],
+        help_text="BTC: artefact amplification v' = v + α(v̂ − v) (AIC-3 uses 2)",
+    )
     pair_plan = models.CharField(max_length=8, choices=PairPlan.choices, default=PairPlan.ALL)
     pair_band = models.FloatField(
         default=1.5,
@@ -194,7 +230,8 @@ class Study(models.Model):
     )
     min_flips = models.PositiveIntegerField(
         default=0,
-        help_text="2AFC and sequential DCR: flips needed before the answer buttons open",
+        help_text="2AFC and sequential DCR: flips needed before the answer buttons open; "
+        "PTC triplets: toggles (at least 1)",
     )
     cvvdp_display = models.CharField(
         "CVVDP display",
@@ -292,6 +329,14 @@ class Study(models.Model):
             raise ValidationError(
                 {"allowed_devices": f"choose one or more of {list(DeviceClass.values)}"}
             )
+        if self.is_boosted and (self.crop_width % 2 or self.crop_height % 2):
+            raise ValidationError(
+                {
+                    "crop_width": "a boosted triplet study zooms the centred half of the crop "
+                    f"×2: give an even width and height (not {self.crop_width}×"
+                    f"{self.crop_height})"
+                }
+            )
         if self.gold_trials and self.gold_codec not in REGISTRY:
             kind = "an imported codec (it cannot encode)" if self.gold_codec in known else "unknown"
             raise ValidationError(
@@ -300,18 +345,33 @@ class Study(models.Model):
 
     @property
     def is_pairwise(self) -> bool:
-        return self.method == Method.AFC2
+        """2AFC and triplet: an item is two reconstructions, the answer a choice."""
+        return self.method in PAIRWISE_METHODS
+
+    @property
+    def is_triplet(self) -> bool:
+        return self.method == Method.TRIPLET
+
+    @property
+    def is_boosted(self) -> bool:
+        """A BTC triplet study: its stimuli are stored amplified and zoomed."""
+        return self.is_triplet and self.triplet_mode == TripletMode.BOOSTED
 
     @property
     def uses_flips(self) -> bool:
-        """2AFC and sequential DCR: the rater flips between two images in one place."""
+        """2AFC, sequential DCR and PTC triplets: the rater flips (toggles) images in place."""
+        if self.is_triplet:
+            return not self.is_boosted
         return self.is_pairwise or (
             self.method == Method.DCR and self.dcr_layout == Study.DcrLayout.SEQUENTIAL
         )
 
     def required_flips(self) -> int:
-        """Flips before an answer: ``min_flips`` in 2AFC; in sequential DCR at least one,
-        since the rater starts on the reference and must have seen the test image."""
+        """Flips before an answer: ``min_flips`` in 2AFC; in sequential DCR and PTC triplets
+        at least one, since the rater must have seen the test image(s) against the
+        reference (AIC-3 PTC asks for one toggle at least); BTC none (the page flickers)."""
+        if self.is_triplet:
+            return 0 if self.is_boosted else max(self.min_flips, 1)
         if self.is_pairwise:
             return self.min_flips
         if self.uses_flips:
@@ -330,7 +390,7 @@ class Study(models.Model):
 
     def scale_points(self) -> list[tuple[float, str]]:
         """(value, label) of each category; empty for the continuous scale."""
-        if self.method == Method.AFC2:
+        if self.is_pairwise:
             return []
         if self.scale == Scale.CONTINUOUS:
             return []
@@ -374,6 +434,8 @@ class Study(models.Model):
             return 1
         if self.method == Method.DCR and self.dcr_layout == Study.DcrLayout.SEQUENTIAL:
             return 1
+        if self.is_triplet:
+            return 3
         return 2
 
 
@@ -429,6 +491,12 @@ class Stimulus(models.Model):
     token = models.CharField(max_length=32, unique=True, default=new_token, editable=False)
     png = models.FileField(upload_to="stimuli/", max_length=255, help_text="the crop, no metadata")
     png_sha256 = models.CharField(max_length=64)
+    boost_alpha = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="BTC triplets: the crop is stored boosted (amplified with this α against "
+        "the original, its centred half zoomed ×2); empty: the plain crop",
+    )
 
     class Meta:
         ordering = ["study", "study_image", "role", "id"]
@@ -479,8 +547,8 @@ class Item(models.Model):
 
     class Expect(models.TextChoices):
         NONE = "", "no right answer"
-        A = "a", "2AFC: the item's a"
-        B = "b", "2AFC: the item's b"
+        A = "a", "2AFC: the item's a; triplet: a differs more"
+        B = "b", "2AFC: the item's b; triplet: b differs more"
         HIGH = "high", "ACR/DCR: the top 40 % of the scale (the original)"
         LOW = "low", "ACR/DCR: the bottom 40 % of the scale (heavily degraded)"
 
@@ -598,7 +666,8 @@ class Trial(models.Model):
     kind = models.CharField(max_length=8, choices=Kind.choices)
     item = models.ForeignKey(Item, on_delete=models.PROTECT, related_name="trials")
     swapped = models.BooleanField(
-        default=False, help_text="2AFC: the item's b is shown as 'A' (randomised)"
+        default=False,
+        help_text="2AFC: the item's b is shown as 'A'; triplet: on the left (randomised)",
     )
     holds_slot = models.BooleanField(
         default=False, help_text="counted in the item's assigned slots"
@@ -637,9 +706,9 @@ class Judgment(models.Model):
     """One answer to one trial, stored the moment it is given."""
 
     class Choice(models.TextChoices):
-        A = "a", "A (as shown)"
-        B = "b", "B (as shown)"
-        UNDECIDED = "undecided", "cannot decide"
+        A = "a", "A (as shown; triplet: the left side differs more)"
+        B = "b", "B (as shown; triplet: the right side differs more)"
+        UNDECIDED = "undecided", "cannot decide (triplet: not sure)"
 
     trial = models.OneToOneField(Trial, on_delete=models.CASCADE, related_name="judgment")
     key = models.UUIDField(unique=True, help_text="idempotency key sent by the browser")
@@ -651,9 +720,13 @@ class Judgment(models.Model):
         blank=True,
         on_delete=models.PROTECT,
         related_name="+",
-        help_text="2AFC: the stimulus picked (resolved from what was shown)",
+        help_text="2AFC: the stimulus picked (resolved from what was shown); triplet: the "
+        "one judged to differ more from the original",
     )
-    flips = models.PositiveIntegerField(default=0)
+    flips = models.PositiveIntegerField(
+        default=0,
+        help_text="flips (2AFC, sequential DCR), toggles (PTC triplet) or replays (BTC triplet)",
+    )
     view_ms = models.PositiveIntegerField(
         default=0, help_text="visible time on the trial (browser clock, paused while hidden)"
     )

@@ -77,12 +77,8 @@ class BandPairs(Planner):
     def pairs(
         self, *, study: Study, conditions: Sequence[Stimulus]
     ) -> list[tuple[Stimulus, Stimulus]]:
-        out = []
-        for a, b in itertools.combinations(conditions, 2):
-            low, high = sorted((_bpp(a), _bpp(b)))
-            if high <= low * study.pair_band:
-                out.append(_ordered(a, b))
-        return out
+        pairs = itertools.combinations(conditions, 2)
+        return [_ordered(a, b) for a, b in pairs if _within_band(study, a, b)]
 
 
 class BudgetPairs(Planner):
@@ -94,12 +90,72 @@ class BudgetPairs(Planner):
         self, *, study: Study, conditions: Sequence[Stimulus]
     ) -> list[tuple[Stimulus, Stimulus]]:
         every = [_ordered(a, b) for a, b in itertools.combinations(conditions, 2)]
-        every.sort(key=lambda pair: (pair[0].pk, pair[1].pk))
-        if len(every) <= study.pair_budget:
-            return every
-        image = conditions[0].study_image_id if conditions else 0
-        rng = random.Random(f"{study.seed}:{image}")
-        return sorted(rng.sample(every, study.pair_budget), key=lambda p: (p[0].pk, p[1].pk))
+        return _budget(study, conditions, every)
+
+
+def _budget(
+    study: Study, conditions: Sequence[Stimulus], every: list[tuple[Stimulus, Stimulus]]
+) -> list[tuple[Stimulus, Stimulus]]:
+    """``study.pair_budget`` of the pairs, sampled with a seed of the study and the image."""
+    every = sorted(every, key=lambda pair: (pair[0].pk, pair[1].pk))
+    if len(every) <= study.pair_budget:
+        return every
+    image = conditions[0].study_image_id if conditions else 0
+    rng = random.Random(f"{study.seed}:{image}")
+    return sorted(rng.sample(every, study.pair_budget), key=lambda p: (p[0].pk, p[1].pk))
+
+
+class TripletPairs(Planner):
+    """Triplet studies (JPEG AIC-3): the two sides of each triplet, the pivot being the
+    image's original.
+
+    ``conditions`` hold the image's hidden original (level 0, the source shown as a side)
+    and its reconstructions. The design follows the SDR25 test (Jenadeleh et al. 2025,
+    arXiv:2504.06301):
+
+    * **same-codec triplets**: all pairs of one codec's levels, the source included (SDR25
+      BTC: all 55 pairs of 11 levels per source); each codec gets its own JND scale;
+    * **cross-codec triplets**: the two codecs' conditions at the same target bpp, for every
+      pair of codecs and every target, which tie the codecs' scales onto one scale.
+
+    ``study.pair_plan`` narrows that set as for 2AFC: ``band`` keeps pairs whose bpp differ
+    by at most ``pair_band`` (the source pairs only with each codec's highest-rate level);
+    ``budget`` samples ``pair_budget`` pairs per image, seeded by the study.
+    """
+
+    slug = "triplet"
+
+    def pairs(
+        self, *, study: Study, conditions: Sequence[Stimulus]
+    ) -> list[tuple[Stimulus, Stimulus]]:
+        sources = [c for c in conditions if c.reconstruction is None]
+        coded = [c for c in conditions if c.reconstruction is not None]
+        by_codec: dict[str, list[Stimulus]] = {}
+        for stimulus in coded:
+            assert stimulus.reconstruction is not None
+            by_codec.setdefault(stimulus.reconstruction.codec, []).append(stimulus)
+        band = study.pair_plan == "band"
+        out: set[tuple[Stimulus, Stimulus]] = set()
+        for levels in by_codec.values():
+            paired = [max(levels, key=_bpp)] if band else levels
+            out.update(_ordered(source, c) for source in sources for c in paired)
+            for a, b in itertools.combinations(levels, 2):
+                if not band or _within_band(study, a, b):
+                    out.add(_ordered(a, b))
+        for one, other in itertools.combinations(sorted(by_codec), 2):
+            at = {s.target(): s for s in by_codec[other]}
+            for mine in by_codec[one]:
+                partner = at.get(mine.target())
+                if partner is not None and (not band or _within_band(study, mine, partner)):
+                    out.add(_ordered(mine, partner))
+        if study.pair_plan == "budget":
+            return _budget(study, conditions, list(out))
+        return sorted(out, key=lambda pair: (pair[0].pk, pair[1].pk))
+
+
+def _within_band(study: Study, a: Stimulus, b: Stimulus) -> bool:
+    low, high = sorted((_bpp(a), _bpp(b)))
+    return high <= low * study.pair_band
 
 
 class SingleStimulus(Planner):
@@ -130,6 +186,10 @@ for _planner in (AllPairs, BandPairs, BudgetPairs, SingleStimulus):
 def planner_for(study: Study) -> Planner:
     if not study.is_pairwise:
         return SingleStimulus()
+    if study.is_triplet:
+        if study.pair_plan not in PLANNERS:
+            raise ValueError(f"unknown pair plan {study.pair_plan!r}; valid: {sorted(PLANNERS)}")
+        return TripletPairs()
     try:
         return PLANNERS[study.pair_plan]()
     except KeyError:

@@ -11,8 +11,12 @@
    stimulus of that image, and the build lists it as missing.
 3. ``build_stimuli``: once the jobs are done, cut every reconstruction (and the original)
    to the image's crop, store it as a metadata-free PNG under a random token, and create
-   the items (ACR/DCR: one per stimulus; 2AFC: the pair plan's pairs), the gold items and
-   the ACR/DCR practice items.
+   the items (ACR/DCR: one per stimulus; 2AFC: the pair plan's pairs; triplet: the triplet
+   design's pairs of sides and one bias triplet per image), the gold items (triplet: the
+   trap) and the ACR/DCR practice items. A BTC triplet study stores its crops boosted
+   (``perceptlab.lib.boost.boosted_pair``: amplified against the original with the study's α,
+   the centred half zoomed ×2); its original is stored zoomed the same way, so pivot and
+   sides share one geometry.
 
 What a build refuses to ask (reported in :class:`BuildReport`): a 2AFC choice between two
 pixel-identical crops, and a gold whose pixels are the original's (no right answer). The
@@ -35,7 +39,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from PIL import Image
 
 from perceptlab.codecs.files import read_bytes, store_verified
@@ -43,6 +47,7 @@ from perceptlab.codecs.generation import JobRequest, plan_jobs, progress, reques
 from perceptlab.codecs.models import GenerationJob, Reconstruction, SourceImage
 from perceptlab.codecs.ratecontrol import TOLERANCE
 from perceptlab.codecs.registry import imported_entries
+from perceptlab.lib.boost import boosted_pair
 from perceptlab.lib.images import Pixels, decode_png, encode_png, pixels_sha256, sha256_hex
 from perceptlab.studies.models import (
     Item,
@@ -245,8 +250,18 @@ def reencoded_png(pixels: Pixels, *, unlike: str) -> bytes:
     raise ValueError(f"no lossless PNG of these pixels differs from the file {unlike}")
 
 
-def _crop_png(study_image: StudyImage, pixels: Pixels, role: str) -> tuple[str, str]:
-    crop = _crop(study_image, pixels)
+def _shown(study_image: StudyImage, pixels: Pixels, alpha: float | None) -> Pixels:
+    """What a rater sees of ``pixels``: the crop, or in a BTC study its boosted version."""
+    if alpha is None:
+        return _crop(study_image, pixels)
+    reference = decode_png(read_bytes(str(study_image.source.png.name)))
+    return boosted_pair(reference, pixels, study_image.crop_box(), alpha)[1]
+
+
+def _crop_png(
+    study_image: StudyImage, pixels: Pixels, role: str, alpha: float | None
+) -> tuple[str, str]:
+    crop = _shown(study_image, pixels, alpha)
     data = encode_png(crop)
     if role == Stimulus.Role.ORIGINAL:
         data = reencoded_png(crop, unlike=sha256_hex(data))
@@ -261,20 +276,39 @@ def _stimulus(
 ) -> Stimulus:
     """Find or make the stimulus; the hidden reference shows the original's pixels under a
     token and a file of its own. ``target_bpp``: the study target an imported point stands
-    for (kept up to date: the study's targets may have changed since the last build)."""
+    for (kept up to date: the study's targets may have changed since the last build). A
+    stimulus stored with another boost than the study's now (the triplet mode or α changed
+    before launch) is drawn again under its token."""
+    study = study_image.study
+    alpha = study.boost_alpha if study.is_boosted else None
     lookup = {"study_image": study_image, "role": role, "reconstruction": reconstruction}
     found = Stimulus.objects.filter(**lookup).first()
     if found is not None:
         if found.target_bpp != target_bpp:
             found.target_bpp = target_bpp
             found.save(update_fields=["target_bpp"])
+        if found.boost_alpha != alpha:
+            found.png, found.png_sha256 = _render(study_image, role, reconstruction, alpha)
+            found.boost_alpha = alpha
+            found.save(update_fields=["png", "png_sha256", "boost_alpha"])
         return found
+    name, digest = _render(study_image, role, reconstruction, alpha)
+    return Stimulus.objects.create(
+        study=study,
+        png=name,
+        png_sha256=digest,
+        target_bpp=target_bpp,
+        boost_alpha=alpha,
+        **lookup,
+    )
+
+
+def _render(
+    study_image: StudyImage, role: str, reconstruction: Reconstruction | None, alpha: float | None
+) -> tuple[str, str]:
     png_file = reconstruction.png if reconstruction is not None else study_image.source.png
     pixels = decode_png(read_bytes(str(png_file.name)))
-    name, digest = _crop_png(study_image, pixels, role)
-    return Stimulus.objects.create(
-        study=study_image.study, png=name, png_sha256=digest, target_bpp=target_bpp, **lookup
-    )
+    return _crop_png(study_image, pixels, role, alpha)
 
 
 def _give_own_bytes(original: Stimulus, hidden: Stimulus) -> None:
@@ -422,7 +456,7 @@ def _build_image(
         note = _rate_limit_note(condition)
         if note:
             report.warnings.append(CropNote(name, describe(condition), "its target", note))
-    if study.method == Method.AFC2:
+    if study.is_pairwise:
         _build_pairs(study, found, name, report)
         _keep_only(study, study_image, Item.Kind.PRACTICE, [])
         return
@@ -473,7 +507,9 @@ def _imported_note(reconstruction: Reconstruction, target: float) -> str:
 
 def _build_pairs(study: Study, found: _ImageStimuli, name: str, report: BuildReport) -> None:
     refused = []
-    for a, b in planner_for(study).pairs(study=study, conditions=found.conditions):
+    # A triplet's sides may be the source itself (level 0, shown as the hidden original).
+    sides = [found.hidden, *found.conditions] if study.is_triplet else found.conditions
+    for a, b in planner_for(study).pairs(study=study, conditions=sides):
         if found.same_pixels(a, b):
             refused.append((a, b))
             reason = "pixel-identical crops: no choice to make"
@@ -482,13 +518,31 @@ def _build_pairs(study: Study, found: _ImageStimuli, name: str, report: BuildRep
             Item.objects.get_or_create(study=study, kind=Item.Kind.TEST, a=a, b=b)
     for a, b in refused:  # made by a build before identical crops were refused
         study.items.filter(kind=Item.Kind.TEST, a=a, b=b, trials__isnull=True).delete()
+    if study.is_triplet:
+        _bias_triplet(study, found)
     _keep_only(
         study, found.hidden.study_image, Item.Kind.GOLD, _pair_golds(study, found, name, report)
     )
 
 
+def _bias_triplet(study: Study, found: _ImageStimuli) -> None:
+    """One bias triplet per image (AIC-3: the same image on both sides, no right answer; its
+    left/right shares measure a side bias): the image's median-rate condition. An earlier
+    build's bias triplet of another condition goes unless a rater has it."""
+    if not found.conditions:
+        return
+    by_rate = sorted(found.conditions, key=lambda s: (_bpp(s), s.pk))
+    middle = by_rate[(len(by_rate) - 1) // 2]
+    Item.objects.get_or_create(study=study, kind=Item.Kind.TEST, a=middle, b=middle)
+    stale = study.items.filter(
+        kind=Item.Kind.TEST, a__study_image=found.hidden.study_image, trials__isnull=True
+    )
+    stale.filter(a=F("b")).exclude(a=middle).delete()
+
+
 def _pair_golds(study: Study, found: _ImageStimuli, name: str, report: BuildReport) -> list[Item]:
-    """The original among the candidates, against a heavily compressed version."""
+    """The original among the candidates, against a heavily compressed version (2AFC: the
+    original is closer; triplet: the trap of AIC-3, the compressed side differs more)."""
     degraded = _gold_b(found)
     if degraded is None:
         return []
@@ -496,7 +550,8 @@ def _pair_golds(study: Study, found: _ImageStimuli, name: str, report: BuildRepo
         reason = "the gold is pixel-identical to the original: no right answer"
         report.refused.append(CropNote(name, "the original", describe(degraded), reason))
         return []
-    return [_item(study, Item.Kind.GOLD, found.hidden, degraded, Item.Expect.A)]
+    expected = Item.Expect.B if study.is_triplet else Item.Expect.A
+    return [_item(study, Item.Kind.GOLD, found.hidden, degraded, expected)]
 
 
 def _bpp(stimulus: Stimulus) -> float:

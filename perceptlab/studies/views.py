@@ -52,7 +52,11 @@ from perceptlab.studies.forms import (
 from perceptlab.studies.judging import JudgmentRejected, record
 from perceptlab.studies.models import (
     ACR_LABELS,
+    BTC_BLANK_MS,
+    BTC_FLICKER_MS,
+    BTC_SHOW_MS,
     DCR_LABELS,
+    PAIRWISE_METHODS,
     Item,
     Method,
     Scale,
@@ -385,6 +389,7 @@ def _app_config(
         "allowUndecided": study.allow_undecided,
         "minViewSeconds": study.min_view_seconds,
         "minFlips": study.required_flips(),
+        **({"triplet": _triplet_config(study)} if study.is_triplet else {}),
         "urls": {
             "state": reverse("studies:state", args=[session.code]),
             "judge": reverse("studies:judge", args=[session.code]),
@@ -395,12 +400,25 @@ def _app_config(
     }
 
 
+def _triplet_config(study: Study) -> dict[str, Any]:
+    """How the page presents a triplet: PTC toggles under the rater's control; BTC flickers
+    each side against the pivot at 10 Hz for 8 s, then blanks 3 s (AIC-3)."""
+    return {
+        "mode": study.triplet_mode,
+        "flickerMs": BTC_FLICKER_MS,
+        "showMs": BTC_SHOW_MS,
+        "blankMs": BTC_BLANK_MS,
+    }
+
+
 def layout_of(study: Study) -> str:
-    """single (ACR), side_by_side or sequential (DCR), pair (2AFC)."""
+    """single (ACR), side_by_side or sequential (DCR), pair (2AFC), triplet."""
     if study.method == Method.ACR:
         return "single"
     if study.method == Method.DCR:
         return str(study.dcr_layout)
+    if study.is_triplet:
+        return "triplet"
     return "pair"
 
 
@@ -511,7 +529,7 @@ def _trial_json(
         "images": {
             "reference": url(reference),
             "a": url(shown_a.token),
-            "b": url(shown_b.token) if method == Method.AFC2 and shown_b else None,
+            "b": url(shown_b.token) if method in PAIRWISE_METHODS and shown_b else None,
         },
     }
 

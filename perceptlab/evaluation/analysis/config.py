@@ -14,9 +14,10 @@ from perceptlab.evaluation.stats import bdrate, mos, pairwise
 from perceptlab.evaluation.stats.common import StatsInputError
 from perceptlab.evaluation.stats.screening import Variant as ScreeningVariant
 
-Method = Literal["acr", "dcr", "2afc"]
+Method = Literal["acr", "dcr", "2afc", "triplet"]
 Screening = Literal["", "bt500", "p913"]
 PAIRWISE: Method = "2afc"
+TRIPLET: Method = "triplet"
 SCALE_LABELS: dict[pairwise.Prior, str] = {
     "gaussian": "Bradley–Terry with pwcmp's distance prior",
     "ridge": "Bradley–Terry with a ridge prior",

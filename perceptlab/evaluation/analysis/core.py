@@ -5,11 +5,12 @@ from __future__ import annotations
 import pandas as pd
 
 from perceptlab.evaluation import exclusion
-from perceptlab.evaluation.analysis.config import PAIRWISE, AnalysisConfig
+from perceptlab.evaluation.analysis.config import PAIRWISE, TRIPLET, AnalysisConfig
 from perceptlab.evaluation.analysis.pairwise import analyse_pairwise, lapse_table_of
 from perceptlab.evaluation.analysis.ratings import analyse_ratings
 from perceptlab.evaluation.analysis.result import Analysis
 from perceptlab.evaluation.analysis.tables import objective_frame
+from perceptlab.evaluation.analysis.triplet import analyse_triplet
 
 
 def analyse(
@@ -33,6 +34,8 @@ def analyse(
                 excluded, f"lapse rate > {config.max_lapse:g}", dropped
             )
         result = analyse_pairwise(stimuli, excluded.kept, metrics, config, lapse_table)
+    elif config.method == TRIPLET:
+        result = analyse_triplet(stimuli, excluded.kept, config)
     else:
         result = analyse_ratings(stimuli, excluded.kept, metrics, config)
     counted = excluded.kept

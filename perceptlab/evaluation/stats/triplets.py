@@ -510,6 +510,11 @@ class TripletScale:
     seed: int
     curve: Curve = "free"
     model: ModelId = MODEL
+    replicates: Array | None = field(default=None, repr=False)
+    """The bootstrap values behind the intervals, ``(len(scale), n_replicates)`` aligned with
+    ``scale``'s rows (NaN: no value in that replicate); None without a bootstrap. With the
+    rater bootstrap every source is refitted on the same draw of raters, so a column's mean
+    over several images is one replicate of their mean (what a rate–JND curve shows)."""
 
 
 def scale_triplets(
@@ -533,7 +538,7 @@ def scale_triplets(
     prepared = prepare(triplets, curve=curve)
     rng = np.random.default_rng(seed)
     weights = _rater_weights(prepared.strata, n_replicates, rng) if bootstrap == "raters" else None
-    scales, maps = [], []
+    scales, maps, kept = [], [], []
     for design in prepared.designs:
         k, n = design.counts()
         theta = fit_source(design, k, n)
@@ -542,6 +547,7 @@ def scale_triplets(
         else:
             replicates = _replicates(design, theta, bootstrap, weights, n_replicates, rng)
             low, high = percentile_interval(replicates, confidence)
+            kept.append(replicates)
         scales.append(_scale_table(design, theta, n, low, high))
         maps.append(_map_table(design, theta))
     notes = [
@@ -558,6 +564,7 @@ def scale_triplets(
         n_replicates=n_replicates if bootstrap != "none" else 0,
         seed=seed,
         curve=curve,
+        replicates=np.vstack(kept) if kept else None,
     )
 
 
