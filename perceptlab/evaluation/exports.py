@@ -2,10 +2,11 @@
 
 The bundle (a zip) holds the three input frames (``judgments.csv``, ``stimuli.csv``,
 ``metrics.csv``), the results (``scores.csv``, ``report.html``), the sureal-format dataset
-(``sureal_dataset.json``, ACR/DCR) and ``manifest.json``: the analysis settings, the model
-names and versions, the software versions and the SHA-256 of every file. Reopening a bundle
-(:func:`open_bundle` → :func:`reanalyse`) reruns the same analysis on its frames and gives the
-same scores, on any machine, without the database.
+(``sureal_dataset.json``, ACR/DCR) or the triplet responses (``triplets.csv``, triplet
+studies, in the layout ``manage.py score --kind triplet`` reads) and ``manifest.json``: the
+analysis settings, the model names and versions, the software versions and the SHA-256 of
+every file. Reopening a bundle (:func:`open_bundle` → :func:`reanalyse`) reruns the same
+analysis on its frames and gives the same scores, on any machine, without the database.
 """
 
 from __future__ import annotations
@@ -121,6 +122,8 @@ def sureal_files(
     the ratings the analysis counted under ``config``'s exclusion policy."""
     from perceptlab.evaluation.stats.ratings_io import to_sureal_dataset_json
 
+    if config.method == "triplet":
+        return triplet_files(stimuli=stimuli, judgments=judgments, config=config)
     if config.method == "2afc":
         return {}
     # the judgments the analysis counted (the exclusion policy applied), so that sureal or
@@ -130,6 +133,20 @@ def sureal_files(
         return {}
     dataset = to_sureal_dataset_json(ratings, dataset_name=name)
     return {"sureal_dataset.json": json.dumps(dataset, indent=1, sort_keys=True).encode()}
+
+
+def triplet_files(
+    *, stimuli: pd.DataFrame, judgments: pd.DataFrame, config: AnalysisConfig
+) -> dict[str, bytes]:
+    """``triplets.csv`` for triplet studies: the counted judgments in the platform triplet
+    layout (``analysis.triplet.triplet_frame``), which ``manage.py score --kind triplet
+    --ratings triplets.csv`` scales as the report does."""
+    from perceptlab.evaluation.analysis.triplet import triplet_frame
+
+    counted = counted_judgments(judgments, config.policy())
+    if counted.empty:
+        return {}
+    return {"triplets.csv": csv_bytes(triplet_frame(counted, stimuli))}
 
 
 @dataclass

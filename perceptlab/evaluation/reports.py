@@ -29,7 +29,7 @@ from plotly.subplots import make_subplots
 
 from perceptlab.evaluation.stats.common import StatsInputError
 
-METHODS = ("acr", "dcr", "2afc")
+METHODS = ("acr", "dcr", "2afc", "triplet")
 NO_DATA = "No data yet."
 #: Tableau 10: ten well-separated colours; codec ``i`` in sorted order gets ``PALETTE[i % 10]``.
 PALETTE: tuple[str, ...] = tuple(_qualitative.T10)
@@ -120,6 +120,10 @@ class ReportData:
     subject_raters: pd.DataFrame = field(default_factory=pd.DataFrame)
     lapse_use: str = ""
     lapse_weighted: pd.DataFrame = field(default_factory=pd.DataFrame)
+    jnd_scale: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """Triplet: the JND of every stimulus with its interval (``analysis.triplet``)."""
+    triplet_qc: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """Triplet: each rater's trap accuracy and side bias (``stats.triplets.triplet_qc``)."""
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -849,6 +853,36 @@ def report_sections(data: ReportData) -> list[Section]:
         *_lapse_weighted_section(data),
         *_significance_section(data),
         *_win_section(data),
+        *_triplet_sections(data),
+    ]
+
+
+JND_COLUMNS = ("image", "codec", "level", "bpp", "jnd", "ci95_low", "ci95_high", "n")
+
+
+def _triplet_sections(data: ReportData) -> list[Section]:
+    """Triplet studies: the JND scale per image and the raters' trap accuracy and side bias."""
+    if data.method != "triplet":
+        return []
+    scale = data.jnd_scale
+    if _has_rows(scale, JND_COLUMNS, what="jnd_scale"):
+        scale = scale.loc[:, list(JND_COLUMNS)].sort_values(["image", "codec", "level"])
+    caption = (
+        "JND from the original per image (0 = the original; 1 JND = 75 % of raters see the "
+        "image as differing more): Thurstone Case V maximum likelihood, σ = 1.4826, 'not sure' "
+        "counted ½ to each side (JPEG AIC-3; Testolina et al., DCC 2025, arXiv:2410.09501), "
+        "95 % percentile intervals over raters resampled. Level 1 is each codec's highest "
+        "target bpp; n = responses involving the image."
+    )
+    qc_caption = (
+        "Trap accuracy: share of trap triplets (the original against a heavy compression) "
+        "answered with the compressed side, 'not sure' ½. Right share: 'right' among decided "
+        "answers, with the exact binomial p-value against ½ (AIC-3 saw a right-side bias in "
+        "unfiltered crowd data)."
+    )
+    return [
+        _table_or_notice("JND scale per image", scale, caption=caption),
+        _table_or_notice("Triplet rater checks", data.triplet_qc, caption=qc_caption),
     ]
 
 

@@ -132,6 +132,8 @@ def build_report_data(
         subject_raters=analysis.subject_raters,
         lapse_use=config.lapse if pairwise else "",
         lapse_weighted=analysis.lapse_weighted,
+        jnd_scale=analysis.scores if config.method == "triplet" else pd.DataFrame(),
+        triplet_qc=analysis.triplet_qc,
     )
 
 

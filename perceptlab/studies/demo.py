@@ -1,5 +1,5 @@
 """The demo: real photographs encoded with several codecs at a few target bitrates, and a
-runnable study of each method (ACR, DCR, 2AFC) built from them.
+runnable study of each method (ACR, DCR, 2AFC, BTC triplets) built from them.
 
 Everything is found again on a second run (the image set by name, the jobs by their
 request, the studies by name), so ``manage.py demo`` is idempotent and can be re-run to
@@ -36,6 +36,7 @@ GAN_ANCHORS = ("jpeg", "webp")
 GAN_BPPS = (0.1, 0.3)
 # Two 384-px panes and the 16-px gap fit a laptop screen at devicePixelRatio 1 (784 px).
 DEMO_CROP = 384
+TRIPLET_CROP = 256
 
 _COMMON: dict[str, Any] = {
     "crop_width": DEMO_CROP,
@@ -81,6 +82,19 @@ DEMO_STUDIES: dict[str, dict[str, Any]] = {
         "min_flips": 1,
         "instructions_text": (
             "Flip between A, B and the original, then pick the image closer to the original."
+        ),
+    },
+    "triplet": {
+        "title": "Demo: which side differs more from the original? (AIC-3 boosted triplets)",
+        "method": Method.TRIPLET,
+        "triplet_mode": "btc",
+        # three panes: 3 × 256 + 2 × 16 = 800 device pixels, a laptop at ratio 1
+        "crop_width": TRIPLET_CROP,
+        "crop_height": TRIPLET_CROP,
+        "min_view_seconds": 0.0,
+        "instructions_text": (
+            "Each side flickers against the original in the middle; pick the side whose "
+            "flicker shows more change."
         ),
     },
 }

@@ -37,19 +37,24 @@ def test_the_demo_launches_a_study_of_each_method_and_prints_their_rater_links(
         s.method: s
         for s in Study.objects.filter(name__startswith="demo-").exclude(name__endswith="-example")
     }
-    assert sorted(studies) == ["2afc", "acr", "dcr"]
+    assert sorted(studies) == ["2afc", "acr", "dcr", "triplet"]
     for method, study in studies.items():
         assert study.state == Study.State.LIVE and study.launched is not None
         assert study.items.filter(kind=Item.Kind.TEST).exists(), method
         assert study.codecs == ["jpeg", "webp"] and study.target_bpps == [0.5, 1.0]
-        assert (study.crop_width, study.crop_height) == (384, 384)
+        crop = 256 if method == "triplet" else 384  # three panes fit a laptop
+        assert (study.crop_width, study.crop_height) == (crop, crop)
         assert study.completion_code == "DEMO-DONE" and study.screenout_code == "DEMO-SCREENED"
     assert studies["acr"].hidden_reference
     assert studies["2afc"].min_flips == 1 and studies["acr"].min_flips == 0
+    assert studies["triplet"].is_boosted
+    assert studies["triplet"].stimuli.filter(boost_alpha=2.0).count() == (
+        studies["triplet"].stimuli.count()
+    )
     lines = out.strip().splitlines()
-    assert lines[-7:-4] == [
+    assert lines[-8:-4] == [
         f"rater link ({method}): http://demo.example:8123/study/{studies[method].invite}/"
-        for method in ("acr", "dcr", "2afc")
+        for method in ("acr", "dcr", "2afc", "triplet")
     ]
     examples = {s.method: s for s in Study.objects.filter(name__endswith="-example")}
     assert lines[-4:-2] == [
@@ -87,9 +92,9 @@ def test_with_enqueue_the_studies_launch_on_a_later_run_once_the_worker_is_done(
     assert set(Study.objects.values_list("state", flat=True)) == {Study.State.DRAFT}
     out = run_demo(*small_demo_args)  # the worker's part, done inline here
     states = dict(Study.objects.values_list("name", "state"))
-    assert {states[f"demo-{m}"] for m in ("acr", "dcr", "2afc")} == {Study.State.LIVE}
+    assert {states[f"demo-{m}"] for m in ("acr", "dcr", "2afc", "triplet")} == {Study.State.LIVE}
     assert {states[f"demo-{m}-example"] for m in ("acr", "2afc")} == {Study.State.CLOSED}
-    assert out.count("rater link (") == 3
+    assert out.count("rater link (") == 4
 
 
 def test_the_demo_refuses_an_unknown_codec(small_demo_args: list[str]) -> None:

@@ -60,6 +60,8 @@ def add_form(image_set_id: int, **overrides: Any) -> dict[str, Any]:
         "scale": "5",
         "dcr_layout": "side_by_side",
         "allow_undecided": "on",
+        "triplet_mode": "btc",
+        "boost_alpha": 2.0,
         "pair_plan": "all",
         "pair_band": 1.5,
         "pair_budget": 10,
@@ -123,6 +125,23 @@ def test_staff_without_study_permissions_cannot_see_the_dashboard_or_run_operati
     assert client.get(dashboard_url(study)).status_code == 403
     assert client.post(run_url(study, "launch")).status_code == 403
     assert client.get(CHANGELIST).status_code == 403
+
+
+def test_a_triplet_study_is_authored_in_the_admin_and_a_boosted_one_needs_an_even_crop(
+    staff: Client,
+) -> None:
+    image_set = synthetic_set()
+    odd = add_form(image_set.pk, method="triplet", triplet_mode="btc", crop_width=63)
+    response = staff.post("/admin/studies/study/add/", odd)
+    assert response.status_code == 200
+    assert "even width and height" in str(response.context["adminform"].form.errors)
+    form = add_form(image_set.pk, method="triplet", triplet_mode="ptc", min_flips=2)
+    response = staff.post("/admin/studies/study/add/", form)
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    study = Study.objects.get(name="new-study")
+    assert (study.method, study.triplet_mode, study.required_flips()) == ("triplet", "ptc", 2)
+    page = staff.get(change_url(study)).content.decode()
+    assert 'name="triplet_mode"' in page and 'name="boost_alpha"' in page
 
 
 def test_a_study_is_created_in_the_add_form_with_codecs_and_target_bpps(staff: Client) -> None:

@@ -41,3 +41,5 @@ class Analysis:
     # condition (mean of its stimuli's ψ) and each rater's bias and inconsistency
     subject_scores: pd.DataFrame = field(default_factory=pd.DataFrame)
     subject_raters: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # triplet: each rater's trap accuracy and side bias (stats.triplets.triplet_qc)
+    triplet_qc: pd.DataFrame = field(default_factory=pd.DataFrame)

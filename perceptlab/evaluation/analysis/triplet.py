@@ -101,7 +101,7 @@ def analyse_triplet(
     stimuli: pd.DataFrame, counted: pd.DataFrame, config: AnalysisConfig
 ) -> Analysis:
     """JND per stimulus (``scores``, level ``image``) and per condition (``curves``: mean over
-    images, rater-bootstrap interval); ``screening`` holds each rater's trap accuracy and side
+    images, rater-bootstrap interval); ``triplet_qc`` holds each rater's trap accuracy and side
     bias (:func:`stats.triplets.triplet_qc`)."""
     frame = triplet_frame(counted, stimuli)
     scale_rows = frame.loc[frame["role"] == "scale"]
@@ -125,7 +125,8 @@ def analyse_triplet(
         image_curves=image_curves,
         bd_table=pd.DataFrame(),
         agreement=pd.DataFrame(),
-        screening=triplets.triplet_qc(frame),
+        screening=pd.DataFrame(columns=["rater", "rejected", "reason"]),
+        triplet_qc=triplets.triplet_qc(frame).reset_index(),
         objective=pd.DataFrame(),
         unavailable_metrics={},
         win_matrix=None,

@@ -20,6 +20,15 @@
  * 9. No blank frame between trials: the next trial is decoded ahead and drawn in the same
  *    frame as the answer; if it is not ready, the old picture stays under "Loading…".
  *
+ * Triplets (JPEG AIC-3 triplet comparison, layout "triplet"): the pivot (the original) in
+ * the middle pane, test image "a" left and "b" right; the rater says which side differs
+ * more from the pivot. PTC (plain): F, J, Space, the toggle buttons or a click on a side
+ * pane toggle that side between its test image and the pivot; each side's toggle counts
+ * one flip. BTC (boosted): each side flickers against the pivot (btcFrame), then all panes
+ * go blank; Space or "Show again" replays it, and each replay counts one flip. The flicker
+ * runs on requestAnimationFrame against the trial's visible time (performance.now), so its
+ * period does not drift and it pauses with the trial (hidden tab, panes cut off).
+ *
  * After every response the app follows the server's state (the server decides which trial
  * is current), but only once no answer is waiting to be sent.
  */
@@ -78,18 +87,62 @@ function readCookie(doc, name) {
   return match ? decodeURIComponent(match[1]) : null;
 }
 
+const TRIPLET_DEFAULTS = { mode: "ptc", flickerMs: 100, showMs: 8000, blankMs: 3000 };
+const CLICK_SLOP_PX = 4; // a pointer that moved further between down and up dragged (panned)
+const TEST_IMAGE = { left: "a", right: "b" }; // each triplet side's test image
+
+/**
+ * A boosted (BTC) triplet's presentation `elapsedMs` after it was (re)started: "flicker"
+ * for showMs, each side alternating every flickerMs between its test image (phase 0) and
+ * the pivot (phase 1); then "blank" for blankMs; then "idle" (blank, until shown again).
+ * Pure: the phase follows from the elapsed time alone, so frames never accumulate drift.
+ */
+export function btcFrame(elapsedMs, { flickerMs, showMs, blankMs }) {
+  const t = Math.max(0, elapsedMs);
+  if (t < showMs) return { stage: "flicker", phase: Math.floor(t / flickerMs) % 2 };
+  if (t < showMs + blankMs) return { stage: "blank", phase: 0 };
+  return { stage: "idle", phase: 0 };
+}
+
+/** The image each triplet pane shows in a BTC frame; null: a blank pane. */
+export function btcSlots({ stage, phase }) {
+  if (stage !== "flicker") return { left: null, reference: null, right: null };
+  if (phase === 1) return { left: "reference", reference: "reference", right: "reference" };
+  return { left: "a", reference: "reference", right: "b" };
+}
+
+/** The image each triplet pane shows in PTC; sides: {left: "a" | "reference", right: "b" | "reference"}. */
+export function ptcSlots(sides) {
+  return { left: sides.left, reference: "reference", right: sides.right };
+}
+
+/** config.triplet with its defaults; null for a study that is not a triplet. */
+export function tripletOptions(config) {
+  if (config.layout !== "triplet") return null;
+  const given = config.triplet || {};
+  const options = { ...TRIPLET_DEFAULTS };
+  if (given.mode === "btc") options.mode = "btc";
+  ["flickerMs", "showMs", "blankMs"].forEach((name) => {
+    if (Number(given[name]) > 0) options[name] = Number(given[name]);
+  });
+  return options;
+}
+
 function sameTrial(a, b) {
   return Boolean(a && b) && a.position === b.position && a.images.a === b.images.a;
 }
 
 class Rater {
-  constructor({ win, root, config }) {
+  constructor({ win, root, config, makeViewer = createViewer }) {
     this.win = win;
     this.doc = win.document;
     this.root = root;
     this.config = config;
-    this.layout = config.layout; // single | side_by_side | sequential | pair
+    this.layout = config.layout; // single | side_by_side | sequential | pair | triplet
     this.flippable = this.layout === "pair" || this.layout === "sequential";
+    this.triplet = tripletOptions(config); // {mode, flickerMs, showMs, blankMs} or null
+    this.btc = Boolean(this.triplet) && this.triplet.mode === "btc";
+    this.ptc = Boolean(this.triplet) && !this.btc;
     this.minViewMs = Math.max(0, Number(config.minViewSeconds) || 0) * 1000;
     this.minFlips = Number(config.minFlips) || 0;
     this.slider = this.el("slider");
@@ -105,6 +158,9 @@ class Rater {
     this.sending = null;
     this.tickTimer = 0;
     this.messageTimer = 0;
+    this.frameRequest = 0; // the BTC flicker's pending requestAnimationFrame
+    this.pointerStart = null; // where the last pointerdown was: a click after a drag pans
+    this.destroyed = false;
     this.lastResize = -Infinity;
     this.stateBackoff = createBackoff();
     this.imageBackoff = createBackoff();
@@ -119,11 +175,11 @@ class Rater {
       onConnection: (ok) => this.setNotice(!ok),
     });
     this.keyboard = createKeyboard({
-      commands: keyCommands(config),
+      commands: keyCommands({ ...config, triplet: this.triplet }),
       handlers: this.keyHandlers(),
     });
     // The viewer reports whether the panes fit while it is being created: no `this.viewer` yet.
-    this.viewer = createViewer({ root, config, onFitChange: (fits) => this.onFitChange(fits) });
+    this.viewer = makeViewer({ root, config, onFitChange: (fits) => this.onFitChange(fits) });
   }
 
   el(testid) {
@@ -164,6 +220,9 @@ class Rater {
         event.preventDefault(); // Space flips; it must not also press a focused button
       }
     });
+    root.addEventListener("pointerdown", (event) => {
+      this.pointerStart = { x: event.clientX, y: event.clientY };
+    });
     root.addEventListener("click", (event) => this.onClick(event));
     if (this.slider) this.slider.addEventListener("input", () => this.onSlide());
     win.addEventListener("blur", () => {
@@ -187,6 +246,7 @@ class Rater {
       // Restored from the back-forward cache: the trial on screen may be answered already.
       if (event.persisted) win.location.reload();
     });
+    win.addEventListener("pagehide", () => this.stopFlicker());
   }
 
   keyHandlers() {
@@ -198,6 +258,8 @@ class Rater {
       zoomBy: (step) => this.zoomBy(step),
       resetView: () => this.resetView(),
       flip: () => this.flip(),
+      toggle: (side) => this.toggle(side),
+      replay: () => this.replay(),
       zoomed: () => this.viewer.zoom > 1,
       panKey: (key) => this.viewer.panKey(key),
       slide: this.slider ? (delta) => this.slide(delta) : null,
@@ -274,8 +336,13 @@ class Rater {
       const needsSlider = button.dataset.action === "submit" && !(this.trial && this.trial.touched);
       button.disabled = !open || needsSlider;
     });
-    const flip = this.el("flip");
-    if (flip) flip.disabled = this.status !== "ready";
+    const ready = this.status === "ready";
+    ["flip", "toggle-left", "toggle-right"].forEach((testid) => {
+      const button = this.el(testid);
+      if (button) button.disabled = !ready;
+    });
+    const again = this.el("show-again");
+    if (again) again.disabled = !(ready && this.trial && this.trial.btc.stage === "idle");
     this.showCountdown();
     this.scheduleTick();
   }
@@ -287,7 +354,10 @@ class Rater {
     countdown.hidden = !waiting;
     if (!waiting) return;
     const parts = [];
-    if (flips > 0) parts.push("Flip " + flips + " more time" + (flips === 1 ? "" : "s"));
+    if (flips > 0) {
+      const verb = this.ptc ? "Toggle " : this.btc ? "Show again " : "Flip ";
+      parts.push(verb + flips + " more time" + (flips === 1 ? "" : "s"));
+    }
     if (ms > 0) parts.push("You can answer in " + (Math.ceil(ms / 100) / 10).toFixed(1) + " s");
     countdown.textContent = parts.join(" · ");
   }
@@ -302,6 +372,8 @@ class Rater {
   // -- trials ---------------------------------------------------------------------------
 
   slots() {
+    if (this.btc) return btcSlots(this.trial ? this.trial.btc : { stage: "flicker", phase: 0 });
+    if (this.ptc) return ptcSlots(this.trial ? this.trial.sides : TEST_IMAGE);
     const showing = this.trial ? this.trial.showing : "a";
     if (this.layout === "pair") return { reference: "reference", test: showing };
     if (this.layout === "sequential") {
@@ -311,6 +383,10 @@ class Rater {
   }
 
   updateLabels() {
+    if (this.triplet) {
+      this.updateTripletLabels();
+      return;
+    }
     const showing = this.trial.showing;
     const label = this.el("label-test");
     if (this.layout === "pair") label.textContent = showing.toUpperCase();
@@ -320,6 +396,36 @@ class Rater {
       const flips = this.trial.flips;
       this.el("flip-count").textContent = flips + (flips === 1 ? " flip" : " flips");
     }
+  }
+
+  /** Triplet panes: data-showing ("a" | "b" | "reference" | "blank"), PTC captions, BTC stage. */
+  updateTripletLabels() {
+    const trial = this.trial;
+    const slots = this.slots();
+    ["left", "reference", "right"].forEach((name) => {
+      const pane = this.el(name === "reference" ? "pane-reference" : "pane-" + name);
+      if (pane) pane.dataset.showing = slots[name] || "blank";
+    });
+    if (this.ptc) {
+      ["left", "right"].forEach((side) => {
+        const label = this.el("label-" + side);
+        const original = trial.sides[side] === "reference";
+        if (label) label.textContent = (side === "left" ? "Left: " : "Right: ") + (original ? "original" : "test");
+      });
+      const count = this.el("flip-count");
+      if (count) count.textContent = trial.flips + (trial.flips === 1 ? " toggle" : " toggles");
+      return;
+    }
+    this.root.dataset.btcStage = trial.btc.stage;
+    const status = this.el("btc-status");
+    if (status) status.textContent = this.btcStatusText();
+  }
+
+  btcStatusText() {
+    const btc = this.trial.btc;
+    if (btc.stage === "flicker") return "Showing… " + btc.seconds + " s";
+    if (btc.stage === "blank") return "Blank";
+    return "Press Space to show again";
   }
 
   prepare(trial) {
@@ -332,6 +438,7 @@ class Rater {
     this.current = trial;
     this.trial = null; // no clock runs while nothing of this trial is visible
     clearTimeout(this.tickTimer);
+    this.stopFlicker();
     if (this.viewer.isPrepared(trial)) {
       this.draw(trial);
       return;
@@ -365,6 +472,10 @@ class Rater {
       flips: 0,
       touched: false,
       showing: this.layout === "sequential" ? "reference" : "a",
+      sides: { ...TEST_IMAGE }, // PTC: what each side shows
+      // BTC: the presentation started at visible time `since`; the stage, phase and
+      // seconds left drawn last (the loop redraws only when one of them changes).
+      btc: { since: 0, stage: "flicker", phase: 0, seconds: this.btc ? Math.ceil(this.triplet.showMs / 1000) : 0 },
       focus_losses: 0,
       fullscreen_exits: 0,
       resizes: 0,
@@ -384,6 +495,7 @@ class Rater {
     this.trial.cut = !this.fitting;
     this.trial.clock.setPaused(!this.fitting);
     this.setStatus(this.fitting ? "ready" : "paused");
+    if (this.btc) this.startFlicker();
     this.prepare(this.upcoming);
   }
 
@@ -435,6 +547,71 @@ class Rater {
     this.refreshGate();
   }
 
+  /** PTC: toggle one side ("left" | "right") or "both" between its test image and the pivot. */
+  toggle(side) {
+    if (this.status !== "ready" || !this.ptc) return;
+    const trial = this.trial;
+    const sides = side === "both" ? ["left", "right"] : [side];
+    sides.forEach((name) => {
+      if (!(name in TEST_IMAGE)) return;
+      trial.sides[name] = trial.sides[name] === "reference" ? TEST_IMAGE[name] : "reference";
+      trial.flips += 1; // per side: Space, which toggles both, counts two
+    });
+    this.viewer.setSlots(this.slots());
+    this.updateLabels();
+    this.refreshGate();
+  }
+
+  /** BTC: once the blank is over, show the flickering triplet again; each replay is a flip. */
+  replay() {
+    if (this.status !== "ready" || !this.btc || this.trial.btc.stage !== "idle") return;
+    const trial = this.trial;
+    trial.flips += 1;
+    trial.btc.since = trial.clock.read().visibleMs;
+    this.renderFlicker();
+    this.refreshGate();
+    this.startFlicker();
+  }
+
+  // -- the BTC flicker ------------------------------------------------------------------
+
+  /** Draw the BTC frame due now; true while the presentation is still changing. */
+  renderFlicker() {
+    const trial = this.trial;
+    const btc = trial.btc;
+    const elapsed = trial.clock.read().visibleMs - btc.since;
+    const frame = btcFrame(elapsed, this.triplet);
+    const seconds = frame.stage === "flicker" ? Math.ceil((this.triplet.showMs - elapsed) / 1000) : 0;
+    const redraw = frame.stage !== btc.stage || frame.phase !== btc.phase;
+    const restage = frame.stage !== btc.stage;
+    if (!redraw && seconds === btc.seconds) return frame.stage !== "idle";
+    btc.stage = frame.stage;
+    btc.phase = frame.phase;
+    btc.seconds = seconds;
+    if (redraw) this.viewer.setSlots(this.slots());
+    this.updateLabels();
+    if (restage) this.refreshGate(); // "Show again" opens when idle
+    return frame.stage !== "idle";
+  }
+
+  /** Run the flicker for the trial on screen, one check per animation frame. */
+  startFlicker() {
+    this.stopFlicker();
+    const trial = this.trial;
+    const step = () => {
+      this.frameRequest = 0;
+      // A new trial, an answer (no trial) or the page's end stops this loop.
+      if (this.destroyed || !trial || this.trial !== trial) return;
+      if (this.renderFlicker()) this.frameRequest = this.win.requestAnimationFrame(step);
+    };
+    this.frameRequest = this.win.requestAnimationFrame(step);
+  }
+
+  stopFlicker() {
+    if (this.frameRequest) this.win.cancelAnimationFrame(this.frameRequest);
+    this.frameRequest = 0;
+  }
+
   zoomBy(step) {
     this.viewer.zoomBy(step);
     this.el("zoom-level").textContent = this.viewer.zoom + "×";
@@ -453,6 +630,7 @@ class Rater {
     this.win.performance.mark("perceptlab:answer");
     const shown = this.current;
     const trial = this.trial;
+    this.stopFlicker();
     const { visibleMs, hiddenMs, pausedMs } = trial.clock.read();
     const viewing = {
       ...viewingNow(this.win),
@@ -506,7 +684,10 @@ class Rater {
 
   onClick(event) {
     const button = event.target.closest("button");
-    if (!button || !this.root.contains(button)) return;
+    if (!button || !this.root.contains(button)) {
+      this.onPaneClick(event);
+      return;
+    }
     button.blur(); // so Space and Enter do not press it again
     const data = button.dataset;
     if (data.choice) this.answer({ choice: data.choice });
@@ -515,8 +696,30 @@ class Rater {
     else if (data.action === "zoom-out") this.zoomBy(-1);
     else if (data.action === "zoom-reset") this.resetView();
     else if (data.action === "flip") this.flip();
+    else if (data.action === "toggle-left") this.toggle("left");
+    else if (data.action === "toggle-right") this.toggle("right");
+    else if (data.action === "show-again") this.replay();
     else if (data.action === "submit") this.submitSlider();
     else if (data.action === "continue") this.continueAfterFeedback();
+  }
+
+  /** PTC: a click on a side pane toggles it, unless the pointer dragged (a zoomed pan). */
+  onPaneClick(event) {
+    const pane = event.target.closest("[data-toggle]");
+    if (!pane || !this.root.contains(pane)) return;
+    const start = this.pointerStart;
+    this.pointerStart = null;
+    if (start && Math.hypot(event.clientX - start.x, event.clientY - start.y) > CLICK_SLOP_PX) return;
+    this.toggle(pane.dataset.toggle);
+  }
+
+  /** Stop the flicker and the timers and free the viewer's images (the page is going away). */
+  destroy() {
+    this.destroyed = true;
+    this.stopFlicker();
+    clearTimeout(this.tickTimer);
+    clearTimeout(this.messageTimer);
+    this.viewer.destroy();
   }
 
   // -- the server: answers out, state in -------------------------------------------------
@@ -596,9 +799,12 @@ class Rater {
   }
 }
 
-/** Start the rating page's app on `root` (the #rater element). */
-export function startRater({ win, root, config }) {
-  const rater = new Rater({ win, root, config });
+/**
+ * Start the rating page's app on `root` (the #rater element). makeViewer: the viewer's
+ * factory (node tests pass a fake; the page uses viewer.js's createViewer).
+ */
+export function startRater({ win, root, config, makeViewer = createViewer }) {
+  const rater = new Rater({ win, root, config, makeViewer });
   rater.start();
   return rater;
 }

@@ -24,11 +24,24 @@ function physical(event) {
 
 /**
  * Key → command for a study. Commands: {type: "zoom", step}, {type: "reset"},
- * {type: "flip"}, {type: "answer", fields}, {type: "submit"} (the slider's value).
- * layout: single | side_by_side | sequential | pair; points: [{key, value}] of a category
- * scale; "0" resets the view unless it is an answer key.
+ * {type: "flip"}, {type: "toggle", side: "left" | "right" | "both"}, {type: "replay"},
+ * {type: "answer", fields}, {type: "submit"} (the slider's value).
+ * layout: single | side_by_side | sequential | pair | triplet; triplet: {mode: "ptc" | "btc"}
+ * of a triplet study; points: [{key, value}] of a category scale; "0" resets the view unless
+ * it is an answer key.
+ *
+ * Triplet keys: F and J sit under the index fingers, one per side (PTC toggles that side
+ * between its test image and the original); Space toggles both (PTC) or shows the boosted
+ * triplet again (BTC). 1 = left, 2 = right, 0 = not sure; no A/B keys, which would read as
+ * the sides' names of a 2AFC pair.
  */
-export function keyCommands({ layout, continuous = false, points = [], allowUndecided = false }) {
+export function keyCommands({
+  layout,
+  continuous = false,
+  points = [],
+  allowUndecided = false,
+  triplet = null,
+}) {
   const commands = new Map([
     ["+", { type: "zoom", step: 1 }],
     ["=", { type: "zoom", step: 1 }],
@@ -38,7 +51,18 @@ export function keyCommands({ layout, continuous = false, points = [], allowUnde
   ]);
   if (layout === "pair" || layout === "sequential") commands.set(" ", { type: "flip" });
   const answer = (fields) => ({ type: "answer", fields });
-  if (layout === "pair") {
+  if (layout === "triplet") {
+    if (triplet && triplet.mode === "btc") {
+      commands.set(" ", { type: "replay" });
+    } else {
+      commands.set("f", { type: "toggle", side: "left" });
+      commands.set("j", { type: "toggle", side: "right" });
+      commands.set(" ", { type: "toggle", side: "both" });
+    }
+    commands.set("1", answer({ choice: "a" }));
+    commands.set("2", answer({ choice: "b" }));
+    if (allowUndecided) commands.set("0", answer({ choice: "undecided" }));
+  } else if (layout === "pair") {
     ["a", "1"].forEach((key) => commands.set(key, answer({ choice: "a" })));
     ["b", "2"].forEach((key) => commands.set(key, answer({ choice: "b" })));
     if (allowUndecided) ["c", "0"].forEach((key) => commands.set(key, answer({ choice: "undecided" })));
@@ -57,7 +81,7 @@ export function keyCommands({ layout, continuous = false, points = [], allowUnde
  * handlers:
  *   status(): the app's status (ready | feedback | paused | ...)
  *   answer(fields) -> boolean, submit() -> boolean: true when an answer was accepted
- *   continueFeedback(), zoomBy(step), resetView(), flip()
+ *   continueFeedback(), zoomBy(step), resetView(), flip(), toggle(side), replay()
  *   zoomed() -> boolean; panKey(arrowKey); slide(delta); isSlider(target) -> boolean
  */
 export function createKeyboard({ commands, handlers }) {
@@ -104,6 +128,8 @@ export function createKeyboard({ commands, handlers }) {
     if (command.type === "zoom") handlers.zoomBy(command.step);
     else if (command.type === "reset") handlers.resetView();
     else if (command.type === "flip") handlers.flip();
+    else if (command.type === "toggle") handlers.toggle(command.side);
+    else if (command.type === "replay") handlers.replay();
     else if (!released(event)) return; // an answer key still down from the last answer
     else if (command.type === "answer") answered(event, handlers.answer(command.fields));
     else if (command.type === "submit") answered(event, handlers.submit());

@@ -5,10 +5,13 @@
  *   import { createViewer } from "./viewer.js";
  *   const viewer = createViewer({ root, config, onFitChange });
  *
- * root: the #rater element, holding <canvas data-testid="canvas-reference"> (side_by_side and
- *   pair layouts only) and <canvas data-testid="canvas-test">, each in a <div class="viewport">.
- * config: the page's JSON config; the viewer reads layout, crop {width, height} (device pixels
- *   of each pane at 1×) and gapDevicePx (device pixels between panes).
+ * root: the #rater element, holding one <canvas data-testid="canvas-<name>"> per pane, each in
+ *   a <div class="viewport">. The pane names are "left", "reference", "test" and "right"; a
+ *   layout has some of them, and the viewer takes those present, in DOM order: canvas-test
+ *   (single, sequential), canvas-reference and canvas-test (side_by_side, pair),
+ *   canvas-left, canvas-reference and canvas-right (triplet: the pivot in the middle).
+ * config: the page's JSON config; the viewer reads crop {width, height} (device pixels of
+ *   each pane at 1×) and gapDevicePx (device pixels between panes).
  * onFitChange(fits): called when a resize, scroll or browser zoom cuts a pane off at the
  *   window's edge (false) or makes every pane whole again (true).
  *
@@ -21,9 +24,11 @@
  *   show(trial, slots)                synchronous: draws the trial in this frame. Resets the
  *     view to 1× with each image's top-left pixel on the pane's top-left device pixel (at 1×
  *     the whole crop is visible). slots = {reference: "reference", test: "a"} names the image
- *     ("reference" | "a" | "b") each pane shows; a pane the layout lacks is ignored. Call it
- *     only after prepare(trial) has resolved.
- *   setSlots(slots)                   flip: redraw with other images, same zoom and pan.
+ *     ("reference" | "a" | "b", keys of trial.images) each pane shows; a pane the layout
+ *     lacks is ignored; a pane whose slot is null or missing shows the background only (a
+ *     blank pane, data-src ""). Call it only after prepare(trial) has resolved.
+ *   setSlots(slots)                   flip, toggle or flicker: redraw with other images (or
+ *     blanks), same zoom and pan.
  *   zoomBy(step)                      step +1 / -1 through 1×, 2×, 4×, keeping the centre.
  *   resetView()                       back to 1×, top-left.
  *   panBy(dxCssPx, dyCssPx)           move the pictures by CSS pixels (like a drag); zoomed only.
@@ -34,8 +39,10 @@
  *   layout()                          recompute sizes (also done on resize and browser zoom).
  *   destroy()                         remove listeners and observers, free the bitmaps.
  *
- * All panes zoom and pan together; dragging a zoomed pane with the pointer pans them. After
- * each draw the viewer calls performance.mark("perceptlab:drawn").
+ * All panes zoom and pan together; dragging a zoomed pane with the pointer pans them. The
+ * pan is bounded by the trial's largest image, whichever panes show it, so a flip or a blank
+ * pane never moves the view. After each draw of a trial the viewer calls
+ * performance.mark("perceptlab:drawn").
  *
  * Why a canvas: an <img> is resampled by the browser whenever its CSS box does not land
  * exactly on the device-pixel grid (fractional devicePixelRatio, sub-pixel layout, zoom
@@ -50,6 +57,7 @@
  * data-src is the URL of the image it shows.
  */
 
+const PANE_NAMES = ["left", "reference", "test", "right"];
 const ZOOMS = [1, 2, 4];
 const CACHE_SIZE = 24;
 const BACKGROUND = "#6f6f6f";
@@ -63,14 +71,13 @@ const DECODE_OPTIONS = {
 export function createViewer({ root, config, onFitChange }) {
   const stage = root.querySelector('[data-testid="stage"]') || root;
   const warning = root.querySelector('[data-testid="pixel-warning"]');
-  const panes = ["reference", "test"]
-    .map((name) => {
-      const canvas = root.querySelector('[data-testid="canvas-' + name + '"]');
-      if (!canvas) return null;
+  const panes = Array.from(root.querySelectorAll('canvas[data-testid^="canvas-"]'))
+    .map((canvas) => ({ canvas, name: canvas.dataset.testid.slice("canvas-".length) }))
+    .filter(({ name }) => PANE_NAMES.includes(name))
+    .map(({ canvas, name }) => {
       const context = canvas.getContext("2d", { alpha: false });
       return { name, canvas, context, viewport: canvas.parentElement, bitmap: null };
-    })
-    .filter(Boolean);
+    });
   const cache = new Map(); // url -> {promise, bitmap}; insertion order = least recently used first
   const view = { zoom: 0, x: 0, y: 0 }; // zoom: index into ZOOMS; x, y: device px, zoomed image
   let trial = null;
@@ -91,7 +98,9 @@ export function createViewer({ root, config, onFitChange }) {
   }
 
   function evict() {
-    const shown = new Set(panes.map((pane) => pane.bitmap));
+    // Never free what is on screen, nor the shown trial's other images: a flip, a toggle or
+    // the end of a blank needs them again without decoding.
+    const shown = new Set(panes.map((pane) => pane.bitmap).concat(trialBitmaps()));
     for (const [url, entry] of cache) {
       if (cache.size <= CACHE_SIZE) break;
       if (entry.bitmap && shown.has(entry.bitmap)) continue; // never free what is on screen
@@ -140,11 +149,24 @@ export function createViewer({ root, config, onFitChange }) {
     });
   }
 
+  // The URL a pane shows: "" for a blank pane (its slot null or missing) or no trial.
+  function urlFor(pane) {
+    const slot = slots[pane.name];
+    return (trial && slot && trial.images[slot]) || "";
+  }
+
   function bitmapFor(pane) {
-    if (!trial) return null;
-    const url = trial.images[slots[pane.name]];
+    const url = urlFor(pane);
     const entry = url ? cache.get(url) : null;
     return entry ? entry.bitmap : null;
+  }
+
+  // The decoded images of the shown trial, shown in a pane or not.
+  function trialBitmaps() {
+    return urlsOf(trial)
+      .map((url) => cache.get(url))
+      .filter((entry) => entry && entry.bitmap)
+      .map((entry) => entry.bitmap);
   }
 
   // -- geometry -----------------------------------------------------------------------
@@ -157,14 +179,16 @@ export function createViewer({ root, config, onFitChange }) {
     return ZOOMS[view.zoom];
   }
 
-  // The largest shown image, zoomed, in device px: bounds the shared pan.
+  // The trial's largest image, zoomed, in device px: bounds the shared pan. All of the
+  // trial's images count, not only those on screen, so that blank panes (a triplet's blank
+  // stage) or a flip to a smaller image keep the rater's pan.
   function contentSize() {
     let width = 0;
     let height = 0;
-    panes.forEach((pane) => {
-      if (!pane.bitmap) return;
-      width = Math.max(width, pane.bitmap.width);
-      height = Math.max(height, pane.bitmap.height);
+    panes.map((pane) => pane.bitmap).concat(trialBitmaps()).forEach((bitmap) => {
+      if (!bitmap) return;
+      width = Math.max(width, bitmap.width);
+      height = Math.max(height, bitmap.height);
     });
     return { width: width * zoom(), height: height * zoom() };
   }
@@ -202,7 +226,7 @@ export function createViewer({ root, config, onFitChange }) {
 
   function drawPane(pane, x, y, z) {
     const context = pane.context;
-    pane.canvas.dataset.src = (trial && trial.images[slots[pane.name]]) || "";
+    pane.canvas.dataset.src = urlFor(pane);
     // Reset after every resize of the backing store (which resets the context state).
     context.imageSmoothingEnabled = false;
     context.fillStyle = BACKGROUND;

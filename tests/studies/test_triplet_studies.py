@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import uuid
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,8 +17,11 @@ from studykit import answer_current, make_study, rating_session
 from perceptlab.codecs.files import read_bytes
 from perceptlab.evaluation.analysis import analyse, counted_judgments
 from perceptlab.evaluation.analysis.triplet import triplet_frame
+from perceptlab.evaluation.exports import triplet_files
+from perceptlab.evaluation.reports import standalone_html
+from perceptlab.evaluation.scoring import TripletOptions, score_triplet_files
 from perceptlab.evaluation.stats.triplet_io import read_triplet_csv
-from perceptlab.evaluation.study_analysis import config_for, study_frames
+from perceptlab.evaluation.study_analysis import config_for, report_data, study_frames
 from perceptlab.lib.boost import boosted_pair
 from perceptlab.lib.images import decode_png
 from perceptlab.studies import stimuli
@@ -227,7 +230,9 @@ def _simulated(study: Study, raters: int, seed: int) -> None:
             answer_current(session, choice=choice)
 
 
-def test_a_triplet_study_is_scaled_in_jnd_and_exported_in_the_scoring_layout() -> None:
+def test_a_triplet_study_is_scaled_in_jnd_and_exported_in_the_scoring_layout(
+    tmp_path: Path,
+) -> None:
     study = make_study(
         "triplet",
         triplet_mode="btc",
@@ -255,18 +260,18 @@ def test_a_triplet_study_is_scaled_in_jnd_and_exported_in_the_scoring_layout() -
     frame = triplet_frame(counted_judgments(data.judgments, config.policy()), data.stimuli)
     assert set(frame["method"]) == {"BTC"}
     assert {"scale", "bias", "trap"} >= set(frame["role"]) >= {"scale", "bias"}
-    buffer = io.StringIO()
-    frame.to_csv(buffer, index=False)
-    path = _write(buffer.getvalue())
+    files = triplet_files(stimuli=data.stimuli, judgments=data.judgments, config=config)
+    path = tmp_path / "triplets.csv"
+    path.write_bytes(files["triplets.csv"])
     read = read_triplet_csv(path)
     assert len(read) == len(frame)
     assert list(read["response"]) == list(frame["response"])
-
-
-def _write(text: str) -> str:
-    import tempfile
-
-    handle = tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False)
-    with handle:
-        handle.write(text)
-    return handle.name
+    # `manage.py score --kind triplet` on the export gives the report's JND values
+    scored = score_triplet_files([path], TripletOptions(bootstrap="none")).scores
+    ours = analysis.scores.set_index(["image", "codec", "level"])["jnd"]
+    theirs = scored.set_index(["img_num", "codec", "level"])["jnd"]
+    assert np.allclose(theirs.reindex(ours.index).to_numpy(), ours.to_numpy())
+    report = report_data(study, analysis)
+    html = standalone_html(report)
+    assert "JND scale per image" in html and "Triplet rater checks" in html
+    assert "JND from the original" in html
