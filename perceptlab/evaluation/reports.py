@@ -866,13 +866,16 @@ def _triplet_sections(data: ReportData) -> list[Section]:
         return []
     scale = data.jnd_scale
     if _has_rows(scale, JND_COLUMNS, what="jnd_scale"):
-        scale = scale.loc[:, list(JND_COLUMNS)].sort_values(["image", "codec", "level"])
+        jod = ["cvvdp_jod"] if "cvvdp_jod" in scale.columns else []
+        scale = scale.loc[:, [*JND_COLUMNS, *jod]].sort_values(["image", "codec", "level"])
     caption = (
         "JND from the original per image (0 = the original; 1 JND = 75 % of raters see the "
         "image as differing more): Thurstone Case V maximum likelihood, σ = 1.4826, 'not sure' "
         "counted ½ to each side (JPEG AIC-3; Testolina et al., DCC 2025, arXiv:2410.09501), "
         "95 % percentile intervals over raters resampled. Level 1 is each codec's highest "
-        "target bpp; n = responses involving the image."
+        "target bpp; n = responses involving the image. cvvdp_jod: ColorVideoVDP's predicted "
+        "quality of the shown crop in JOD (10 = identical; a JOD step is also 75 % "
+        "preference, Mantiuk et al. 2024), where computed."
     )
     qc_caption = (
         "Trap accuracy: share of trap triplets (the original against a heavy compression) "

@@ -18,6 +18,7 @@ from perceptlab.codecs.files import read_bytes
 from perceptlab.evaluation.analysis import analyse, counted_judgments
 from perceptlab.evaluation.analysis.triplet import triplet_frame
 from perceptlab.evaluation.exports import triplet_files
+from perceptlab.evaluation.models import StimulusMetric
 from perceptlab.evaluation.reports import standalone_html
 from perceptlab.evaluation.scoring import TripletOptions, score_triplet_files
 from perceptlab.evaluation.stats.triplet_io import read_triplet_csv
@@ -27,7 +28,7 @@ from perceptlab.lib.images import decode_png
 from perceptlab.studies import stimuli
 from perceptlab.studies.assignment import upcoming
 from perceptlab.studies.judging import Answer, JudgmentRejected, record
-from perceptlab.studies.models import Item, Session, Stimulus, Study
+from perceptlab.studies.models import Item, Judgment, Session, Stimulus, Study
 
 pytestmark = pytest.mark.django_db
 
@@ -242,6 +243,13 @@ def test_a_triplet_study_is_scaled_in_jnd_and_exported_in_the_scoring_layout(
         gold_min_answered=5,
     )
     _simulated(study, raters=30, seed=3)
+    # stored CVVDP predictions of the shown crops (made up here: more bits, higher JOD)
+    for stimulus in study.stimuli.filter(role=Stimulus.Role.CONDITION):
+        assert stimulus.reconstruction is not None
+        jod = 10 - 1 / stimulus.reconstruction.achieved_bpp
+        StimulusMetric.objects.create(
+            stimulus=stimulus, region="crop", metric="cvvdp", value=jod, version="test"
+        )
     data = study_frames(study)
     config = config_for(study)
     analysis = analyse(
@@ -256,6 +264,10 @@ def test_a_triplet_study_is_scaled_in_jnd_and_exported_in_the_scoring_layout(
         assert (ordered["low"] <= ordered["quality"]).all()
         assert (ordered["quality"] <= ordered["high"]).all()
     assert "JND" in analysis.quality_label
+    # JOD beside JND, and the metric's agreement with the human scale (opposite directions)
+    assert analysis.scores["cvvdp_jod"].notna().all()
+    (cvvdp,) = analysis.agreement.loc[analysis.agreement["metric"] == "cvvdp"].itertuples()
+    assert cvvdp.n == 8 and cvvdp.srocc < -0.5
     assert len(analysis.image_curves) == 2 * 2 * 2
     frame = triplet_frame(counted_judgments(data.judgments, config.policy()), data.stimuli)
     assert set(frame["method"]) == {"BTC"}
@@ -274,4 +286,15 @@ def test_a_triplet_study_is_scaled_in_jnd_and_exported_in_the_scoring_layout(
     report = report_data(study, analysis)
     html = standalone_html(report)
     assert "JND scale per image" in html and "Triplet rater checks" in html
-    assert "JND from the original" in html
+    assert "JND from the original" in html and "cvvdp_jod" in html
+
+
+def test_the_dashboard_of_a_triplet_study_counts_its_judgments(admin_client: Client) -> None:
+    study = make_study("triplet", triplet_mode="ptc", trials_per_session=4)
+    _simulated(study, raters=2, seed=1)
+    page = admin_client.get(f"/admin/studies/study/{study.pk}/dashboard/")
+    assert page.status_code == 200
+    text = page.content.decode()
+    stored = Judgment.objects.filter(trial__session__study=study).count()
+    assert stored == 8
+    assert f'<span id="coverage-all">{stored}</span>' in text

@@ -35,7 +35,7 @@ def analyse(
             )
         result = analyse_pairwise(stimuli, excluded.kept, metrics, config, lapse_table)
     elif config.method == TRIPLET:
-        result = analyse_triplet(stimuli, excluded.kept, config)
+        result = analyse_triplet(stimuli, excluded.kept, metrics, config)
     else:
         result = analyse_ratings(stimuli, excluded.kept, metrics, config)
     counted = excluded.kept

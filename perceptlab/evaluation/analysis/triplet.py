@@ -30,7 +30,8 @@ import pandas as pd
 
 from perceptlab.evaluation.analysis.config import AnalysisConfig
 from perceptlab.evaluation.analysis.result import Analysis
-from perceptlab.evaluation.analysis.tables import bpp_sources, condition_info
+from perceptlab.evaluation.analysis.tables import bpp_sources, condition_info, metric_table
+from perceptlab.evaluation.stats import agreement as agreement_stats
 from perceptlab.evaluation.stats import triplets
 from perceptlab.evaluation.stats.bootstrap import percentile_interval
 from perceptlab.evaluation.stats.common import StatsInputError
@@ -98,11 +99,15 @@ def triplet_frame(counted: pd.DataFrame, stimuli: pd.DataFrame) -> pd.DataFrame:
 
 
 def analyse_triplet(
-    stimuli: pd.DataFrame, counted: pd.DataFrame, config: AnalysisConfig
+    stimuli: pd.DataFrame, counted: pd.DataFrame, metrics: pd.DataFrame, config: AnalysisConfig
 ) -> Analysis:
     """JND per stimulus (``scores``, level ``image``) and per condition (``curves``: mean over
     images, rater-bootstrap interval); ``triplet_qc`` holds each rater's trap accuracy and side
-    bias (:func:`stats.triplets.triplet_qc`)."""
+    bias (:func:`stats.triplets.triplet_qc`); ``agreement`` each objective metric (on the shown
+    crop) against the human JND over the stimuli, and ``scores`` carries CVVDP's predicted JOD
+    beside the JND where it was computed (``cvvdp_jod``). JND grows with the distortion, so a
+    quality metric (CVVDP's JOD, PSNR, SSIM) agrees with it through a negative SROCC, a
+    distance (butteraugli) through a positive one."""
     frame = triplet_frame(counted, stimuli)
     scale_rows = frame.loc[frame["role"] == "scale"]
     if scale_rows.empty:
@@ -115,6 +120,9 @@ def analyse_triplet(
         confidence=config.confidence,
     )
     scores, replicates = _stimulus_scores(fitted, stimuli)
+    wide = metric_table(metrics, region="crop") if len(metrics) else pd.DataFrame()
+    if "cvvdp" in wide.columns:  # the metric's JOD beside the human JND
+        scores["cvvdp_jod"] = wide["cvvdp"].reindex(scores["stimulus"]).to_numpy()
     curves = _condition_curves(scores, replicates, stimuli, config)
     image_curves = _image_curves(scores)
     return Analysis(
@@ -124,7 +132,7 @@ def analyse_triplet(
         curves=curves,
         image_curves=image_curves,
         bd_table=pd.DataFrame(),
-        agreement=pd.DataFrame(),
+        agreement=_agreement(scores, wide),
         screening=pd.DataFrame(columns=["rater", "rejected", "reason"]),
         triplet_qc=triplets.triplet_qc(frame).reset_index(),
         objective=pd.DataFrame(),
@@ -216,3 +224,13 @@ def _image_curves(scores: pd.DataFrame) -> pd.DataFrame:
         }
     )
     return frame.sort_values(["image", "codec", "bpp"], ignore_index=True)
+
+
+def _agreement(scores: pd.DataFrame, wide: pd.DataFrame) -> pd.DataFrame:
+    """:func:`stats.agreement.agreement_table` of each crop metric against the stimuli's JND."""
+    if wide.empty:
+        return pd.DataFrame()
+    joined = scores.set_index("stimulus")[["jnd"]].join(wide, how="inner")
+    if len(joined) < agreement_stats.MIN_POINTS:
+        return pd.DataFrame()
+    return agreement_stats.agreement_table(joined, metrics=list(wide.columns), mos="jnd")
