@@ -4,10 +4,12 @@
 
 What a study's "Compute metrics" does (:class:`perceptlab.evaluation.metrics.MetricSession`:
 each metric built once, same-size pairs stacked into batches of 8, every representation —
-float arrays, tensors, a program's run — made once per batch and shared) is timed against
-the way a script usually does it: for every stimulus and every metric, convert the two
-images and call the library on that pair alone (piq's functions; ``piq.DISTS()`` /
-``piq.LPIPS()`` constructed per call where their weights are here). Both run on the same
+float arrays, tensors, a program's run, SSIM's full-resolution scale that MS-SSIM shares — made
+once per batch and shared; SSIM and MS-SSIM with separable windows, ``evaluation/ssim.py``)
+is timed against the way a script usually does it: for every stimulus and every metric,
+convert the two images to float32 tensors and call the library on that pair alone (piq's
+functions; ``piq.DISTS()`` / ``piq.LPIPS()`` constructed per call where their weights are
+here). Both run on the same
 pairs (Kodak crops against JPEG at three qualities) in this process, one after the other,
 twice, and the better time of each is kept; the values are checked to agree before any time
 is printed. Printed: seconds per stimulus for each side and their ratio (issue 15's goal:
@@ -86,8 +88,6 @@ def naive(pairs: list[Pair], slugs: list[str], weights: Path) -> list[dict[str, 
         for slug in slugs:
             x = torch.from_numpy(distorted.astype("float32") / 255).permute(2, 0, 1)[None]
             y = torch.from_numpy(reference.astype("float32") / 255).permute(2, 0, 1)[None]
-            if slug == "haarpsi":
-                x, y = x.double(), y.double()
             if slug in PIQ_NETWORKS:
                 with local_weights_only(weight_files(slug, weights)):
                     network = getattr(piq, PIQ_NETWORKS[slug])()

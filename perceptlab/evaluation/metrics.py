@@ -42,10 +42,12 @@ the image is smaller than it needs, torch/piq are not installed, or its program 
 weights only from the weights directory (:mod:`perceptlab.lib.weights`); piq's and
 torchvision's own loaders, which would download, are swapped out while the networks are built.
 
-piq's metrics run on float32 tensors (torch's CPU convolutions are 5-30x slower in float64;
-SSIM and MS-SSIM give the same float32 value whatever batch an image is in), except HaarPSI,
-whose float32 value moves by ~3e-6 with the batch and so runs in float64. torch is imported
-inside functions only, so importing this module does not import it.
+The convolutional metrics run on float32 tensors (torch's CPU convolutions are 5-30x slower in
+float64) and score each pair of a batch alone: on CPU a grouped convolution runs ~1.5x slower
+per image inside a batch, and a pair's value then never depends on its batch. SSIM and MS-SSIM
+are :mod:`perceptlab.evaluation.ssim` (piq's definitions, separable windows, equal to piq to
+float32 rounding), and share each pair's full-resolution scale. torch is imported inside
+functions only, so importing this module does not import it.
 """
 
 from __future__ import annotations
@@ -241,14 +243,54 @@ def _build_psnr_y(context: BuildContext) -> Scorer:
 
 
 def _piq_function(name: str, *, dtype: str = "float32") -> Callable[[BuildContext], Scorer]:
-    """Builder for a stateless piq function ``f(x, y, data_range=..., reduction=...)``."""
+    """Builder for a stateless piq function ``f(x, y, data_range=..., reduction=...)``, called
+    on each pair alone: on CPU PyTorch's grouped convolutions run ~1.5× slower per image in a
+    batch than alone (measured with piq's SSIM, MS-SSIM and HaarPSI at 256² px), and a pair's
+    value then never depends on the batch it came in (in float32 HaarPSI moved by ~3·10⁻⁶
+    with the batch)."""
 
     def build(context: BuildContext) -> Scorer:
         function = getattr(import_piq(), name)
 
         def score(batch: Batch) -> list[float]:
             reference, distorted = batch.tensors(dtype)
-            return _to_floats(function(distorted, reference, data_range=1.0, reduction="none"))
+            return [
+                float(function(distorted[i : i + 1], reference[i : i + 1], data_range=1.0))
+                for i in range(reference.size(0))
+            ]
+
+        return score
+
+    return build
+
+
+def _pyramids(batch: Batch) -> list[Any]:
+    """Each pair's :class:`perceptlab.evaluation.ssim.Pyramid` (float32), shared by SSIM and
+    MS-SSIM: SSIM's pre-pooled pair is one of MS-SSIM's scales."""
+    from perceptlab.evaluation import ssim as separable
+
+    reference, distorted = batch.tensors("float32")
+    return [
+        separable.Pyramid(distorted[i : i + 1], reference[i : i + 1])
+        for i in range(reference.size(0))
+    ]
+
+
+def _separable(name: str) -> Callable[[BuildContext], Scorer]:
+    """Builder for ``evaluation.ssim.ssim`` or ``.ms_ssim`` over the batch's shared pyramids."""
+
+    def build(context: BuildContext) -> Scorer:
+        from perceptlab.evaluation import ssim as separable
+
+        function = getattr(separable, name)
+
+        def score(batch: Batch) -> list[float]:
+            reference, distorted = batch.tensors("float32")
+            pyramids = batch.shared("ssim-pyramid", _pyramids)
+            return [
+                function(distorted[i : i + 1], reference[i : i + 1], pyramids[i])
+                for i in range(reference.size(0))
+            ]
 
         return score
 
@@ -428,15 +470,16 @@ for _spec in (
     MetricSpec(
         slug="ssim",
         name="SSIM",
-        package="piq",
+        package="perceptlab",
         higher_is_better=True,
         unit="",
         citation=_WANG_2004
         + (
-            "; piq: average-pooled by max(1, round(min(H, W) / 256)), 11×11 Gaussian σ 1.5, "
-            "K1 0.01, K2 0.03, mean over R, G, B"
+            "; as piq 0.8: average-pooled by max(1, round(min(H, W) / 256)), 11×11 Gaussian "
+            "σ 1.5 (applied as two separable passes, evaluation/ssim.py), K1 0.01, K2 0.03, "
+            "mean over R, G, B"
         ),
-        build=_piq_function("ssim"),
+        build=_separable("ssim"),
         min_side=11,
         min_side_why="11-px Gaussian window",
         needs_torch=True,
@@ -444,14 +487,15 @@ for _spec in (
     MetricSpec(
         slug="ms_ssim",
         name="MS-SSIM",
-        package="piq",
+        package="perceptlab",
         higher_is_better=True,
         unit="",
         citation=(
             "Z. Wang, E. P. Simoncelli, A. C. Bovik, 'Multiscale structural similarity for image "
-            "quality assessment', Asilomar 2003, doi:10.1109/ACSSC.2003.1292216"
+            "quality assessment', Asilomar 2003, doi:10.1109/ACSSC.2003.1292216; as piq 0.8's "
+            "multi_scale_ssim, separable Gaussian (evaluation/ssim.py)"
         ),
-        build=_piq_function("multi_scale_ssim"),
+        build=_separable("ms_ssim"),
         min_side=161,
         min_side_why="11-px window at 5 scales: (11 - 1)·2⁴ + 1",
         needs_torch=True,
@@ -467,9 +511,9 @@ for _spec in (
             "similarity index for image quality assessment', Signal Processing: Image "
             "Communication 61, 2018, doi:10.1016/j.image.2017.11.001"
         ),
-        # In float32 HaarPSI changes by ~3e-6 with the batch it is computed in (convolution
-        # algorithm choice); float64 is batch-invariant and costs little here.
-        build=_piq_function("haarpsi", dtype="float64"),
+        # Each pair alone in float32: its value does not depend on a batch (in a float32
+        # batch HaarPSI moved by ~3e-6), and float64 cost 2.7× the time for 3e-7.
+        build=_piq_function("haarpsi"),
         min_side=16,
         min_side_why="3-scale Haar filters are 16 px wide",
         needs_torch=True,

@@ -189,12 +189,14 @@ def test_ssim_ms_ssim_and_haarpsi_equal_direct_piq_calls_on_uint8_tensors(
     functions = {
         "ssim": ("ssim", "float32"),
         "ms_ssim": ("multi_scale_ssim", "float32"),
-        "haarpsi": ("haarpsi", "float64"),
+        "haarpsi": ("haarpsi", "float32"),
     }
     for (reference, distorted), row in zip(jpeg_pairs, values(session, jpeg_pairs), strict=True):
         for slug, (name, dtype) in functions.items():
             expected = piq_direct(name, reference, distorted, dtype)
-            assert row[slug] == pytest.approx(expected, abs=1e-6)
+            # SSIM and MS-SSIM are evaluation/ssim.py's (separable windows: float32 sums in
+            # another order; tests/evaluation/test_ssim.py checks them exactly in float64)
+            assert row[slug] == pytest.approx(expected, abs=1e-5 if "ssim" in slug else 1e-6)
             assert 0.5 < row[slug] < 1
 
 
