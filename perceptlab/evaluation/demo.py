@@ -18,7 +18,7 @@ from perceptlab.studies.models import Study
 from perceptlab.studies.stimuli import StudyNotReady
 
 EXAMPLE_RATERS = 8
-EXAMPLES = ("acr", "2afc")
+EXAMPLES = ("acr", "2afc", "triplet")
 
 
 @dataclass(frozen=True)
@@ -30,8 +30,8 @@ class ExampleOutcome:
 def ensure_example_studies(
     *, image_set: ImageSet, codecs: Sequence[str], bpps: Sequence[float]
 ) -> list[Study]:
-    """``<set>-<method>-example`` for ACR and 2AFC, created as drafts (their stimuli are
-    generated with the demo's own)."""
+    """``<set>-<method>-example`` for ACR, 2AFC and BTC triplets, created as drafts (their
+    stimuli are generated with the demo's own)."""
     studies = []
     for suffix in EXAMPLES:
         name = f"{image_set.name}-{suffix}-example"

@@ -3,9 +3,11 @@
 They are clearly not human data: each simulated rater has a bias b ~ N(0, 0.3²) and answers
 with noise. An ACR/DCR score is round(q + b + ε), ε ~ N(0, 0.5²), clipped to the scale; a
 2AFC choice picks A with probability 1 / (1 + e^{−2.5 (q_A − q_B)}) (a Bradley–Terry
-observer). The "true" quality q of a stimulus follows the PSNR of its crop against the
-original's crop, q = 1 + 4 · clip((PSNR − 22 dB) / 20 dB, 0, 1) on the 1–5 scale, so the
-simulated curves differ between codecs the way PSNR says they do.
+observer); a triplet answer says "not sure" with probability 0.4·e^{−|q_A − q_B|}, else picks
+the worse side as the one that differs more from the original, by the same law. The "true"
+quality q of a stimulus follows the PSNR of its crop against the original's crop (a BTC
+study's boosted crop against its zoomed original), q = 1 + 4 · clip((PSNR − 22 dB) / 20 dB,
+0, 1) on the 1–5 scale, so the simulated curves differ between codecs the way PSNR says.
 
 The draws are keyed by (seed, rater, the stimuli's content hashes, how often this rater has
 seen them), not by trial order: the schedule's own shuffling (unseeded, as for real raters)
@@ -32,6 +34,7 @@ from perceptlab.studies.stimuli import reference_of
 BIAS_SD = 0.3
 NOISE_SD = 0.5
 SLOPE = 2.5
+NOT_SURE = 0.4
 
 
 @lru_cache(maxsize=64)  # one study's originals stay decoded; bounded in a long-lived process
@@ -95,6 +98,13 @@ def _answer(
         return replace(answer, score=score)
     # Decide on the pair in a fixed order, so the left/right swap does not change the draw.
     first, second = sorted((shown_a, shown_b), key=lambda s: (s.png_sha256, s.pk))
-    u = _rng(key, (first.png_sha256, second.png_sha256), seen).random()
-    first_wins = u < 1.0 / (1.0 + np.exp(-SLOPE * (true_quality(first) - true_quality(second))))
+    rng = _rng(key, (first.png_sha256, second.png_sha256), seen)
+    gap = true_quality(first) - true_quality(second)
+    if trial.session.study.is_triplet:
+        # which side differs more from the original: the worse one; "not sure" the more
+        # often the closer the two are (AIC-3's SDR25 raters said it to 20 % of triplets)
+        if rng.random() < NOT_SURE * np.exp(-abs(gap)):
+            return replace(answer, choice="undecided")
+        gap = -gap
+    first_wins = rng.random() < 1.0 / (1.0 + np.exp(-SLOPE * gap))
     return replace(answer, choice="a" if (first is shown_a) == first_wins else "b")

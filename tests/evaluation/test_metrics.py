@@ -201,6 +201,16 @@ def test_ssim_ms_ssim_and_haarpsi_equal_direct_piq_calls_on_uint8_tensors(
 
 
 @pytest.mark.needs_torch
+def test_float32_haarpsi_lies_within_1e_5_of_float64(
+    jpeg_pairs: list[tuple[np.ndarray, np.ndarray]], tmp_path: Path
+) -> None:
+    session = MetricSession(["haarpsi"], weights_dir=tmp_path)
+    for (reference, distorted), row in zip(jpeg_pairs, values(session, jpeg_pairs), strict=True):
+        exact = piq_direct("haarpsi", reference, distorted, "float64")
+        assert row["haarpsi"] == pytest.approx(exact, abs=1e-5)  # measured: 3.2e-6
+
+
+@pytest.mark.needs_torch
 def test_psnr_y_agrees_with_piq_greyscale_psnr(
     jpeg_pairs: list[tuple[np.ndarray, np.ndarray]], tmp_path: Path
 ) -> None:
@@ -241,6 +251,7 @@ def test_identical_images_score_perfectly_on_every_weight_free_metric(
     assert row["psnr"] == row["psnr_y"] == math.inf
     for slug in ("ssim", "ms_ssim", "haarpsi"):
         assert row[slug] == pytest.approx(1.0, abs=1e-6), slug
+    assert row["haarpsi"] == 1.0  # float32 rounding passed 1 (1.0000024): clamped
     assert row["ssimulacra2"] == 100.0 and row["flip"] == 0.0
 
 

@@ -52,15 +52,15 @@ def test_the_demo_launches_a_study_of_each_method_and_prints_their_rater_links(
         studies["triplet"].stimuli.count()
     )
     lines = out.strip().splitlines()
-    assert lines[-8:-4] == [
+    assert lines[-9:-5] == [
         f"rater link ({method}): http://demo.example:8123/study/{studies[method].invite}/"
         for method in ("acr", "dcr", "2afc", "triplet")
     ]
     examples = {s.method: s for s in Study.objects.filter(name__endswith="-example")}
-    assert lines[-4:-2] == [
+    assert lines[-5:-2] == [
         f"report ({method}, simulated raters): http://demo.example:8123/reports/"
         f"{examples[method].pk}/"
-        for method in ("acr", "2afc")
+        for method in ("acr", "2afc", "triplet")
     ]
     assert lines[-2] == "admin: http://demo.example:8123/admin/"
     assert lines[-1].startswith("admin login: admin / ")
@@ -93,7 +93,8 @@ def test_with_enqueue_the_studies_launch_on_a_later_run_once_the_worker_is_done(
     out = run_demo(*small_demo_args)  # the worker's part, done inline here
     states = dict(Study.objects.values_list("name", "state"))
     assert {states[f"demo-{m}"] for m in ("acr", "dcr", "2afc", "triplet")} == {Study.State.LIVE}
-    assert {states[f"demo-{m}-example"] for m in ("acr", "2afc")} == {Study.State.CLOSED}
+    examples = {states[f"demo-{m}-example"] for m in ("acr", "2afc", "triplet")}
+    assert examples == {Study.State.CLOSED}
     assert out.count("rater link (") == 4
 
 
@@ -109,7 +110,7 @@ def test_the_demo_adds_example_results_rated_by_simulated_raters(
     admin_client,  # type: ignore[no-untyped-def]
 ) -> None:
     run_demo(*small_demo_args)
-    for method in ("acr", "2afc"):
+    for method in ("acr", "2afc", "triplet"):
         study = Study.objects.get(name=f"demo-{method}-example")
         assert study.state == Study.State.CLOSED and "SIMULATED" in study.title
         judged = Judgment.objects.filter(trial__session__study=study).count()
@@ -117,6 +118,8 @@ def test_the_demo_adds_example_results_rated_by_simulated_raters(
         assert StimulusMetric.objects.filter(stimulus__study=study, metric="psnr").exists()
         page = admin_client.get(reverse("evaluation:report", args=[study.pk]))
         assert page.status_code == 200 and "Rate–perception" in page.content.decode()
+        if method == "triplet":
+            assert "JND scale per image" in page.content.decode()
     again = run_demo(*small_demo_args)
     assert "study demo-acr-example: already rated" in again
 

@@ -35,9 +35,9 @@ class Command(BaseCommand):
     help = (
         "Build the demo: an image set of real photographs (scikit-image's, or --images DIR, "
         "e.g. the kodak folder that `manage.py fetch_dataset kodak` fills) encoded with "
-        "every available classical codec at "
-        "0.25, 0.5 and 1.0 bpp; a live study of each method (ACR, DCR, 2AFC) on them; and a "
-        "staff account. Prints each study's rater link and the admin login last. "
+        "every available classical codec at 0.25, 0.5 and 1.0 bpp; a live study of each "
+        "method (ACR, DCR, 2AFC, BTC triplets) on them; and a staff account. Prints each "
+        "study's rater link and the admin login last. "
         "Idempotent: run it again to reuse everything (and to launch studies whose stimuli "
         "were left to the worker with --enqueue)."
     )
