@@ -857,7 +857,7 @@ def report_sections(data: ReportData) -> list[Section]:
     ]
 
 
-JND_COLUMNS = ("image", "codec", "level", "bpp", "jnd", "ci95_low", "ci95_high", "n")
+JND_COLUMNS = ("image", "codec", "level", "bpp", "jnd", "ci95_low", "ci95_high", "n", "scale")
 
 
 def _triplet_sections(data: ReportData) -> list[Section]:
@@ -873,7 +873,9 @@ def _triplet_sections(data: ReportData) -> list[Section]:
         "image as differing more): Thurstone Case V maximum likelihood, σ = 1.4826, 'not sure' "
         "counted ½ to each side (JPEG AIC-3; Testolina et al., DCC 2025, arXiv:2410.09501), "
         "95 % percentile intervals over raters resampled. Level 1 is each codec's highest "
-        "target bpp; n = responses involving the image. cvvdp_jod: ColorVideoVDP's predicted "
+        "target bpp; n = responses involving the image; scale: plain (PTC responses, or BTC "
+        "mapped onto PTC through the fitted h) or boosted (BTC responses only: the boosted "
+        "scale, not plain JND). cvvdp_jod: ColorVideoVDP's predicted "
         "quality of the shown crop in JOD (10 = identical; a JOD step is also 75 % "
         "preference, Mantiuk et al. 2024), where computed."
     )

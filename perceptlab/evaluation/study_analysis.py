@@ -95,7 +95,9 @@ def build_report_data(
         **{k: str(v) for k, v in analysis.counts.items()},
         "confidence level": f"{config.confidence:.0%}",
         "bootstrap": (
-            f"{config.n_resamples} resamples of raters ({config.bootstrap}), seed {config.seed}"
+            f"{config.n_resamples} resamples of raters "
+            f"({'percentile' if config.method == 'triplet' else config.bootstrap}), "
+            f"seed {config.seed}"
         ),
         "screening": config.screening or "none",
         "exclusion policy": config.policy().describe(),

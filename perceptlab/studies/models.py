@@ -67,7 +67,7 @@ def default_devices() -> list[str]:
 # given without seeing the stimuli as the method requires.
 EXCLUDABLE_FLAGS = [
     ("too_fast", "too fast (under the minimum view time)"),
-    ("too_few_flips", "too few flips (2AFC, sequential DCR)"),
+    ("too_few_flips", "too few flips (2AFC, sequential DCR) or toggles (PTC triplets)"),
     ("pane_hidden", "tab hidden while the trial was on screen"),
     ("pane_cut", "a pane cut off by the window"),
     ("clock_mismatch", "browser and server clocks disagree"),
