@@ -120,6 +120,18 @@ def test_the_demo_adds_example_results_rated_by_simulated_raters(
         assert page.status_code == 200 and "Rate–perception" in page.content.decode()
         if method == "triplet":
             assert "JND scale per image" in page.content.decode()
+    # issue 15's metrics reach the demo's reports: CVVDP (the [cvvdp] extra), butteraugli
+    # (libjxl-devtools' butteraugli_main, which scripts/browser.sh installs) and IW-SSIM, which
+    # these 160×112 test photos are too small for (it says so; the demo's own photos are not)
+    study = Study.objects.get(name="demo-acr-example")
+    html = admin_client.get(reverse("evaluation:report", args=[study.pk])).content.decode()
+    for slug in ("cvvdp", "butteraugli"):
+        stored = StimulusMetric.objects.filter(stimulus__study=study, metric=slug)
+        assert stored.exists() and not stored.filter(value__isnull=True).exists(), slug
+    small = StimulusMetric.objects.filter(stimulus__study=study, metric="iw_ssim")
+    assert small.exists() and all("176×176" in m.unavailable for m in small)
+    for name in ("ColorVideoVDP", "Butteraugli", "IW-SSIM"):
+        assert name in html, name
     again = run_demo(*small_demo_args)
     assert "study demo-acr-example: already rated" in again
 
