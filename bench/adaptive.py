@@ -13,8 +13,10 @@ Two replays, each drawing real answers without replacement as the oracle:
   5,218 2AFC trials by 20 raters (2 trials that showed one method on both sides are left out);
   a requested pair gets one of its real trials ("could not decide" trials count ½).
 
-For each, the reference is the scale fitted on every response (the same Thurstone model, σ =
-1.4826, weak N(0, 3²) prior; 2AFC scales centred, a triplet scale anchored at the source).
+``--simulate`` adds, for each, answers drawn from Case V at its full-data scale (the model
+holding exactly). For each, the reference is the scale fitted on every response (the same
+Thurstone model, σ = 1.4826, weak N(0, 3²) prior; 2AFC scales centred, a triplet scale
+anchored at the source).
 Three samplers ask ``--budget`` questions, ``--seeds`` times each: random pairs, the planner
 (expected information gain with ``--explore`` of the questions spent on the least-compared
 pairs; ``perceptlab.evaluation.stats.adaptive``), and information gain alone (ASAP-like: no
@@ -65,6 +67,14 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--source", default="2", help="SDR25 source image (2, 6, 7, 9, 10)")
     parser.add_argument("--explore", type=float, default=adaptive.DEFAULT_EXPLORE)
     parser.add_argument("--html", type=Path, default=None)
+    parser.add_argument(
+        "--replay", choices=("both", "sdr25", "hific"), default="both", help="which replay(s)"
+    )
+    parser.add_argument(
+        "--simulate",
+        action="store_true",
+        help="also answer from each replay's Case V fit (the model holding exactly)",
+    )
     return parser.parse_args()
 
 
@@ -128,6 +138,22 @@ def hific() -> Replay:
     )
     items = sorted(set(comparisons["a"]) | set(comparisons["b"]))
     return _replay("HiFiC user study, 9 methods", comparisons, items, None)
+
+
+def simulated(replay: Replay, per_pair: int = 2000) -> Replay:
+    """The same items and design with answers drawn from Case V at ``replay``'s full-data
+    scale (no "not sure"): where the model holds exactly, what adaptivity can gain."""
+    rng = np.random.default_rng(12345)
+    scale = replay.reference
+    pools = {
+        (i, j): (
+            rng.random(per_pair) < adaptive.ndtr((scale[i] - scale[j]) / adaptive.SIGMA)
+        ).astype(np.float64)
+        for i, j in replay.pools
+    }
+    return Replay(
+        f"{replay.name}, simulated from its Case V fit", replay.items, replay.anchor, pools, scale
+    )
 
 
 def run(replay: Replay, sampler: str, budget: int, seed: int, explore: float) -> np.ndarray:
@@ -205,7 +231,11 @@ def ratio(planner: np.ndarray, random: np.ndarray, budget: int) -> float:
 def main() -> int:
     args = parse_args()
     figures = []
-    for replay in (sdr25(args.source), hific()):
+    chosen = {"both": ("sdr25", "hific"), "sdr25": ("sdr25",), "hific": ("hific",)}[args.replay]
+    replays = [sdr25(args.source) if name == "sdr25" else hific() for name in chosen]
+    if args.simulate:
+        replays += [simulated(replay) for replay in replays]
+    for replay in replays:
         started = time.process_time()
         results = {
             sampler: np.stack(
