@@ -141,3 +141,24 @@ def test_bad_comparisons_are_refused_by_name() -> None:
         adaptive.fit_posterior(bad.assign(b="L2", outcome=2.0), list(TRUE))
     with pytest.raises(StatsInputError, match="itself"):
         adaptive.fit_posterior(bad.assign(b="L1"), list(TRUE))
+
+
+def test_stopping_says_when_every_interval_is_narrow_enough_and_how_many_answers_are_left() -> None:
+    comparisons = _simulated(TRUE, 20, 10)
+    posterior = adaptive.fit_posterior(comparisons, list(TRUE), anchor="source")
+    state = adaptive.stopping(posterior, target=0.2, answered=len(comparisons))
+    assert list(state.widths.index) == ["L1", "L2", "L3", "L4"]  # the anchor has no width
+    assert np.allclose(state.widths.to_numpy(), 1.959964 * posterior.sd()[1:], rtol=1e-6)
+    assert not state.done
+    widest = float(state.widths.max())
+    expected = len(comparisons) * ((widest / 0.2) ** 2 - 1)
+    assert state.projected_left == pytest.approx(expected, abs=1)
+    # four times the answers halve the widths, as projected
+    more = adaptive.fit_posterior(_simulated(TRUE, 80, 10), list(TRUE), anchor="source")
+    assert float(adaptive.stopping(more, target=0.2, answered=800).widths.max()) == pytest.approx(
+        widest / 2, rel=0.15
+    )
+    loose = adaptive.stopping(posterior, target=widest, answered=len(comparisons))
+    assert loose.done and loose.projected_left == 0
+    with pytest.raises(StatsInputError, match="target"):
+        adaptive.stopping(posterior, target=0.0, answered=1)
