@@ -138,15 +138,17 @@ def sureal_files(
 def triplet_files(
     *, stimuli: pd.DataFrame, judgments: pd.DataFrame, config: AnalysisConfig
 ) -> dict[str, bytes]:
-    """``triplets.csv`` for triplet studies: the counted judgments in the platform triplet
-    layout (``analysis.triplet.triplet_frame``), which ``manage.py score --kind triplet
-    --ratings triplets.csv`` scales as the report does."""
-    from perceptlab.evaluation.analysis.triplet import triplet_frame
+    """``triplets.csv`` for triplet studies: the counted judgments, and the traps of the same
+    raters (role ``trap``), in the platform triplet layout (``analysis.triplet.triplet_frame``),
+    which ``manage.py score --kind triplet --ratings triplets.csv`` scales as the report does
+    (traps only enter its per-rater checks)."""
+    from perceptlab.evaluation.analysis.triplet import traps_of, triplet_frame
 
     counted = counted_judgments(judgments, config.policy())
     if counted.empty:
         return {}
-    return {"triplets.csv": csv_bytes(triplet_frame(counted, stimuli))}
+    answers = pd.concat([counted, traps_of(judgments, counted)])
+    return {"triplets.csv": csv_bytes(triplet_frame(answers, stimuli))}
 
 
 @dataclass

@@ -271,13 +271,17 @@ def test_a_triplet_study_is_scaled_in_jnd_and_exported_in_the_scoring_layout(
     assert len(analysis.image_curves) == 2 * 2 * 2
     frame = triplet_frame(counted_judgments(data.judgments, config.policy()), data.stimuli)
     assert set(frame["method"]) == {"BTC"}
-    assert {"scale", "bias", "trap"} >= set(frame["role"]) >= {"scale", "bias"}
+    assert set(frame["role"]) == {"scale", "bias"}  # the counted judgments: test trials
+    # the traps (one per rater) reach the rater checks, answered as the simulation answers
+    qc = analysis.triplet_qc.set_index("rater")
+    assert (qc["traps"] == 1).all() and len(qc) == 30
+    assert qc["trap_accuracy"].mean() > 0.7
     files = triplet_files(stimuli=data.stimuli, judgments=data.judgments, config=config)
     path = tmp_path / "triplets.csv"
     path.write_bytes(files["triplets.csv"])
     read = read_triplet_csv(path)
-    assert len(read) == len(frame)
-    assert list(read["response"]) == list(frame["response"])
+    assert len(read) == len(frame) + 30 and (read["role"] == "trap").sum() == 30
+    assert list(read["response"].iloc[: len(frame)]) == list(frame["response"])
     # `manage.py score --kind triplet` on the export gives the report's JND values
     scored = score_triplet_files([path], TripletOptions(bootstrap="none")).scores
     ours = analysis.scores.set_index(["image", "codec", "level"])["jnd"]

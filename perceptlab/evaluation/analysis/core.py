@@ -10,7 +10,7 @@ from perceptlab.evaluation.analysis.pairwise import analyse_pairwise, lapse_tabl
 from perceptlab.evaluation.analysis.ratings import analyse_ratings
 from perceptlab.evaluation.analysis.result import Analysis
 from perceptlab.evaluation.analysis.tables import objective_frame
-from perceptlab.evaluation.analysis.triplet import analyse_triplet
+from perceptlab.evaluation.analysis.triplet import analyse_triplet, traps_of
 
 
 def analyse(
@@ -35,7 +35,8 @@ def analyse(
             )
         result = analyse_pairwise(stimuli, excluded.kept, metrics, config, lapse_table)
     elif config.method == TRIPLET:
-        result = analyse_triplet(stimuli, excluded.kept, metrics, config)
+        traps = traps_of(judgments, excluded.kept)
+        result = analyse_triplet(stimuli, excluded.kept, metrics, config, traps)
     else:
         result = analyse_ratings(stimuli, excluded.kept, metrics, config)
     counted = excluded.kept

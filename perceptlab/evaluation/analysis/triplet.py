@@ -66,7 +66,8 @@ def triplet_frame(counted: pd.DataFrame, stimuli: pd.DataFrame) -> pd.DataFrame:
     left = np.where(swapped, rows["b"], rows["a"])
     right = np.where(swapped, rows["a"], rows["b"])
     sides = levels_of(stimuli)
-    boosted = stimuli.set_index("stimulus")["boost_alpha"].notna()
+    alphas = stimuli["boost_alpha"] if "boost_alpha" in stimuli.columns else pd.Series(np.nan)
+    boosted = pd.Series(alphas.notna().to_numpy(), index=stimuli["stimulus"].to_numpy())
     kind = rows["item_kind"].astype(str).to_numpy()
     frame = pd.DataFrame(
         {
@@ -98,8 +99,20 @@ def triplet_frame(counted: pd.DataFrame, stimuli: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+def traps_of(judgments: pd.DataFrame, counted: pd.DataFrame) -> pd.DataFrame:
+    """The trap (gold) trials of the raters whose judgments are ``counted``: AIC-3's quality
+    control, which the scale leaves out but the rater checks and the export keep."""
+    kept = set(counted["rater"].astype(str))
+    gold = (judgments["trial_kind"] == "gold") & judgments["rater"].astype(str).isin(kept)
+    return judgments.loc[gold & judgments["choice"].isin(list(RESPONSES))]
+
+
 def analyse_triplet(
-    stimuli: pd.DataFrame, counted: pd.DataFrame, metrics: pd.DataFrame, config: AnalysisConfig
+    stimuli: pd.DataFrame,
+    counted: pd.DataFrame,
+    metrics: pd.DataFrame,
+    config: AnalysisConfig,
+    traps: pd.DataFrame | None = None,
 ) -> Analysis:
     """JND per stimulus (``scores``, level ``image``) and per condition (``curves``: mean over
     images, rater-bootstrap interval); ``triplet_qc`` holds each rater's trap accuracy and side
@@ -107,8 +120,10 @@ def analyse_triplet(
     crop) against the human JND over the stimuli, and ``scores`` carries CVVDP's predicted JOD
     beside the JND where it was computed (``cvvdp_jod``). JND grows with the distortion, so a
     quality metric (CVVDP's JOD, PSNR, SSIM) agrees with it through a negative SROCC, a
-    distance (butteraugli) through a positive one."""
-    frame = triplet_frame(counted, stimuli)
+    distance (butteraugli) through a positive one. ``traps`` (:func:`traps_of`) enter the
+    rater checks."""
+    with_traps = counted if traps is None or traps.empty else pd.concat([counted, traps])
+    frame = triplet_frame(with_traps, stimuli)
     scale_rows = frame.loc[frame["role"] == "scale"]
     if scale_rows.empty:
         raise StatsInputError("no triplet judgments to scale yet")
