@@ -55,7 +55,7 @@ from .common import StatsInputError, require_columns
 SIGMA = 1.0 / 0.6744897501960817  # 1/Φ⁻¹(0.75) = 1.4826: one unit = 75 %
 BALD_C = math.sqrt(math.pi * math.log(2.0) / 2.0)
 DEFAULT_PRIOR_SD = 3.0
-DEFAULT_EXPLORE = 0.3
+DEFAULT_EXPLORE = 0.5
 Array = NDArray[np.float64]
 COMPARISON_COLUMNS = ("a", "b", "outcome")
 
