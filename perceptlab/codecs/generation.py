@@ -33,6 +33,7 @@ from django.db import DatabaseError, connection, transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
 
+from perceptlab.codecs import sideinputs
 from perceptlab.codecs.base import Codec, CodecError, SideInputs, bits_per_pixel
 from perceptlab.codecs.files import read_bytes, store_verified
 from perceptlab.codecs.models import GenerationJob, Reconstruction, SourceImage
@@ -77,8 +78,6 @@ def _side_inputs(codec: Codec, source: SourceImage) -> SideInputs | None:
     clear error naming the image and what to upload when they are missing."""
     if not codec.side_inputs:
         return None
-    from perceptlab.codecs import sideinputs
-
     found = sideinputs.of(source)
     if found is None:
         lacking = " and no ".join(sideinputs.missing(source))

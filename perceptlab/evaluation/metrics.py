@@ -242,11 +242,9 @@ def _build_psnr_y(context: BuildContext) -> Scorer:
     return lambda batch: psnr(*(luma_bt601(x) for x in batch.unit)).tolist()
 
 
-def _piq_function(
-    name: str, *, dtype: str = "float32", at_most: float = math.inf
-) -> Callable[[BuildContext], Scorer]:
-    """Builder for a stateless piq function ``f(x, y, data_range=..., reduction=...)``, called
-    on each pair alone: on CPU PyTorch's grouped convolutions run ~1.5× slower per image in a
+def _piq_function(name: str, *, at_most: float = math.inf) -> Callable[[BuildContext], Scorer]:
+    """Builder for a stateless piq function ``f(x, y, data_range=...)`` on float32 tensors,
+    called on each pair alone: on CPU PyTorch's grouped convolutions run ~1.5× slower per image in a
     batch than alone (measured with piq's SSIM, MS-SSIM and HaarPSI at 256² px), and a pair's
     value then never depends on the batch it came in (in float32 HaarPSI moved by ~3·10⁻⁶
     with the batch). ``at_most``: the definition's maximum, which float32 rounding may pass."""
@@ -255,7 +253,7 @@ def _piq_function(
         function = getattr(import_piq(), name)
 
         def score(batch: Batch) -> list[float]:
-            reference, distorted = batch.tensors(dtype)
+            reference, distorted = batch.tensors("float32")
             return [
                 min(
                     at_most,

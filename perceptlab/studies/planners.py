@@ -186,13 +186,7 @@ for _planner in (AllPairs, BandPairs, BudgetPairs, SingleStimulus):
 def planner_for(study: Study) -> Planner:
     if not study.is_pairwise:
         return SingleStimulus()
-    if study.is_triplet:
-        if study.pair_plan not in PLANNERS:
-            raise ValueError(f"unknown pair plan {study.pair_plan!r}; valid: {sorted(PLANNERS)}")
-        return TripletPairs()
-    try:
-        return PLANNERS[study.pair_plan]()
-    except KeyError:
-        raise ValueError(
-            f"unknown pair plan {study.pair_plan!r}; valid: {sorted(PLANNERS)}"
-        ) from None
+    if study.pair_plan not in PLANNERS:
+        raise ValueError(f"unknown pair plan {study.pair_plan!r}; valid: {sorted(PLANNERS)}")
+    # a triplet design reads the plan itself (its pairs include the source and cross-codec ones)
+    return TripletPairs() if study.is_triplet else PLANNERS[study.pair_plan]()

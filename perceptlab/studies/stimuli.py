@@ -28,6 +28,7 @@ zlib headers) tells a script nothing about which candidate is the original.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import math
@@ -250,11 +251,20 @@ def reencoded_png(pixels: Pixels, *, unlike: str) -> bytes:
     raise ValueError(f"no lossless PNG of these pixels differs from the file {unlike}")
 
 
+@functools.lru_cache(maxsize=1)
+def _decoded(name: str) -> Pixels:
+    """A stored PNG's pixels, read-only; the last one kept: a BTC build boosts every stimulus
+    of an image against the same original, which is then read and decoded once."""
+    pixels = decode_png(read_bytes(name))
+    pixels.flags.writeable = False
+    return pixels
+
+
 def _shown(study_image: StudyImage, pixels: Pixels, alpha: float | None) -> Pixels:
     """What a rater sees of ``pixels``: the crop, or in a BTC study its boosted version."""
     if alpha is None:
         return _crop(study_image, pixels)
-    reference = decode_png(read_bytes(str(study_image.source.png.name)))
+    reference = _decoded(str(study_image.source.png.name))
     return boosted_pair(reference, pixels, study_image.crop_box(), alpha)[1]
 
 
@@ -306,8 +316,10 @@ def _stimulus(
 def _render(
     study_image: StudyImage, role: str, reconstruction: Reconstruction | None, alpha: float | None
 ) -> tuple[str, str]:
-    png_file = reconstruction.png if reconstruction is not None else study_image.source.png
-    pixels = decode_png(read_bytes(str(png_file.name)))
+    if reconstruction is None:  # the original, hidden or shown: pixels a BTC build reuses
+        pixels = _decoded(str(study_image.source.png.name))
+    else:
+        pixels = decode_png(read_bytes(str(reconstruction.png.name)))
     return _crop_png(study_image, pixels, role, alpha)
 
 

@@ -4,19 +4,17 @@ answer is stored once, naming the side the rater picked."""
 
 from __future__ import annotations
 
-import io
 import itertools
 import statistics
 from typing import Any
 
 import numpy as np
 import pytest
-from PIL import Image
 from raterbot import READY_OR_FEEDBACK, enter, position, rate
 from studykit import make_study
+from test_exact_pixels import _assert_exact, _png
 
-from perceptlab.codecs.files import read_bytes
-from perceptlab.studies.models import Judgment, Stimulus, Study
+from perceptlab.studies.models import Judgment, Study
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -35,41 +33,13 @@ def _study(mode: str, **fields: Any) -> Study:
     return make_study("triplet", **values)
 
 
-def _png(url: str) -> np.ndarray:
-    stimulus = Stimulus.objects.get(token=url.rsplit("/", 1)[-1])
-    with Image.open(io.BytesIO(read_bytes(str(stimulus.png.name)))) as image:
-        return np.asarray(image.convert("RGB"))
-
-
 def _screen_matches(page: Any, study: Study) -> dict[str, str]:
-    """Every pane's device pixels equal its PNG's at 1× (read from a device screenshot)."""
-    page.evaluate("() => new Promise((done) => requestAnimationFrame(() => done()))")
-    view = page.evaluate(
-        """() => {
-          const out = {ratio: devicePixelRatio,
-                       exact: document.querySelector("[data-testid=stage]").dataset.exact};
-          for (const canvas of document.querySelectorAll("canvas[data-testid^=canvas-]")) {
-            const box = canvas.getBoundingClientRect();
-            out[canvas.dataset.testid] = {left: box.left, top: box.top, right: box.right,
-                                          bottom: box.bottom, src: canvas.dataset.src};
-          }
-          return out;
-        }"""
-    )
-    assert view["exact"] == "true"
-    ratio = view["ratio"]
-    right = max(view[name]["right"] for name in CANVASES) + 4
-    bottom = max(view[name]["bottom"] for name in CANVASES) + 4
-    shot = page.screenshot(clip={"x": 0, "y": 0, "width": right, "height": bottom}, scale="device")
-    screen = np.asarray(Image.open(io.BytesIO(shot)).convert("RGB"))
-    lefts = [view[name]["left"] for name in CANVASES]
+    """Every pane's device pixels equal its PNG's (``test_exact_pixels``' check, here at 1×),
+    the panes in the order left, original, right; their image URLs."""
+    panes = _assert_exact(page, study)["panes"]
+    lefts = [panes[name]["left"] for name in CANVASES]
     assert lefts == sorted(lefts), "panes in the order left, original, right"
-    for name in CANVASES:
-        pane = view[name]
-        x, y = round(pane["left"] * ratio), round(pane["top"] * ratio)
-        shown = screen[y : y + study.crop_height, x : x + study.crop_width]
-        assert np.array_equal(shown, _png(pane["src"])), f"{name} at ratio {ratio}"
-    return {name: view[name]["src"] for name in CANVASES}
+    return {name: panes[name]["src"] for name in CANVASES}
 
 
 @pytest.mark.parametrize("ratio", [1, 2])

@@ -15,10 +15,10 @@ from perceptlab.evaluation.analysis.tables import (
     bpp_sources,
     ci_columns,
     condition_info,
+    crop_agreement,
     metric_table,
     stimulus_columns,
 )
-from perceptlab.evaluation.stats import agreement as agreement_stats
 from perceptlab.evaluation.stats import mos, screening, subject_model
 from perceptlab.evaluation.stats.common import ModelId, StatsInputError
 
@@ -72,7 +72,9 @@ def analyse_ratings(
         curves=curves,
         image_curves=_rating_image_curves(per_stimulus, stimuli),
         bd_table=bd_table,
-        agreement=_rating_agreement(per_stimulus.table, metrics),
+        agreement=crop_agreement(
+            per_stimulus.table.set_index("stimulus")["mos"], metric_table(metrics, region="crop")
+        ),
         screening=screening_table,
         objective=pd.DataFrame(),
         unavailable_metrics={},
@@ -193,16 +195,6 @@ def _rating_image_curves(per_stimulus: mos.MosResult, stimuli: pd.DataFrame) -> 
             "bpp_source": keys.map(info["bpp_source"]).to_numpy(),
         }
     ).sort_values(["image", "codec", "bpp"], ignore_index=True)
-
-
-def _rating_agreement(per_stimulus: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
-    wide = metric_table(metrics, region="crop")
-    if wide.empty:
-        return pd.DataFrame()
-    joined = per_stimulus.set_index("stimulus")[["mos"]].join(wide, how="inner")
-    if len(joined) < 4:
-        return pd.DataFrame()
-    return agreement_stats.agreement_table(joined, metrics=list(wide.columns), mos="mos")
 
 
 def _subject_model(

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from perceptlab.evaluation.analysis.config import AnalysisConfig
+from perceptlab.evaluation.stats import agreement as agreement_stats
 from perceptlab.evaluation.stats import bdrate
 from perceptlab.evaluation.stats.common import ModelId, StatsInputError
 
@@ -76,6 +77,18 @@ def metric_table(metrics: pd.DataFrame, *, region: str) -> pd.DataFrame:
         index="stimulus", columns="metric", values="value", aggfunc="first", dropna=False
     )
     return wide.dropna(axis=1, how="all")
+
+
+def crop_agreement(human: pd.Series, wide: pd.DataFrame) -> pd.DataFrame:
+    """Each crop metric of ``wide`` (:func:`metric_table`) against the human score per stimulus
+    (``human``, indexed by stimulus; its name is the column): ``stats.agreement``'s table; empty
+    with no metric or under 4 stimuli scored by both."""
+    if wide.empty:
+        return pd.DataFrame()
+    joined = human.to_frame().join(wide, how="inner")
+    if len(joined) < agreement_stats.MIN_POINTS:
+        return pd.DataFrame()
+    return agreement_stats.agreement_table(joined, metrics=list(wide.columns), mos=str(human.name))
 
 
 def objective_frame(

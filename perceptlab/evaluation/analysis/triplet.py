@@ -30,8 +30,12 @@ import pandas as pd
 
 from perceptlab.evaluation.analysis.config import AnalysisConfig
 from perceptlab.evaluation.analysis.result import Analysis
-from perceptlab.evaluation.analysis.tables import bpp_sources, condition_info, metric_table
-from perceptlab.evaluation.stats import agreement as agreement_stats
+from perceptlab.evaluation.analysis.tables import (
+    bpp_sources,
+    condition_info,
+    crop_agreement,
+    metric_table,
+)
 from perceptlab.evaluation.stats import triplets
 from perceptlab.evaluation.stats.bootstrap import percentile_interval
 from perceptlab.evaluation.stats.common import StatsInputError
@@ -147,7 +151,7 @@ def analyse_triplet(
         curves=curves,
         image_curves=image_curves,
         bd_table=pd.DataFrame(),
-        agreement=_agreement(scores, wide),
+        agreement=crop_agreement(scores.set_index("stimulus")["jnd"], wide),
         screening=pd.DataFrame(columns=["rater", "rejected", "reason"]),
         triplet_qc=triplets.triplet_qc(frame).reset_index(),
         objective=pd.DataFrame(),
@@ -239,13 +243,3 @@ def _image_curves(scores: pd.DataFrame) -> pd.DataFrame:
         }
     )
     return frame.sort_values(["image", "codec", "bpp"], ignore_index=True)
-
-
-def _agreement(scores: pd.DataFrame, wide: pd.DataFrame) -> pd.DataFrame:
-    """:func:`stats.agreement.agreement_table` of each crop metric against the stimuli's JND."""
-    if wide.empty:
-        return pd.DataFrame()
-    joined = scores.set_index("stimulus")[["jnd"]].join(wide, how="inner")
-    if len(joined) < agreement_stats.MIN_POINTS:
-        return pd.DataFrame()
-    return agreement_stats.agreement_table(joined, metrics=list(wide.columns), mos="jnd")

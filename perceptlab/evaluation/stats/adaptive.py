@@ -48,11 +48,11 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 from scipy.linalg import cho_factor, cho_solve
-from scipy.special import log_ndtr, ndtr, ndtri
+from scipy.special import ndtr, ndtri
 
 from .common import StatsInputError, require_columns
+from .triplets import SIGMA, mills_ratio
 
-SIGMA = 1.0 / 0.6744897501960817  # 1/Φ⁻¹(0.75) = 1.4826: one unit = 75 %
 BALD_C = math.sqrt(math.pi * math.log(2.0) / 2.0)
 DEFAULT_PRIOR_SD = 3.0
 DEFAULT_EXPLORE = 0.5
@@ -100,11 +100,6 @@ def _counts(
     return keys // len(index), keys % len(index), k, n
 
 
-def _mills(z: Array) -> Array:
-    """φ(z)/Φ(z), stable for very negative z."""
-    return np.exp(-0.5 * z * z - 0.5 * math.log(2 * math.pi) - log_ndtr(z))
-
-
 def fit_posterior(
     comparisons: pd.DataFrame,
     items: Sequence[str],
@@ -138,7 +133,7 @@ def fit_posterior(
     factor = None
     for _ in range(max_iterations):
         z = (s[low] - s[high]) / SIGMA
-        up, down = _mills(z), _mills(-z)
+        up, down = mills_ratio(z), mills_ratio(-z)
         # d(−log L)/dz and d²(−log L)/dz² per pair (probit, k wins of n)
         grad_z = (-k * up + (n - k) * down) / SIGMA
         weight = (k * up * (z + up) + (n - k) * down * (down - z)) / SIGMA**2

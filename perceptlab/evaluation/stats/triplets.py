@@ -252,7 +252,7 @@ def negative_log_likelihood(
     right = _side(design, d, g1, g2, design.q_right)
     z = (left.value - right.value) / SIGMA
     value = -float(np.sum(k * log_ndtr(z) + (n - k) * log_ndtr(-z)))
-    du = (-k * _mills(z) + (n - k) * _mills(-z)) / SIGMA
+    du = (-k * mills_ratio(z) + (n - k) * mills_ratio(-z)) / SIGMA
 
     def through(
         what: Callable[[_Side], Array], index: Callable[[_Side], NDArray[np.intp]], size: int
@@ -292,7 +292,7 @@ def _side(design: SourceDesign, d: Array, g1: Array, g2: Array, idx: NDArray[np.
     return _Side(value, slope, idx, codec, np.where(boosted, x, 0.0))
 
 
-def _mills(z: Array) -> Array:
+def mills_ratio(z: Array) -> Array:
     """φ(z)/Φ(z) = √(2/π) / erfcx(−z/√2): finite in both tails (→ −z below, → 0 above)."""
     return np.asarray(_SQRT_2_OVER_PI / erfcx(-z / _SQRT2), dtype=np.float64)
 
