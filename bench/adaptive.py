@@ -19,7 +19,7 @@ Thurstone model, σ = 1.4826, weak N(0, 3²) prior; 2AFC scales centred, a tripl
 anchored at the source).
 Three samplers ask ``--budget`` questions, ``--seeds`` times each: random pairs, the planner
 (expected information gain with ``--explore`` of the questions spent on the least-compared
-pairs; ``perceptlab.evaluation.stats.adaptive``), and information gain alone (ASAP-like: no
+pairs; ``perceptlab.lib.adaptive``), and information gain alone (ASAP-like: no
 exploration). Printed per sampler, every 10 % of the budget: the RMS error against the
 reference over the items (mean over seeds) and the mean 95 % half-width the sampler's own
 posterior claims (2AFC: of the centred values); then the ratio the issue asks for: the
@@ -45,7 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from perceptlab.evaluation.stats import adaptive  # noqa: E402
+from perceptlab.lib import adaptive  # noqa: E402
 from perceptlab.lib.datasets import dataset_path  # noqa: E402
 
 SAMPLERS = ("random", "planner", "gain only")

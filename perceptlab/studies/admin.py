@@ -74,6 +74,7 @@ LOCKED_WHEN_LAUNCHED = (
     "pair_plan",
     "pair_band",
     "pair_budget",
+    "sampling",
     "gold_codec",
     "gold_params",
 )
@@ -93,7 +94,7 @@ SECTIONS: dict[str, list[str]] = {
         "pair_band",
         "pair_budget",
     ],
-    "Assignment": ["judgments_per_item", "trials_per_session"],
+    "Assignment": ["judgments_per_item", "trials_per_session", "sampling", "target_width"],
     "Quality control": [
         "practice_trials",
         "gold_trials",

@@ -16,6 +16,7 @@ from django.db.models.functions import Cast
 
 from perceptlab.codecs.generation import progress
 from perceptlab.codecs.models import GenerationJob
+from perceptlab.studies.adaptive import Progress, study_progress
 from perceptlab.studies.models import Item, Judgment, Session, Stimulus, Study, Trial
 from perceptlab.studies.stimuli import imported_codecs, imported_plan, study_jobs
 
@@ -158,6 +159,7 @@ class Dashboard:
     coverage: Coverage
     timing: Timing
     quality: QualityControl
+    adaptive: Progress | None = None  # an adaptive study's widths against its target
 
 
 def study_dashboard(*, study: Study) -> Dashboard:
@@ -167,6 +169,7 @@ def study_dashboard(*, study: Study) -> Dashboard:
         coverage=coverage(study=study),
         timing=timing(study=study),
         quality=quality_control(study=study),
+        adaptive=study_progress(study) if study.is_adaptive else None,
     )
 
 

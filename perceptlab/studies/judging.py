@@ -29,6 +29,7 @@ from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, transaction
 from django.utils import timezone
 
 from perceptlab.lib.prepared import columns
+from perceptlab.studies import adaptive
 from perceptlab.studies.assignment import Snapshot, current_position
 from perceptlab.studies.models import Item, Judgment, Session, Study, Trial
 from perceptlab.studies.sessions import screen_out, settle
@@ -107,6 +108,8 @@ def _record(snap: Snapshot, answer: Answer) -> Recorded:
         raise JudgmentRejected("out_of_order", "This answer is not for the current image.")
     judgment = _build(snap, trial, answer)
     columns(Judgment, "j").insert(judgment, connection=connections[DEFAULT_DB_ALIAS])
+    if adaptive.counts_answers(session.study, trial, preview=session.is_preview):
+        adaptive.count_answer(trial=trial, judgment=judgment)
     snap.record(trial, judgment)
     _after(snap, trial)
     return Recorded(judgment, True, _feedback(session, trial, judgment))

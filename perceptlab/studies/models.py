@@ -151,6 +151,10 @@ class Study(models.Model):
         BAND = "band", "pairs within a bitrate band"
         BUDGET = "budget", "a random pair budget per image"
 
+    class Sampling(models.TextChoices):
+        BALANCED = "balanced", "balanced: the least-served pair next"
+        ADAPTIVE = "adaptive", "adaptive: the most informative pair next, stop at a target width"
+
     class DcrLayout(models.TextChoices):
         SIDE_BY_SIDE = "side_by_side", "side by side"
         SEQUENTIAL = "sequential", "sequential (flip between reference and test)"
@@ -197,6 +201,20 @@ class Study(models.Model):
         help_text="band plan: pair conditions whose bpp differ by at most this factor",
     )
     pair_budget = models.PositiveIntegerField(default=10, help_text="budget plan: pairs per image")
+    sampling = models.CharField(
+        max_length=8,
+        choices=Sampling.choices,
+        default=Sampling.BALANCED,
+        help_text="2AFC and triplet: which pair a rater gets next (adaptive: expected "
+        "information gain on each image's Thurstone scale, half of the pairs the least "
+        "compared ones; an image stops at the target width)",
+    )
+    target_width = models.FloatField(
+        default=0.5,
+        validators=[MinValueValidator(0.05), MaxValueValidator(5.0)],
+        help_text="adaptive: an image stops drawing pairs once every condition's 95 % "
+        "half-width is at most this (JOD in 2AFC, JND in triplets)",
+    )
 
     judgments_per_item = models.PositiveIntegerField(
         default=5, validators=[MinValueValidator(1)], help_text="judgments wanted per item"
@@ -337,6 +355,10 @@ class Study(models.Model):
                     f"{self.crop_height})"
                 }
             )
+        if self.sampling == Study.Sampling.ADAPTIVE and not self.is_pairwise:
+            raise ValidationError(
+                {"sampling": "adaptive sampling chooses pairs: use it with 2AFC or triplets"}
+            )
         if self.gold_trials and self.gold_codec not in REGISTRY:
             kind = "an imported codec (it cannot encode)" if self.gold_codec in known else "unknown"
             raise ValidationError(
@@ -347,6 +369,10 @@ class Study(models.Model):
     def is_pairwise(self) -> bool:
         """2AFC and triplet: an item is two reconstructions, the answer a choice."""
         return self.method in PAIRWISE_METHODS
+
+    @property
+    def is_adaptive(self) -> bool:
+        return self.is_pairwise and self.sampling == Study.Sampling.ADAPTIVE
 
     @property
     def is_triplet(self) -> bool:
@@ -565,6 +591,11 @@ class Item(models.Model):
         help_text="gold and practice: the right answer",
     )
     assigned = models.PositiveIntegerField(default=0)
+    # The adaptive planner's state (test items of adaptive studies): the test answers
+    # stored so far and the share of them for ``a`` (a "not sure" counts ½), kept in the
+    # judgment's transaction, so every web process reads the same scale.
+    answers = models.PositiveIntegerField(default=0)
+    a_wins = models.FloatField(default=0.0)
 
     class Meta:
         ordering = ["study", "id"]

@@ -8,9 +8,11 @@ A planner does two things:
   candidate items (called each time a test trial is bound). Assignment then reserves the
   first candidate whose slot it can take.
 
-The static planners here rank least-served first with random tie-breaking. An adaptive
-planner (a later issue) overrides ``rank`` — e.g. most informative pair for the current
-Bradley–Terry fit — and registers under its own slug; assignment does not change.
+The static planners here rank least-served first with random tie-breaking. A study with
+``sampling = "adaptive"`` gets :class:`Adaptive` around its pair planner: the same pairs,
+ranked by expected information gain on each image's current Thurstone scale, and none of an
+image that reached the target width (:mod:`perceptlab.studies.adaptive`); assignment does
+not change.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import itertools
 import random
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, ClassVar
+
+from perceptlab.studies import adaptive
 
 if TYPE_CHECKING:
     from perceptlab.studies.models import Item, Session, Stimulus, Study
@@ -183,10 +187,32 @@ for _planner in (AllPairs, BandPairs, BudgetPairs, SingleStimulus):
     register(_planner)
 
 
+class Adaptive(Planner):
+    """Adaptive sampling over another planner's pairs (``Study.sampling``)."""
+
+    slug = "adaptive"
+
+    def __init__(self, pairs: Planner) -> None:
+        self.inner = pairs
+
+    def pairs(
+        self, *, study: Study, conditions: Sequence[Stimulus]
+    ) -> list[tuple[Stimulus, Stimulus]]:
+        return self.inner.pairs(study=study, conditions=conditions)
+
+    def rank(
+        self, *, session: Session, candidates: Sequence[Item], assigned: Mapping[int, int]
+    ) -> list[Item]:
+        """The most informative pairs first (half the time the least asked); none of an
+        image at its target width. ``assigned`` is read again with the answers."""
+        return adaptive.rank(study=session.study, candidates=candidates)
+
+
 def planner_for(study: Study) -> Planner:
     if not study.is_pairwise:
         return SingleStimulus()
     if study.pair_plan not in PLANNERS:
         raise ValueError(f"unknown pair plan {study.pair_plan!r}; valid: {sorted(PLANNERS)}")
     # a triplet design reads the plan itself (its pairs include the source and cross-codec ones)
-    return TripletPairs() if study.is_triplet else PLANNERS[study.pair_plan]()
+    pairs = TripletPairs() if study.is_triplet else PLANNERS[study.pair_plan]()
+    return Adaptive(pairs) if study.is_adaptive else pairs

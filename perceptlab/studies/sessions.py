@@ -24,6 +24,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from perceptlab.studies import adaptive
 from perceptlab.studies.assignment import (
     Snapshot,
     make_schedule,
@@ -36,6 +37,7 @@ from perceptlab.studies.models import Item, Session, Study, Trial
 State = Session.State
 
 STUDY_FULL = "study full: every item already has its judgments"
+STUDY_AT_TARGET = "study full: every image reached the target width"  # adaptive sampling
 REASON_CHARS = 300
 
 
@@ -74,16 +76,21 @@ def start_rating(*, session: Session, rng: random.Random | None = None) -> bool:
     is paid a completion code for practice and gold trials only."""
     if session.state != State.INSTRUCTIONS:
         return False
-    if not session.is_preview and not has_room(study=session.study):
-        return screen_out(session=session, reason=STUDY_FULL)
-    schedule = make_schedule(study=session.study, rng=rng)
+    study = session.study
+    if not session.is_preview and not has_room(study=study):
+        at_target = study.is_adaptive and adaptive.stopped(study)
+        return screen_out(session=session, reason=STUDY_AT_TARGET if at_target else STUDY_FULL)
+    schedule = make_schedule(study=study, rng=rng)
     return _move(
         session, (State.INSTRUCTIONS,), State.RATING, schedule=schedule, started=timezone.now()
     )
 
 
 def has_room(*, study: Study) -> bool:
-    """True when some test item has a free slot (after giving back stale ones)."""
+    """True when some test item has a free slot (after giving back stale ones) and, in an
+    adaptive study, some image has not reached the target width."""
+    if study.is_adaptive and adaptive.stopped(study):
+        return False
     open_items = study.items.filter(kind=Item.Kind.TEST, assigned__lt=study.judgments_per_item)
     return open_items.exists() or (release_stale(study=study) > 0 and open_items.exists())
 

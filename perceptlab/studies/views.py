@@ -263,15 +263,30 @@ def _serving(session: Session) -> bool:
     return session.is_preview or session.study.state == Study.State.LIVE
 
 
+def _public_reason(reason: str) -> str:
+    """What the screened-out page tells the rater ("" for reasons kept private)."""
+    if reason in (sessions.STUDY_FULL, sessions.STUDY_AT_TARGET):
+        return (
+            "This study already has all the answers it needs, so there is nothing left "
+            "for you to rate."
+        )
+    if reason.startswith("screen too small"):
+        return (
+            "Your browser window is too small to show the study's images at their true "
+            f"size, so we cannot continue. {reason[:1].upper()}{reason[1:]}."
+        )
+    if reason.startswith(DEVICE_REFUSED):
+        return f"{reason[:1].upper()}{reason[1:]}."
+    return ""
+
+
 def _final_page(request: HttpRequest, session: Session) -> HttpResponse:
     context = {
         "session": session,
         "study": session.study,
         # Gold-trial reasons stay private; the window, the device or a full study are
-        # worth telling the rater.
-        "show_reason": session.screened_reason.startswith(
-            ("screen too small", DEVICE_REFUSED, sessions.STUDY_FULL)
-        ),
+        # worth telling the rater, each in its own words.
+        "reason": _public_reason(session.screened_reason),
         "completion_link": participants.completion_link(session=session),
         "mturk": participants.mturk_submit(session=session),
     }

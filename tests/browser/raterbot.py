@@ -3,6 +3,7 @@ steps a researcher takes before (log in, press a study operation)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.urls import reverse
@@ -14,8 +15,11 @@ READY_OR_FEEDBACK = (
 )
 
 
-def enter(page: Any, live_server: Any, study: Study, query: str = "") -> None:
-    """Open the invitation link; agree to the consent and start, by keyboard."""
+def enter(
+    page: Any, live_server: Any, study: Study, query: str = "", *, first_trial: bool = True
+) -> None:
+    """Open the invitation link; agree to the consent and start, by keyboard; then wait for
+    the first trial (``first_trial``), or not (a rater who may be turned away)."""
     page.goto(live_server.url + reverse("studies:join", args=[study.invite]) + query)
     page.get_by_test_id("agree").focus()
     page.keyboard.press("Enter")
@@ -25,16 +29,20 @@ def enter(page: Any, live_server: Any, study: Study, query: str = "") -> None:
     page.keyboard.press("Enter")
     # The first trial waits for its images to be decoded; on a loaded 2-core machine, a
     # live server whose test database is busy answers "retry" and the page backs off.
-    page.wait_for_selector(READY_OR_FEEDBACK, timeout=30_000)
+    if first_trial:
+        page.wait_for_selector(READY_OR_FEEDBACK, timeout=30_000)
 
 
 def position(page: Any) -> int:
     return int(page.get_by_test_id("rater").get_attribute("data-position"))
 
 
-def rate(page: Any, keys: list[str], *, limit: int | None = None) -> list[int]:
-    """Answer trials with ``keys`` until the session ends (or ``limit`` answers);
-    returns the positions answered, in order."""
+def rate(
+    page: Any, keys: list[str] | Callable[[int], list[str]], *, limit: int | None = None
+) -> list[int]:
+    """Answer trials with ``keys`` (or the keys ``keys(position)`` gives for the trial at
+    that position) until the session ends (or ``limit`` answers); returns the positions
+    answered, in order."""
     answered: list[int] = []
     while limit is None or len(answered) < limit:
         page.wait_for_selector(f"{READY_OR_FEEDBACK}, [data-testid=completion-code]")
@@ -44,7 +52,7 @@ def rate(page: Any, keys: list[str], *, limit: int | None = None) -> list[int]:
             page.keyboard.press("Enter")
             continue
         answered.append(position(page))
-        for key in keys:
+        for key in keys(answered[-1]) if callable(keys) else keys:
             page.keyboard.press(key)
         page.wait_for_function(
             "p => { const r = document.querySelector('[data-testid=rater]');"

@@ -204,6 +204,7 @@ def test_a_window_too_small_asks_to_enlarge_it_and_screens_out_only_who_gives_up
     html = response.content.decode()
     assert "OUT456" in html
     assert "https://example.org/out" in html
+    assert "window is too small to show the study" in html
     assert not session.trials.exists()
 
 
@@ -278,6 +279,7 @@ def test_a_phone_is_refused_by_default_with_a_reason_the_rater_reads(
     assert session.screened_reason.startswith("device not admitted")
     assert session.viewing["device_class"] == "phone" and session.viewing["dpr"] == 3
     assert "desktop or laptop" in response.content.decode()
+    assert "window is too small" not in response.content.decode()  # not the window's fault
 
 
 def test_a_study_that_admits_phones_lets_a_large_enough_phone_in(
@@ -589,3 +591,20 @@ def test_only_mturk_may_frame_the_rater_pages(client: Client, make_study: MakeSt
         assert "https://workersandbox.mturk.com" in policy and "*" not in policy
     admin = client.get(reverse("admin:login"))
     assert admin["X-Frame-Options"] == "DENY"  # everything else stays unframeable
+
+
+def test_a_rater_turned_away_from_a_full_study_is_told_so(
+    client: Client, make_study: MakeStudy
+) -> None:
+    study = make_study(method="2afc", screenout_code="OUT456")
+    study.items.filter(kind="test").update(assigned=study.judgments_per_item)
+    session = session_from(join(client, study))
+    client.post(page(session), {"decision": "agree"})
+    screen = {"inner_width": 1920, "inner_height": 1080, "device_pixel_ratio": 1}
+    response = client.post(page(session), screen, follow=True)
+    session.refresh_from_db()
+    assert session.state == Session.State.SCREENED_OUT
+    assert session.screened_reason.startswith("study full")
+    html = response.content.decode()
+    assert "already has all the answers it needs" in html
+    assert "window is too small" not in html

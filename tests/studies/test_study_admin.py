@@ -65,6 +65,8 @@ def add_form(image_set_id: int, **overrides: Any) -> dict[str, Any]:
         "pair_plan": "all",
         "pair_band": 1.5,
         "pair_budget": 10,
+        "sampling": "balanced",
+        "target_width": 0.5,
         "judgments_per_item": 3,
         "trials_per_session": 10,
         "practice_trials": 2,
@@ -142,6 +144,23 @@ def test_a_triplet_study_is_authored_in_the_admin_and_a_boosted_one_needs_an_eve
     assert (study.method, study.triplet_mode, study.required_flips()) == ("triplet", "ptc", 2)
     page = staff.get(change_url(study)).content.decode()
     assert 'name="triplet_mode"' in page and 'name="boost_alpha"' in page
+
+
+def test_adaptive_sampling_is_chosen_in_the_admin_for_pairwise_studies_only(
+    staff: Client,
+) -> None:
+    image_set = synthetic_set()
+    acr = add_form(image_set.pk, method="acr", sampling="adaptive")
+    response = staff.post("/admin/studies/study/add/", acr)
+    assert response.status_code == 200
+    assert "use it with 2AFC or triplets" in str(response.context["adminform"].form.errors)
+    form = add_form(image_set.pk, method="2afc", sampling="adaptive", target_width=0.3)
+    response = staff.post("/admin/studies/study/add/", form)
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    study = Study.objects.get(name="new-study")
+    assert study.is_adaptive and study.target_width == 0.3
+    page = staff.get(dashboard_url(study)).content.decode()
+    assert 'id="adaptive"' in page  # the widths against the target
 
 
 def test_a_study_is_created_in_the_add_form_with_codecs_and_target_bpps(staff: Client) -> None:

@@ -82,15 +82,15 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 from scipy.optimize import minimize
-from scipy.special import erfcx, log_ndtr, ndtri
+from scipy.special import log_ndtr
 from scipy.stats import binom
+
+from perceptlab.lib.thurstone import SIGMA, mills_ratio
 
 from .bootstrap import percentile_interval
 from .common import ModelId, StatsInputError, require_columns
 from .triplet_io import METHODS, RESPONSES, ROLES
 
-SIGMA = float(1.0 / ndtri(0.75))
-"""σ of the difference: Φ(1/σ) = 0.75, so 1 unit = 1 JND (1.482602…)."""
 MAX_JND = 20.0
 """Upper bound of a scale value: keeps a unanimous image finite (AIC-3 ladders span < 5 JND)."""
 MAX_GAMMA = 100.0
@@ -103,8 +103,6 @@ DEFAULT_REPLICATES = 1000
 DEFAULT_CONFIDENCE = 0.95
 DEFAULT_MIN_TRAP_ACCURACY = 0.8
 DEFAULT_MAX_SIDE_BIAS = 0.15
-_SQRT2 = float(np.sqrt(2.0))
-_SQRT_2_OVER_PI = float(np.sqrt(2.0 / np.pi))
 
 MODEL = ModelId("aic3-triplet-thurstone-case-v-mle", "1.0")
 BOOTSTRAPS = ("raters", "responses", "none")
@@ -290,11 +288,6 @@ def _side(design: SourceDesign, d: Array, g1: Array, g2: Array, idx: NDArray[np.
     value = np.where(boosted, a * x + b * x * x, x)
     slope = np.where(boosted, a + 2.0 * b * x, 1.0)
     return _Side(value, slope, idx, codec, np.where(boosted, x, 0.0))
-
-
-def mills_ratio(z: Array) -> Array:
-    """φ(z)/Φ(z) = √(2/π) / erfcx(−z/√2): finite in both tails (→ −z below, → 0 above)."""
-    return np.asarray(_SQRT_2_OVER_PI / erfcx(-z / _SQRT2), dtype=np.float64)
 
 
 def fit_source(design: SourceDesign, k: Array, n: Array, *, start: Array | None = None) -> Array:

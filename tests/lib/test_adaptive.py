@@ -1,4 +1,4 @@
-"""stats.adaptive: the Thurstone posterior, BALD's information gain, the choice of the next pair."""
+"""lib.adaptive: the Thurstone posterior, BALD's information gain, the choice of the next pair."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from scipy.special import ndtr
 
-from perceptlab.evaluation.stats import adaptive, triplets
-from perceptlab.evaluation.stats.common import StatsInputError
+from perceptlab.evaluation.stats import triplets
+from perceptlab.lib import adaptive
 
 
 def _simulated(scale: dict[str, float], per_pair: int, seed: int) -> pd.DataFrame:
@@ -119,7 +119,7 @@ def test_the_choice_explores_the_least_compared_or_exploits_the_gain() -> None:
     assert adaptive.choose(posterior, candidates, compared, rng, explore=0.0) == int(
         np.argmax(gain)
     )
-    with pytest.raises(StatsInputError, match="no candidate"):
+    with pytest.raises(adaptive.AdaptiveInputError, match="no candidate"):
         adaptive.choose(posterior, candidates[:0], compared[:0], rng)
 
 
@@ -135,11 +135,11 @@ def test_next_comparison_is_a_pure_function_of_the_comparisons_and_the_seed() ->
 
 def test_bad_comparisons_are_refused_by_name() -> None:
     bad = pd.DataFrame({"a": ["L1"], "b": ["L9"], "outcome": [1.0]})
-    with pytest.raises(StatsInputError, match="L9"):
+    with pytest.raises(adaptive.AdaptiveInputError, match="L9"):
         adaptive.fit_posterior(bad, list(TRUE))
-    with pytest.raises(StatsInputError, match="outcome"):
+    with pytest.raises(adaptive.AdaptiveInputError, match="outcome"):
         adaptive.fit_posterior(bad.assign(b="L2", outcome=2.0), list(TRUE))
-    with pytest.raises(StatsInputError, match="itself"):
+    with pytest.raises(adaptive.AdaptiveInputError, match="itself"):
         adaptive.fit_posterior(bad.assign(b="L1"), list(TRUE))
 
 
@@ -160,5 +160,5 @@ def test_stopping_says_when_every_interval_is_narrow_enough_and_how_many_answers
     )
     loose = adaptive.stopping(posterior, target=widest, answered=len(comparisons))
     assert loose.done and loose.projected_left == 0
-    with pytest.raises(StatsInputError, match="target"):
+    with pytest.raises(adaptive.AdaptiveInputError, match="target"):
         adaptive.stopping(posterior, target=0.0, answered=1)

@@ -50,14 +50,17 @@ from numpy.typing import NDArray
 from scipy.linalg import cho_factor, cho_solve
 from scipy.special import ndtr, ndtri
 
-from .common import StatsInputError, require_columns
-from .triplets import SIGMA, mills_ratio
+from perceptlab.lib.thurstone import SIGMA, mills_ratio
 
 BALD_C = math.sqrt(math.pi * math.log(2.0) / 2.0)
 DEFAULT_PRIOR_SD = 3.0
 DEFAULT_EXPLORE = 0.5
 Array = NDArray[np.float64]
 COMPARISON_COLUMNS = ("a", "b", "outcome")
+
+
+class AdaptiveInputError(ValueError):
+    """Comparisons, items or a target the planner cannot use; the message names the problem."""
 
 
 @dataclass(frozen=True)
@@ -80,18 +83,23 @@ def _counts(
     comparisons: pd.DataFrame, index: dict[str, int]
 ) -> tuple[NDArray[np.intp], NDArray[np.intp], Array, Array]:
     """Per ordered pair (i < j): i's wins k (not sure ½) and the responses n."""
-    require_columns(comparisons, COMPARISON_COLUMNS, what="comparisons")
+    missing = [c for c in COMPARISON_COLUMNS if c not in comparisons.columns]
+    if missing:
+        raise AdaptiveInputError(
+            f"comparisons are missing column(s) {', '.join(missing)}; "
+            f"they have {', '.join(map(str, comparisons.columns)) or 'no columns'}"
+        )
     a = comparisons["a"].astype(str).map(index)
     b = comparisons["b"].astype(str).map(index)
     if a.isna().any() or b.isna().any():
         unknown = sorted(set(comparisons.loc[a.isna(), "a"]) | set(comparisons.loc[b.isna(), "b"]))
-        raise StatsInputError(f"comparisons name item(s) not in the item list: {unknown[:5]}")
+        raise AdaptiveInputError(f"comparisons name item(s) not in the item list: {unknown[:5]}")
     outcome = comparisons["outcome"].to_numpy(dtype=np.float64)
     if np.any((outcome < 0) | (outcome > 1)) or np.isnan(outcome).any():
-        raise StatsInputError("outcome must lie in [0, 1] (1: a wins, ½: not sure, 0: b wins)")
+        raise AdaptiveInputError("outcome must lie in [0, 1] (1: a wins, ½: not sure, 0: b wins)")
     i, j = a.to_numpy(dtype=np.intp), b.to_numpy(dtype=np.intp)
     if np.any(i == j):
-        raise StatsInputError("a comparison of an item with itself carries no information")
+        raise AdaptiveInputError("a comparison of an item with itself carries no information")
     low, high = np.minimum(i, j), np.maximum(i, j)
     wins = np.where(i < j, outcome, 1.0 - outcome)  # for the lower index
     keys, inverse = np.unique(low * len(index) + high, return_inverse=True)
@@ -114,17 +122,52 @@ def fit_posterior(
     items = tuple(str(item) for item in items)
     index = {item: i for i, item in enumerate(items)}
     if len(index) != len(items):
-        raise StatsInputError("items must be distinct")
-    if anchor is not None and anchor not in index:
-        raise StatsInputError(f"anchor {anchor!r} is not one of the items")
-    if prior_sd <= 0:
-        raise StatsInputError(f"prior_sd must be positive, got {prior_sd}")
-    size = len(items)
-    free = np.array([item != anchor for item in items])
+        raise AdaptiveInputError("items must be distinct")
     low, high = np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.intp)
     k, n = np.zeros(0), np.zeros(0)
     if len(comparisons):
         low, high, k, n = _counts(comparisons, index)
+    return fit_counts(
+        items,
+        low,
+        high,
+        k,
+        n,
+        anchor=anchor,
+        prior_sd=prior_sd,
+        start=start,
+        max_iterations=max_iterations,
+    )
+
+
+def fit_counts(
+    items: Sequence[str],
+    low: NDArray[np.intp],
+    high: NDArray[np.intp],
+    k: Array,
+    n: Array,
+    *,
+    anchor: str | None = None,
+    prior_sd: float = DEFAULT_PRIOR_SD,
+    start: Array | None = None,
+    max_iterations: int = 50,
+) -> Posterior:
+    """:func:`fit_posterior` from counts: per pair of item indices (``low[q]``, ``high[q]``, in
+    either order), ``k[q]`` answers for the first (not sure ½) out of ``n[q]``; a pair may
+    occur more than once. What a study keeps per item (``Item.answers``, ``Item.a_wins``)."""
+    items = tuple(str(item) for item in items)
+    if anchor is not None and anchor not in items:
+        raise AdaptiveInputError(f"anchor {anchor!r} is not one of the items")
+    if prior_sd <= 0:
+        raise AdaptiveInputError(f"prior_sd must be positive, got {prior_sd}")
+    low, high = np.asarray(low, dtype=np.intp), np.asarray(high, dtype=np.intp)
+    k, n = np.asarray(k, dtype=np.float64), np.asarray(n, dtype=np.float64)
+    size = len(items)
+    if np.any(low == high) or np.any((low < 0) | (high < 0) | (low >= size) | (high >= size)):
+        raise AdaptiveInputError("a pair must name two different items of the list")
+    if np.any(k < 0) or np.any(k > n):
+        raise AdaptiveInputError("wins must lie between 0 and the number of answers")
+    free = np.array([item != anchor for item in items])
     s = np.zeros(size) if start is None else np.where(free, start, 0.0)
     precision = 1.0 / prior_sd**2
     cells = np.concatenate([low * size + low, high * size + high, low * size + high])
@@ -189,7 +232,7 @@ def choose(
     ``explore`` a uniform pick among the least-compared (``compared``: responses each pair
     has), otherwise the highest information gain (ties: the less compared, then at random)."""
     if not len(candidates):
-        raise StatsInputError("no candidate comparison left")
+        raise AdaptiveInputError("no candidate comparison left")
     if rng.random() < explore:
         fewest = np.flatnonzero(compared == compared.min())
         return int(rng.choice(fewest))
@@ -253,7 +296,7 @@ def stopping(
     an anchor item (no variance) is left out. A 2AFC scale without an anchor is judged on
     its centred values (the scale's offset is arbitrary)."""
     if target <= 0:
-        raise StatsInputError(f"target must be positive, got {target}")
+        raise AdaptiveInputError(f"target must be positive, got {target}")
     z = float(ndtri(0.5 + confidence / 2.0))
     cov = posterior.cov
     free = np.diag(cov) > 0
