@@ -135,7 +135,7 @@ def _build(snap: Snapshot, trial: Trial, answer: Answer) -> Judgment:
     if study.is_pairwise:
         if answer.choice not in Judgment.Choice.values:
             raise JudgmentRejected("bad_choice", _choices(study))
-        if answer.choice == Judgment.Choice.UNDECIDED and not study.allow_undecided:
+        if answer.choice == Judgment.Choice.UNDECIDED and not study.offers_undecided:
             raise JudgmentRejected("bad_choice", _choices(study))
         if answer.choice != Judgment.Choice.UNDECIDED:
             chosen = shown_a if answer.choice == Judgment.Choice.A else shown_b
@@ -171,6 +171,8 @@ def _build(snap: Snapshot, trial: Trial, answer: Answer) -> Judgment:
 
 def _choices(study: Study) -> str:
     """The answers a pairwise study takes, in the words of its page."""
+    if study.is_flicker:
+        return "Pick the side that flickers: left or right."
     if study.is_triplet:
         unsure = ", or 'not sure'" if study.allow_undecided else ""
         return f"Pick the left or the right side{unsure}."

@@ -83,10 +83,13 @@ class Method(models.TextChoices):
     DCR = "dcr", "DCR / DSIS (degradation category rating with reference)"
     AFC2 = "2afc", "2AFC against the original"
     TRIPLET = "triplet", "triplet comparison in JND (JPEG AIC-3): which side differs more"
+    FLICKER = "flicker", "flicker test (JPEG AIC-2): which side flickers — visually lossless"
 
 
-PAIRWISE_METHODS = (Method.AFC2, Method.TRIPLET)
-"""Methods whose items are two reconstructions of one image judged against its original."""
+PAIRWISE_METHODS = (Method.AFC2, Method.TRIPLET, Method.FLICKER)
+"""Methods whose items are two stimuli of one image and whose answer is a side: 2AFC and
+triplets two reconstructions (a triplet's may be the source), the flicker test the source
+(a) and one reconstruction (b)."""
 
 
 class TripletMode(models.TextChoices):
@@ -102,6 +105,13 @@ class TripletMode(models.TextChoices):
 BTC_FLICKER_MS = 100
 BTC_SHOW_MS = 8000
 BTC_BLANK_MS = 3000
+# The flicker test (JPEG AIC-2, ISO/IEC 29170-2 Annex B): the test image alternates with the
+# original at the ~10 Hz ISO recommends (100 ms per image, as AIC-3's BTC); shown 10 s at a
+# time with a 1 s blank between showings (our choice: the standard's timing could not be
+# checked here), again on request, until the rater answers.
+FLICKER_MS = 100
+FLICKER_SHOW_MS = 10_000
+FLICKER_BLANK_MS = 1000
 
 
 class Scale(models.TextChoices):
@@ -371,6 +381,18 @@ class Study(models.Model):
         return self.method in PAIRWISE_METHODS
 
     @property
+    def offers_undecided(self) -> bool:
+        """Whether a rater may answer "cannot decide" / "not sure"; never in the flicker
+        test, a forced choice whose correct-decision rate has its chance level at ½."""
+        return self.allow_undecided and not self.is_flicker
+
+    @property
+    def is_flicker(self) -> bool:
+        """JPEG AIC-2 (ISO/IEC 29170-2 Annex B): one side alternates between the original and
+        the test image at 10 Hz, the other shows the original; the rater names the side."""
+        return self.method == Method.FLICKER
+
+    @property
     def is_adaptive(self) -> bool:
         return self.is_pairwise and self.sampling == Study.Sampling.ADAPTIVE
 
@@ -388,6 +410,8 @@ class Study(models.Model):
         """2AFC, sequential DCR and PTC triplets: the rater flips (toggles) images in place."""
         if self.is_triplet:
             return not self.is_boosted
+        if self.is_flicker:
+            return False  # the page flickers
         return self.is_pairwise or (
             self.method == Method.DCR and self.dcr_layout == Study.DcrLayout.SEQUENTIAL
         )
@@ -398,6 +422,8 @@ class Study(models.Model):
         reference (AIC-3 PTC asks for one toggle at least); BTC none (the page flickers)."""
         if self.is_triplet:
             return 0 if self.is_boosted else max(self.min_flips, 1)
+        if self.is_flicker:
+            return 0
         if self.is_pairwise:
             return self.min_flips
         if self.uses_flips:

@@ -157,6 +157,22 @@ class TripletPairs(Planner):
         return sorted(out, key=lambda pair: (pair[0].pk, pair[1].pk))
 
 
+class FlickerPairs(Planner):
+    """The flicker test (JPEG AIC-2): one item per condition, ``a`` the image's hidden original
+    (shown still) and ``b`` the condition (alternating with the original). ``conditions``
+    hold the hidden original (no reconstruction) and the reconstructions, as for triplets;
+    the pair plan does not apply (each condition is a level of its codec's ladder)."""
+
+    slug = "flicker"
+
+    def pairs(
+        self, *, study: Study, conditions: Sequence[Stimulus]
+    ) -> list[tuple[Stimulus, Stimulus]]:
+        sources = [c for c in conditions if c.reconstruction is None]
+        coded = sorted((c for c in conditions if c.reconstruction is not None), key=_bpp)
+        return [(source, c) for source in sources for c in coded]
+
+
 def _within_band(study: Study, a: Stimulus, b: Stimulus) -> bool:
     low, high = sorted((_bpp(a), _bpp(b)))
     return high <= low * study.pair_band
@@ -214,5 +230,10 @@ def planner_for(study: Study) -> Planner:
     if study.pair_plan not in PLANNERS:
         raise ValueError(f"unknown pair plan {study.pair_plan!r}; valid: {sorted(PLANNERS)}")
     # a triplet design reads the plan itself (its pairs include the source and cross-codec ones)
-    pairs = TripletPairs() if study.is_triplet else PLANNERS[study.pair_plan]()
+    if study.is_flicker:
+        pairs: Planner = FlickerPairs()
+    elif study.is_triplet:
+        pairs = TripletPairs()
+    else:
+        pairs = PLANNERS[study.pair_plan]()
     return Adaptive(pairs) if study.is_adaptive else pairs

@@ -520,7 +520,9 @@ def _imported_note(reconstruction: Reconstruction, target: float) -> str:
 def _build_pairs(study: Study, found: _ImageStimuli, name: str, report: BuildReport) -> None:
     refused = []
     # A triplet's sides may be the source itself (level 0, shown as the hidden original).
-    sides = [found.hidden, *found.conditions] if study.is_triplet else found.conditions
+    # (and the flicker test's still side is the source, as the hidden original).
+    with_source = study.is_triplet or study.is_flicker
+    sides = [found.hidden, *found.conditions] if with_source else found.conditions
     for a, b in planner_for(study).pairs(study=study, conditions=sides):
         if found.same_pixels(a, b):
             refused.append((a, b))
@@ -562,7 +564,8 @@ def _pair_golds(study: Study, found: _ImageStimuli, name: str, report: BuildRepo
         reason = "the gold is pixel-identical to the original: no right answer"
         report.refused.append(CropNote(name, "the original", describe(degraded), reason))
         return []
-    expected = Item.Expect.B if study.is_triplet else Item.Expect.A
+    # triplet: the compressed side differs more; flicker: the compressed side flickers
+    expected = Item.Expect.B if study.is_triplet or study.is_flicker else Item.Expect.A
     return [_item(study, Item.Kind.GOLD, found.hidden, degraded, expected)]
 
 

@@ -56,6 +56,9 @@ from perceptlab.studies.models import (
     BTC_FLICKER_MS,
     BTC_SHOW_MS,
     DCR_LABELS,
+    FLICKER_BLANK_MS,
+    FLICKER_MS,
+    FLICKER_SHOW_MS,
     PAIRWISE_METHODS,
     Item,
     Method,
@@ -401,10 +404,10 @@ def _app_config(
         "range": None if study.is_pairwise else list(study.scale_range()),
         "crop": {"width": study.crop_width, "height": study.crop_height},
         "gapDevicePx": PANE_GAP_DEVICE_PX,
-        "allowUndecided": study.allow_undecided,
+        "allowUndecided": study.offers_undecided,
         "minViewSeconds": study.min_view_seconds,
         "minFlips": study.required_flips(),
-        **({"triplet": _triplet_config(study)} if study.is_triplet else {}),
+        **({"triplet": _triplet_config(study)} if layout_of(study) == "triplet" else {}),
         "urls": {
             "state": reverse("studies:state", args=[session.code]),
             "judge": reverse("studies:judge", args=[session.code]),
@@ -417,7 +420,17 @@ def _app_config(
 
 def _triplet_config(study: Study) -> dict[str, Any]:
     """How the page presents a triplet: PTC toggles under the rater's control; BTC flickers
-    each side against the pivot at 10 Hz for 8 s, then blanks 3 s (AIC-3)."""
+    each side against the pivot at 10 Hz for 8 s, then blanks 3 s (AIC-3). The flicker test
+    (AIC-2) is a BTC presentation without the middle pane whose left image (``a``) is the
+    original itself: the original side stays still, the test side alternates with the
+    original at 10 Hz for 10 s, then 1 s blank; Space shows it again."""
+    if study.is_flicker:
+        return {
+            "mode": "btc",
+            "flickerMs": FLICKER_MS,
+            "showMs": FLICKER_SHOW_MS,
+            "blankMs": FLICKER_BLANK_MS,
+        }
     return {
         "mode": study.triplet_mode,
         "flickerMs": BTC_FLICKER_MS,
@@ -432,8 +445,8 @@ def layout_of(study: Study) -> str:
         return "single"
     if study.method == Method.DCR:
         return str(study.dcr_layout)
-    if study.is_triplet:
-        return "triplet"
+    if study.is_triplet or study.is_flicker:
+        return "triplet"  # the flicker test: a BTC triplet without its middle pane
     return "pair"
 
 
@@ -454,6 +467,8 @@ def _scale_context(study: Study) -> dict[str, Any]:
     ends = (labels[0], labels[-1])
     return {
         "layout": layout_of(study),
+        "flickers": study.is_boosted or study.is_flicker,  # the page flickers, no toggles
+        "flicker_test": study.is_flicker,
         "points": scale_points(study),
         "continuous": not study.is_pairwise and study.scale == Scale.CONTINUOUS,
         "eleven_points": not study.is_pairwise and study.scale == Scale.ELEVEN,
