@@ -29,7 +29,7 @@ from plotly.subplots import make_subplots
 
 from perceptlab.evaluation.stats.common import StatsInputError
 
-METHODS = ("acr", "dcr", "2afc", "triplet")
+METHODS = ("acr", "dcr", "2afc", "triplet", "flicker")
 NO_DATA = "No data yet."
 #: Tableau 10: ten well-separated colours; codec ``i`` in sorted order gets ``PALETTE[i % 10]``.
 PALETTE: tuple[str, ...] = tuple(_qualitative.T10)
@@ -124,6 +124,10 @@ class ReportData:
     """Triplet: the JND of every stimulus with its interval (``analysis.triplet``)."""
     triplet_qc: pd.DataFrame = field(default_factory=pd.DataFrame)
     """Triplet: each rater's trap accuracy and side bias (``stats.triplets.triplet_qc``)."""
+    flicker_thresholds: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """Flicker (AIC-2): each image and codec's visually lossless threshold (``stats.flicker``)."""
+    flicker_savings: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """Flicker: each codec's rate at the threshold against the reference codec's."""
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -631,7 +635,13 @@ def _unavailable_html(unavailable: Mapping[str, str], labels: Mapping[str, str])
 
 
 def _all_codecs(data: ReportData) -> list[str]:
-    frames = (data.curves, data.image_curves, data.objective, data.bd_table)
+    frames = (
+        data.curves,
+        data.image_curves,
+        data.objective,
+        data.bd_table,
+        data.flicker_thresholds,
+    )
     codecs = {str(c) for f in frames if "codec" in f.columns for c in f["codec"]}
     return sorted(codecs | ({data.anchor} if data.anchor else set()))
 
@@ -839,6 +849,12 @@ def report_sections(data: ReportData) -> list[Section]:
     by all figures.
     """
     colours = codec_colours(_all_codecs(data))
+    if data.method == "flicker":  # thresholds, not rate–quality curves
+        return [
+            _summary_section(data),
+            *_flicker_sections(data, colours),
+            _exclusion_section(data),
+        ]
     return [
         _summary_section(data),
         *_curve_sections(data, colours),
@@ -889,6 +905,86 @@ def _triplet_sections(data: ReportData) -> list[Section]:
         _table_or_notice("JND scale per image", scale, caption=caption),
         _table_or_notice("Triplet rater checks", data.triplet_qc, caption=qc_caption),
     ]
+
+
+THRESHOLD_COLUMNS = (
+    "image",
+    "codec",
+    "threshold_bpp",
+    "ci_low_bpp",
+    "ci_high_bpp",
+    "censored",
+    "lowest_bpp",
+    "highest_bpp",
+    "answers",
+    "correct_share",
+)
+SAVING_COLUMNS = ("codec", "reference", "images", "ratio", "saving", "ci_low", "ci_high")
+
+
+def _flicker_sections(data: ReportData, colours: dict[str, str]) -> list[Section]:
+    """Flicker studies (JPEG AIC-2): thresholds per image and codec, a figure of them, and each
+    codec's saving at the threshold."""
+    thresholds = data.flicker_thresholds
+    if _has_rows(thresholds, THRESHOLD_COLUMNS, what="flicker_thresholds"):
+        thresholds = thresholds.loc[:, list(THRESHOLD_COLUMNS)].sort_values(["image", "codec"])
+    caption = (
+        "Visually lossless threshold per image and codec: the bpp at which 75 % of answers name "
+        "the flickering side (JPEG AIC-2, ISO/IEC 29170-2 Annex B: the test image alternates "
+        "with the original at 10 Hz beside the still original; chance is 50 %). Psychometric "
+        "function with guess ½ and lapse 2 %, one spread shared by the study, maximum "
+        "likelihood on a grid; 95 % percentile intervals over raters resampled. Censored: "
+        "the threshold lies outside the rates shown (above: even the highest rate was seen "
+        "flickering; below: even the lowest was not), so it is only a bound."
+    )
+    saving_caption = (
+        "Bit rate each codec needs at the threshold against the reference codec: geometric mean "
+        "over the images where both thresholds lie inside the rates shown; saving = 1 − ratio "
+        "(0.3: 30 % fewer bits for visually lossless quality), 95 % interval over the same "
+        "rater draws."
+    )
+    savings = data.flicker_savings
+    if _has_rows(savings, SAVING_COLUMNS, what="flicker_savings"):
+        savings = savings.loc[:, list(SAVING_COLUMNS)]
+    return [
+        _table_or_notice("Visually lossless thresholds", thresholds, caption=caption),
+        _figure_or_notice(
+            "Thresholds per image", _threshold_figure(data.flicker_thresholds, colours)
+        ),
+        _table_or_notice("Bit-rate saving at the threshold", savings, caption=saving_caption),
+    ]
+
+
+def _threshold_figure(thresholds: pd.DataFrame, colours: dict[str, str]) -> go.Figure | None:
+    """Each codec's threshold per image with its interval (log bpp axis)."""
+    if thresholds.empty or not set(THRESHOLD_COLUMNS) <= set(thresholds.columns):
+        return None
+    figure = go.Figure()
+    for codec, rows in thresholds.groupby("codec", sort=True):
+        rows = rows.sort_values("image")
+        figure.add_trace(
+            go.Scatter(
+                x=rows["image"],
+                y=rows["threshold_bpp"],
+                mode="markers",
+                name=str(codec),
+                marker={"color": colours.get(str(codec)), "size": 9},
+                error_y={
+                    "type": "data",
+                    "symmetric": False,
+                    "array": rows["ci_high_bpp"] - rows["threshold_bpp"],
+                    "arrayminus": rows["threshold_bpp"] - rows["ci_low_bpp"],
+                },
+            )
+        )
+    figure.update_layout(
+        xaxis_title="image",
+        yaxis_title="threshold (bpp, 75 % correct)",
+        yaxis_type="log",
+        template="plotly_white",
+        height=420,
+    )
+    return figure
 
 
 # -- standalone HTML ----------------------------------------------------------------------------

@@ -136,6 +136,8 @@ def build_report_data(
         lapse_weighted=analysis.lapse_weighted,
         jnd_scale=analysis.scores if config.method == "triplet" else pd.DataFrame(),
         triplet_qc=analysis.triplet_qc,
+        flicker_thresholds=analysis.scores if config.method == "flicker" else pd.DataFrame(),
+        flicker_savings=analysis.flicker_savings,
     )
 
 

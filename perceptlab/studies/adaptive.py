@@ -1,6 +1,10 @@
 """Adaptive sampling in a live study: each image's Thurstone scale from the answers so far,
 the next pair by expected information gain with a share of exploration, and the stop at
-the researcher's target width (``Study.sampling = "adaptive"``, 2AFC and triplets).
+the researcher's target width (``Study.sampling = "adaptive"``, 2AFC and triplets). In a
+flicker study (JPEG AIC-2) each (image, codec) ladder has its own QUEST posterior of the
+visually lossless threshold (:mod:`perceptlab.lib.psychometric`): the next trial is the
+level nearest its posterior mean, the ladder with the widest posterior first, and a ladder
+stops when its threshold's 95 % half-width (log2 bpp) reaches the target.
 
 The statistics are :mod:`perceptlab.lib.adaptive` (pure functions, replayed on real data by
 ``bench/adaptive.py``). What the study adds is the state and the concurrency:
@@ -30,6 +34,7 @@ information about the scale: it is offered only through the exploration share.
 from __future__ import annotations
 
 import functools
+import math
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -37,7 +42,7 @@ from dataclasses import dataclass
 import numpy as np
 from django.db import DEFAULT_DB_ALIAS, connections
 
-from perceptlab.lib import adaptive, prepared
+from perceptlab.lib import adaptive, prepared, psychometric
 from perceptlab.studies import catalog
 from perceptlab.studies.models import Item, Judgment, Study, Trial
 
@@ -172,6 +177,8 @@ def rank(
     rng = rng or random.Random()
     explore = EXPLORE if explore is None else explore
     counts = item_counts(study)
+    if study.is_flicker:
+        return _rank_ladders(study, candidates, counts, rng, explore)
     scales = image_scales(study, counts)
     live = [c for c in candidates if c.pk in counts and not _stopped(c, scales)]
     if not live:
@@ -186,8 +193,100 @@ def rank(
 
 def stopped(study: Study) -> bool:
     """Every image of an adaptive study has reached its target width (no pair left to ask)."""
-    scales = image_scales(study, item_counts(study))
+    counts = item_counts(study)
+    if study.is_flicker:
+        ladders = ladder_states(study, counts)
+        return bool(ladders) and all(ladder.done for ladder in ladders.values())
+    scales = image_scales(study, counts)
     return bool(scales) and all(scale.done for scale in scales.values())
+
+
+# -- the flicker test: QUEST on each (image, codec)'s ladder ---------------------------------
+
+
+@dataclass(frozen=True)
+class LadderState:
+    """One (image, codec)'s ladder in a flicker study: its items by rate, the posterior of its
+    visually lossless threshold (log2 bpp), and whether it reached the target width."""
+
+    items: tuple[int, ...]  # test items, by rate
+    posterior: psychometric.Posterior
+    answered: int
+    done: bool
+    next_item: int  # the item at the level nearest the posterior mean threshold
+
+
+def ladder_states(study: Study, counts: Mapping[int, Counts]) -> dict[tuple[int, str], LadderState]:
+    """Each (image, codec) ladder of a flicker study from the counters: an answer is correct
+    when it names the test image's side (``b``), so correct = answers − a's wins."""
+    items = catalog.items_of(study, counts)
+    ladders: dict[tuple[int, str], list[Item]] = {}
+    for item in items.values():
+        test = item.b
+        if test is None or test.reconstruction is None:
+            continue
+        ladders.setdefault((item.a.study_image_id, test.reconstruction.codec), []).append(item)
+    states = {}
+    for key, members in ladders.items():
+        members.sort(key=lambda item: (_rate(item), item.pk))
+        rows = tuple(
+            (
+                round(float(np.log2(_rate(item))), 9),
+                counts[item.pk].answers - counts[item.pk].a_wins,
+                counts[item.pk].answers,
+            )
+            for item in members
+        )
+        states[key] = _ladder(tuple(item.pk for item in members), rows, study.target_width)
+    return states
+
+
+def _rate(item: Item) -> float:
+    assert item.b is not None and item.b.reconstruction is not None
+    return float(item.b.reconstruction.achieved_bpp)
+
+
+@functools.lru_cache(maxsize=4096)
+def _ladder(
+    items: tuple[int, ...], rows: tuple[tuple[float, float, int], ...], target: float
+) -> LadderState:
+    """QUEST's posterior of one ladder, cached under its counts."""
+    x = np.array([row[0] for row in rows])
+    post = psychometric.posterior(
+        x, np.array([row[1] for row in rows]), np.array([row[2] for row in rows])
+    )
+    answered = sum(row[2] for row in rows)
+    return LadderState(items, post, answered, post.half_width() <= target, items[post.nearest(x)])
+
+
+def _rank_ladders(
+    study: Study,
+    candidates: Sequence[Item],
+    counts: Mapping[int, Counts],
+    rng: random.Random,
+    explore: float,
+) -> list[Item]:
+    """Flicker: each open ladder's QUEST level first, the ladders with the widest posterior
+    (per pending answer + 1) first; with probability ``explore`` the least asked candidate
+    of an open ladder leads instead. Candidates of ladders at their target are left out."""
+    states = ladder_states(study, counts)
+    ladder_of = {pk: key for key, state in states.items() for pk in state.items}
+    live = [c for c in candidates if c.pk in ladder_of and not states[ladder_of[c.pk]].done]
+    if not live:
+        return []
+    asked = {c.pk: counts[c.pk].answers + counts[c.pk].pending for c in live}
+    jitter = {c.pk: rng.random() for c in live}
+    if rng.random() < explore:
+        return sorted(live, key=lambda c: (asked[c.pk], jitter[c.pk]))
+    pending = {key: sum(counts[pk].pending for pk in state.items) for key, state in states.items()}
+
+    def urgency(item: Item) -> tuple[float, float, float, float]:
+        key = ladder_of[item.pk]
+        state = states[key]
+        width = state.posterior.half_width() / (1 + pending[key])
+        return (-width, 0.0 if item.pk == state.next_item else 1.0, asked[item.pk], jitter[item.pk])
+
+    return sorted(live, key=urgency)
 
 
 def _stopped(item: Item, scales: Mapping[int, ImageScale]) -> bool:
@@ -243,7 +342,10 @@ class ImageProgress:
 def study_progress(study: Study) -> Progress:
     """Each image's widest 95 % half-width against the target and the answers still needed
     (1/√n projection), from the counters as they are now."""
-    scales = image_scales(study, item_counts(study))
+    counts = item_counts(study)
+    if study.is_flicker:
+        return _ladder_progress(study, counts)
+    scales = image_scales(study, counts)
     names = dict(study.study_images.values_list("pk", "source__name")) if scales else {}
     images = [
         ImageProgress(
@@ -256,3 +358,27 @@ def study_progress(study: Study) -> Progress:
         for image_id, scale in sorted(scales.items())
     ]
     return Progress(study.target_width, "JND" if study.is_triplet else "JOD", images)
+
+
+def _ladder_progress(study: Study, counts: Mapping[int, Counts]) -> Progress:
+    """Flicker: each (image, codec)'s threshold half-width (log2 bpp) against the target."""
+    states = ladder_states(study, counts)
+    names = dict(study.study_images.values_list("pk", "source__name")) if states else {}
+    rows = []
+    for (image_id, codec), state in sorted(states.items()):
+        width = state.posterior.half_width()
+        left = (
+            0
+            if state.done or not state.answered
+            else math.ceil(state.answered * ((width / study.target_width) ** 2 - 1.0))
+        )
+        rows.append(
+            ImageProgress(
+                image=f"{names.get(image_id, image_id)} · {codec}",
+                answered=state.answered,
+                widest=width,
+                projected_left=left,
+                done=state.done,
+            )
+        )
+    return Progress(study.target_width, "log2 bpp", rows)

@@ -215,15 +215,17 @@ class Study(models.Model):
         max_length=8,
         choices=Sampling.choices,
         default=Sampling.BALANCED,
-        help_text="2AFC and triplet: which pair a rater gets next (adaptive: expected "
-        "information gain on each image's Thurstone scale, half of the pairs the least "
-        "compared ones; an image stops at the target width)",
+        help_text="2AFC, triplet and flicker: which item a rater gets next (adaptive: "
+        "expected information gain on each image's Thurstone scale, or in the flicker test "
+        "QUEST on each image and codec's ladder; half of them the least asked; an image "
+        "stops at the target width)",
     )
     target_width = models.FloatField(
         default=0.5,
         validators=[MinValueValidator(0.05), MaxValueValidator(5.0)],
         help_text="adaptive: an image stops drawing pairs once every condition's 95 % "
-        "half-width is at most this (JOD in 2AFC, JND in triplets)",
+        "half-width is at most this (JOD in 2AFC, JND in triplets; in the flicker test "
+        "each image and codec's threshold, in log2 bpp: 0.5 is ±41 %)",
     )
 
     judgments_per_item = models.PositiveIntegerField(

@@ -14,10 +14,11 @@ from perceptlab.evaluation.stats import bdrate, mos, pairwise
 from perceptlab.evaluation.stats.common import StatsInputError
 from perceptlab.evaluation.stats.screening import Variant as ScreeningVariant
 
-Method = Literal["acr", "dcr", "2afc", "triplet"]
+Method = Literal["acr", "dcr", "2afc", "triplet", "flicker"]
 Screening = Literal["", "bt500", "p913"]
 PAIRWISE: Method = "2afc"
 TRIPLET: Method = "triplet"
+FLICKER: Method = "flicker"
 SCALE_LABELS: dict[pairwise.Prior, str] = {
     "gaussian": "Bradley–Terry with pwcmp's distance prior",
     "ridge": "Bradley–Terry with a ridge prior",

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pandas as pd
 
 from perceptlab.evaluation import exclusion
-from perceptlab.evaluation.analysis.config import PAIRWISE, TRIPLET, AnalysisConfig
+from perceptlab.evaluation.analysis.config import FLICKER, PAIRWISE, TRIPLET, AnalysisConfig
+from perceptlab.evaluation.analysis.flicker import analyse_flicker
 from perceptlab.evaluation.analysis.pairwise import analyse_pairwise, lapse_table_of
 from perceptlab.evaluation.analysis.ratings import analyse_ratings
 from perceptlab.evaluation.analysis.result import Analysis
@@ -34,6 +35,8 @@ def analyse(
                 excluded, f"lapse rate > {config.max_lapse:g}", dropped
             )
         result = analyse_pairwise(stimuli, excluded.kept, metrics, config, lapse_table)
+    elif config.method == FLICKER:
+        result = analyse_flicker(stimuli, excluded.kept, config)
     elif config.method == TRIPLET:
         traps = traps_of(judgments, excluded.kept)
         result = analyse_triplet(stimuli, excluded.kept, metrics, config, traps)
