@@ -18,7 +18,7 @@ from perceptlab.studies.models import Study
 from perceptlab.studies.stimuli import StudyNotReady
 
 EXAMPLE_RATERS = 8
-EXAMPLES = ("acr", "2afc", "triplet")
+EXAMPLES = ("acr", "2afc", "triplet", "flicker")
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,8 @@ class ExampleOutcome:
 def ensure_example_studies(
     *, image_set: ImageSet, codecs: Sequence[str], bpps: Sequence[float]
 ) -> list[Study]:
-    """``<set>-<method>-example`` for ACR, 2AFC and BTC triplets, created as drafts (their
+    """``<set>-<method>-example`` for ACR, 2AFC, BTC triplets and the flicker test, created as
+    drafts (their
     stimuli are generated with the demo's own)."""
     studies = []
     for suffix in EXAMPLES:

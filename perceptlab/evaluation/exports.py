@@ -3,7 +3,9 @@
 The bundle (a zip) holds the three input frames (``judgments.csv``, ``stimuli.csv``,
 ``metrics.csv``), the results (``scores.csv``, ``report.html``), the sureal-format dataset
 (``sureal_dataset.json``, ACR/DCR) or the triplet responses (``triplets.csv``, triplet
-studies, in the layout ``manage.py score --kind triplet`` reads) and ``manifest.json``: the
+studies, in the layout ``manage.py score --kind triplet`` reads), for flicker studies the
+codecs' savings at the threshold (``flicker_savings.csv``; ``scores.csv`` holds each image and
+codec's threshold), and ``manifest.json``: the
 analysis settings, the model names and versions, the software versions and the SHA-256 of
 every file. Reopening a bundle (:func:`open_bundle` → :func:`reanalyse`) reruns the same
 analysis on its frames and gives the same scores, on any machine, without the database.
@@ -124,7 +126,7 @@ def sureal_files(
 
     if config.method == "triplet":
         return triplet_files(stimuli=stimuli, judgments=judgments, config=config)
-    if config.method == "2afc":
+    if config.method in ("2afc", "flicker"):  # scores.csv holds what they yield
         return {}
     # the judgments the analysis counted (the exclusion policy applied), so that sureal or
     # ``manage.py score`` on this file give the bundle's scores
@@ -187,6 +189,12 @@ def make_bundle(
         "stimuli.csv": csv_bytes(stimuli),
         "metrics.csv": csv_bytes(metrics),
         "scores.csv": csv_bytes(analysis.scores),
+        # flicker: each codec's saving at the visually lossless threshold
+        **(
+            {"flicker_savings.csv": csv_bytes(analysis.flicker_savings)}
+            if not analysis.flicker_savings.empty
+            else {}
+        ),
         "report.html": report_html.encode(),
         **(extra or {}),
     }

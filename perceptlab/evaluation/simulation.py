@@ -4,7 +4,9 @@ They are clearly not human data: each simulated rater has a bias b ~ N(0, 0.3²)
 with noise. An ACR/DCR score is round(q + b + ε), ε ~ N(0, 0.5²), clipped to the scale; a
 2AFC choice picks A with probability 1 / (1 + e^{−2.5 (q_A − q_B)}) (a Bradley–Terry
 observer); a triplet answer says "not sure" with probability 0.4·e^{−|q_A − q_B|}, else picks
-the worse side as the one that differs more from the original, by the same law. The "true"
+the worse side as the one that differs more from the original, by the same law; a flicker
+answer finds the test side with probability ½ + 0.48·Φ((4.5 − q)/0.35) (see
+:func:`_flicker_choice`). The "true"
 quality q of a stimulus follows the PSNR of its crop against the original's crop (a BTC
 study's boosted crop against its zoomed original), q = 1 + 4 · clip((PSNR − 22 dB) / 20 dB,
 0, 1) on the 1–5 scale, so the simulated curves differ between codecs the way PSNR says.
@@ -22,9 +24,11 @@ from dataclasses import replace
 from functools import lru_cache
 
 import numpy as np
+from scipy.special import ndtr
 
 from perceptlab.codecs.files import read_bytes
 from perceptlab.lib.images import decode_png
+from perceptlab.lib.psychometric import GUESS, LAPSE
 from perceptlab.studies.assignment import upcoming
 from perceptlab.studies.judging import Answer, record
 from perceptlab.studies.models import Session, Stimulus, Study, Trial
@@ -35,6 +39,8 @@ BIAS_SD = 0.3
 NOISE_SD = 0.5
 SLOPE = 2.5
 NOT_SURE = 0.4
+FLICKER_SEEN_BELOW = 4.5  # q (PSNR 40 dB) at which half of the non-guessed answers see it
+FLICKER_SD = 0.35
 
 
 @lru_cache(maxsize=64)  # one study's originals stay decoded; bounded in a long-lived process
@@ -96,6 +102,8 @@ def _answer(
         noise = _rng(key, (shown_a.png_sha256,), seen).normal(0.0, NOISE_SD)
         score = float(np.clip(np.rint(q + bias + noise), *scale))
         return replace(answer, score=score)
+    if trial.session.study.is_flicker:
+        return replace(answer, choice=_flicker_choice(trial, key, seen))
     # Decide on the pair in a fixed order, so the left/right swap does not change the draw.
     first, second = sorted((shown_a, shown_b), key=lambda s: (s.png_sha256, s.pk))
     rng = _rng(key, (first.png_sha256, second.png_sha256), seen)
@@ -108,3 +116,19 @@ def _answer(
         gap = -gap
     first_wins = rng.random() < 1.0 / (1.0 + np.exp(-SLOPE * gap))
     return replace(answer, choice="a" if (first is shown_a) == first_wins else "b")
+
+
+def _flicker_choice(trial: Trial, key: tuple[int, int], seen: Counter[tuple[str, ...]]) -> str:
+    """The flicker test: the test side is found with probability ½ + 0.48·Φ((4.5 − q)/0.35)
+    (q the test image's true quality): seen when its PSNR is well below ~37.5 dB, a guess
+    above ~42 dB; the lapse of 2 % is the analysis's (lib.psychometric)."""
+    shown_a, shown_b = trial.shown_as()
+    assert shown_b is not None
+    test = shown_b if shown_b.reconstruction is not None else shown_a
+    rng = _rng(key, (test.png_sha256,), seen)
+    p = GUESS + (1.0 - GUESS - LAPSE) * float(
+        ndtr((FLICKER_SEEN_BELOW - true_quality(test)) / FLICKER_SD)
+    )
+    found = rng.random() < p
+    test_side = "a" if test is shown_a else "b"
+    return test_side if found else ("b" if test_side == "a" else "a")

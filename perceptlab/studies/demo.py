@@ -97,6 +97,15 @@ DEMO_STUDIES: dict[str, dict[str, Any]] = {
             "flicker shows more change."
         ),
     },
+    "flicker": {
+        "title": "Demo: which side flickers? (AIC-2 visually lossless thresholds)",
+        "method": Method.FLICKER,
+        "min_view_seconds": 0.0,
+        "instructions_text": (
+            "One side alternates between the original and a compressed version; pick it. "
+            "Where you cannot see it, guess."
+        ),
+    },
 }
 
 

@@ -37,7 +37,7 @@ def test_the_demo_launches_a_study_of_each_method_and_prints_their_rater_links(
         s.method: s
         for s in Study.objects.filter(name__startswith="demo-").exclude(name__endswith="-example")
     }
-    assert sorted(studies) == ["2afc", "acr", "dcr", "triplet"]
+    assert sorted(studies) == ["2afc", "acr", "dcr", "flicker", "triplet"]
     for method, study in studies.items():
         assert study.state == Study.State.LIVE and study.launched is not None
         assert study.items.filter(kind=Item.Kind.TEST).exists(), method
@@ -52,15 +52,15 @@ def test_the_demo_launches_a_study_of_each_method_and_prints_their_rater_links(
         studies["triplet"].stimuli.count()
     )
     lines = out.strip().splitlines()
-    assert lines[-9:-5] == [
+    assert lines[-11:-6] == [
         f"rater link ({method}): http://demo.example:8123/study/{studies[method].invite}/"
-        for method in ("acr", "dcr", "2afc", "triplet")
+        for method in ("acr", "dcr", "2afc", "triplet", "flicker")
     ]
     examples = {s.method: s for s in Study.objects.filter(name__endswith="-example")}
-    assert lines[-5:-2] == [
+    assert lines[-6:-2] == [
         f"report ({method}, simulated raters): http://demo.example:8123/reports/"
         f"{examples[method].pk}/"
-        for method in ("acr", "2afc", "triplet")
+        for method in ("acr", "2afc", "triplet", "flicker")
     ]
     assert lines[-2] == "admin: http://demo.example:8123/admin/"
     assert lines[-1].startswith("admin login: admin / ")
@@ -92,10 +92,11 @@ def test_with_enqueue_the_studies_launch_on_a_later_run_once_the_worker_is_done(
     assert set(Study.objects.values_list("state", flat=True)) == {Study.State.DRAFT}
     out = run_demo(*small_demo_args)  # the worker's part, done inline here
     states = dict(Study.objects.values_list("name", "state"))
-    assert {states[f"demo-{m}"] for m in ("acr", "dcr", "2afc", "triplet")} == {Study.State.LIVE}
-    examples = {states[f"demo-{m}-example"] for m in ("acr", "2afc", "triplet")}
+    methods = ("acr", "dcr", "2afc", "triplet", "flicker")
+    assert {states[f"demo-{m}"] for m in methods} == {Study.State.LIVE}
+    examples = {states[f"demo-{m}-example"] for m in ("acr", "2afc", "triplet", "flicker")}
     assert examples == {Study.State.CLOSED}
-    assert out.count("rater link (") == 4
+    assert out.count("rater link (") == 5
 
 
 def test_the_demo_refuses_an_unknown_codec(small_demo_args: list[str]) -> None:
@@ -110,14 +111,15 @@ def test_the_demo_adds_example_results_rated_by_simulated_raters(
     admin_client,  # type: ignore[no-untyped-def]
 ) -> None:
     run_demo(*small_demo_args)
-    for method in ("acr", "2afc", "triplet"):
+    for method in ("acr", "2afc", "triplet", "flicker"):
         study = Study.objects.get(name=f"demo-{method}-example")
         assert study.state == Study.State.CLOSED and "SIMULATED" in study.title
         judged = Judgment.objects.filter(trial__session__study=study).count()
         assert judged == 8 * study.items.filter(kind=Item.Kind.TEST).count()
         assert StimulusMetric.objects.filter(stimulus__study=study, metric="psnr").exists()
         page = admin_client.get(reverse("evaluation:report", args=[study.pk]))
-        assert page.status_code == 200 and "Rate–perception" in page.content.decode()
+        heading = "Visually lossless thresholds" if method == "flicker" else "Rate–perception"
+        assert page.status_code == 200 and heading in page.content.decode()
         if method == "triplet":
             assert "JND scale per image" in page.content.decode()
     # issue 15's metrics reach the demo's reports: CVVDP (the [cvvdp] extra), butteraugli

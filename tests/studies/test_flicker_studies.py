@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import io
 import math
 import random
 import uuid
+import zipfile
 
 import numpy as np
+import pandas as pd
 import pytest
+from django.test import Client
+from django.urls import reverse
 from scipy.stats import norm
 from studykit import answer_current, make_study, rating_session
 
@@ -82,13 +87,18 @@ def test_a_flicker_answer_is_forced_and_its_gold_is_checked() -> None:
         )
 
 
-def test_thresholds_and_savings_reach_the_report() -> None:
+def _rated(raters: int, seed: int) -> Study:
     study = _flicker(trials_per_session=16)
-    rng = random.Random(3)
-    for _ in range(30):
+    rng = random.Random(seed)
+    for _ in range(raters):
         session = rating_session(study)
         while (trial := upcoming(session=session).current) is not None:
             answer_current(session, choice=_observer(trial, rng))
+    return study
+
+
+def test_thresholds_and_savings_reach_the_report() -> None:
+    study = _rated(30, seed=3)
     data = study_frames(study)
     analysis = analyse(
         stimuli=data.stimuli,
@@ -139,3 +149,22 @@ def test_quest_asks_near_each_ladders_threshold_and_stops_at_the_target() -> Non
     assert Judgment.objects.filter(trial__session__study=study).count() == sum(
         study.items.filter(kind=Item.Kind.TEST).values_list("answers", flat=True)
     )
+
+
+def test_the_report_page_the_scores_and_the_bundle_of_a_flicker_study(admin_client: Client) -> None:
+    study = _rated(6, seed=8)
+    page = admin_client.get(reverse("evaluation:report", args=[study.pk]))
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "Visually lossless thresholds" in html and "threshold_bpp" in html
+    scores = admin_client.get(reverse("evaluation:export", args=[study.pk, "scores.csv"]))
+    assert scores.status_code == 200
+    table = pd.read_csv(io.BytesIO(scores.content))
+    assert len(table) == 2 * 2 and {"threshold_bpp", "ci_low_bpp", "censored"} <= set(table.columns)
+    bundle = admin_client.get(reverse("evaluation:export", args=[study.pk, "bundle.zip"]))
+    assert bundle.status_code == 200
+    content = b"".join(bundle.streaming_content) if bundle.streaming else bundle.content
+    with zipfile.ZipFile(io.BytesIO(content)) as archive:
+        names = set(archive.namelist())
+        assert {"scores.csv", "flicker_savings.csv", "report.html"} <= names
+        assert "sureal_dataset.json" not in names
