@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from django import forms
 from django.http import QueryDict
 
-from perceptlab.studies.models import EXCLUDABLE_FLAGS, Study
+from perceptlab.studies.models import EXCLUDABLE_FLAGS, Method, Study
 
 SCREENING_CHOICES = [
     ("", "none"),
@@ -85,8 +85,10 @@ class ReportOptionsForm(forms.Form):
         self.fields["max_lapse"].initial = study.max_lapse
         if study.is_pairwise:
             self.fields["screening"].choices = [("", "none (pairwise: gold trials screen)")]  # type: ignore[attr-defined]
-        else:
+        if study.method != Method.AFC2:  # the lapse model is a 2AFC preference model
             del self.fields["lapse"], self.fields["max_lapse"]
+        if study.is_flicker:
+            self.fields["anchor"].label = "Reference codec (savings at the threshold)"
 
     def options(self) -> ReportOptions:
         if not self.is_bound or not self.is_valid():

@@ -935,7 +935,8 @@ def _flicker_sections(data: ReportData, colours: dict[str, str]) -> list[Section
         "function with guess ½ and lapse 2 %, one spread shared by the study, maximum "
         "likelihood on a grid; 95 % percentile intervals over raters resampled. Censored: "
         "the threshold lies outside the rates shown (above: even the highest rate was seen "
-        "flickering; below: even the lowest was not), so it is only a bound."
+        "flickering; below: even the lowest was not), so it is only a bound: threshold_bpp is "
+        "then the end of the rates shown, without interval."
     )
     saving_caption = (
         "Bit rate each codec needs at the threshold against the reference codec: geometric mean "
@@ -949,7 +950,11 @@ def _flicker_sections(data: ReportData, colours: dict[str, str]) -> list[Section
     return [
         _table_or_notice("Visually lossless thresholds", thresholds, caption=caption),
         _figure_or_notice(
-            "Thresholds per image", _threshold_figure(data.flicker_thresholds, colours)
+            "Thresholds per image",
+            _threshold_figure(data.flicker_thresholds, colours),
+            caption="Each codec's threshold per image with its 95 % interval; a triangle marks "
+            "a censored threshold at the end of the rates shown (▲: above the highest rate, "
+            "▼: below the lowest).",
         ),
         _table_or_notice("Bit-rate saving at the threshold", savings, caption=saving_caption),
     ]
@@ -960,15 +965,31 @@ def _threshold_figure(thresholds: pd.DataFrame, colours: dict[str, str]) -> go.F
     if thresholds.empty or not set(THRESHOLD_COLUMNS) <= set(thresholds.columns):
         return None
     figure = go.Figure()
+    symbols = {"": "circle", "above": "triangle-up", "below": "triangle-down"}
+    images = sorted({str(i) for i in thresholds["image"]})
+    position = {image: i for i, image in enumerate(images)}
+    codecs = sorted({str(c) for c in thresholds["codec"]})
+    # codecs side by side within each image's slot, so equal thresholds do not hide each other
+    shift = {
+        c: (j - (len(codecs) - 1) / 2) * 0.5 / max(len(codecs), 1) for j, c in enumerate(codecs)
+    }
     for codec, rows in thresholds.groupby("codec", sort=True):
         rows = rows.sort_values("image")
         figure.add_trace(
             go.Scatter(
-                x=rows["image"],
+                x=[position[str(i)] + shift[str(codec)] for i in rows["image"]],
                 y=rows["threshold_bpp"],
                 mode="markers",
                 name=str(codec),
-                marker={"color": colours.get(str(codec)), "size": 9},
+                marker={
+                    "color": colours.get(str(codec)),
+                    "size": 10,
+                    "symbol": [symbols.get(str(c), "circle") for c in rows["censored"]],
+                },
+                hovertext=[
+                    f"threshold beyond the rates shown ({c})" if c else ""
+                    for c in rows["censored"].astype(str)
+                ],
                 error_y={
                     "type": "data",
                     "symmetric": False,
@@ -978,7 +999,12 @@ def _threshold_figure(thresholds: pd.DataFrame, colours: dict[str, str]) -> go.F
             )
         )
     figure.update_layout(
-        xaxis_title="image",
+        xaxis={
+            "title": "image",
+            "tickmode": "array",
+            "tickvals": list(range(len(images))),
+            "ticktext": images,
+        },
         yaxis_title="threshold (bpp, 75 % correct)",
         yaxis_type="log",
         template="plotly_white",
@@ -1009,7 +1035,38 @@ footer { color: #3e4c59; font-size: 14px; padding-bottom: 32px; }
 
 def methods_html(data: ReportData) -> str:
     """The "how these numbers were computed" notes, escaped, with the models from the summary."""
-    notes = [
+    notes = _flicker_notes(data) if data.method == "flicker" else _curve_notes(data)
+    if data.pairwise_prior:
+        notes.append(prior_note(data.pairwise_prior, data.pairwise_ridge))
+    models = [f"{key}: {value}" for key, value in data.model_entries().items()]
+    items = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
+    model_items = "".join(f"<li>{html.escape(m)}</li>" for m in models) or "<li>none listed</li>"
+    return (
+        f"<h2>How these numbers were computed</h2><ul>{items}</ul>"
+        f"<p>Models and versions:</p><ul>{model_items}</ul>"
+    )
+
+
+def _flicker_notes(data: ReportData) -> list[str]:
+    return [
+        f"Threshold: {data.quality_label}; bpp is each test image's achieved bits per pixel "
+        "(8 · bitstream bytes / pixels).",
+        "Intervals: percentile intervals over raters resampled with replacement; the summary "
+        "gives the confidence level, the number of resamples and the seed.",
+        f"Savings: against {_saving_reference(data)}, over the images where both "
+        "thresholds lie inside the rates shown.",
+    ]
+
+
+def _saving_reference(data: ReportData) -> str:
+    savings = data.flicker_savings
+    if "reference" in savings.columns and len(savings):
+        return str(savings["reference"].iloc[0])
+    return data.anchor or "the first codec"
+
+
+def _curve_notes(data: ReportData) -> list[str]:
+    return [
         f"Perceived quality: {data.quality_label} per codec and target; bpp is the mean achieved "
         "bits per pixel (8 · bitstream bytes / pixels) over images"
         + (
@@ -1023,15 +1080,6 @@ def methods_html(data: ReportData) -> str:
         f"BD-rate: {data.bd_method or 'method not stated'}, anchor {data.anchor or 'not set'}.",
         f"Rater screening: {data.screening_method or 'not stated'}.",
     ]
-    if data.pairwise_prior:
-        notes.append(prior_note(data.pairwise_prior, data.pairwise_ridge))
-    models = [f"{key}: {value}" for key, value in data.model_entries().items()]
-    items = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
-    model_items = "".join(f"<li>{html.escape(m)}</li>" for m in models) or "<li>none listed</li>"
-    return (
-        f"<h2>How these numbers were computed</h2><ul>{items}</ul>"
-        f"<p>Models and versions:</p><ul>{model_items}</ul>"
-    )
 
 
 def prior_note(prior: str, ridge: float) -> str:

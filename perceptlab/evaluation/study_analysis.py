@@ -14,7 +14,7 @@ from perceptlab.evaluation.analysis.config import as_lapse, as_method, as_screen
 from perceptlab.evaluation.forms import ReportOptions
 from perceptlab.evaluation.reports import ReportData
 from perceptlab.evaluation.stats.pairwise import scale_prior
-from perceptlab.studies.models import Study
+from perceptlab.studies.models import Method, Study
 
 
 @dataclass
@@ -60,7 +60,7 @@ def config_for(study: Study, options: ReportOptions | None = None) -> AnalysisCo
         exclude_flags=tuple(flags),
         max_gold_failure=max_gold,
         max_inconsistency=max_inconsistent,
-        max_lapse=max_lapse if study.is_pairwise else None,
+        max_lapse=max_lapse if study.method == Method.AFC2 else None,
     )
 
 
@@ -96,7 +96,7 @@ def build_report_data(
         "confidence level": f"{config.confidence:.0%}",
         "bootstrap": (
             f"{config.n_resamples} resamples of raters "
-            f"({'percentile' if config.method == 'triplet' else config.bootstrap}), "
+            f"({'percentile' if config.method in ('triplet', 'flicker') else config.bootstrap}), "
             f"seed {config.seed}"
         ),
         "screening": config.screening or "none",

@@ -68,6 +68,9 @@ def test_a_codec_seen_at_every_rate_is_censored_above_and_left_out_of_savings() 
     fitted = flicker.thresholds(answers, n_replicates=20)
     table = fitted.table.set_index("codec")
     assert table.loc["webp", "censored"] == "above"
+    # reported as the bound it is: the highest rate shown, without an interval
+    assert table.loc["webp", "threshold_bpp"] == table.loc["webp", "highest_bpp"] == 4.0
+    assert np.isnan(table.loc["webp", "ci_low_bpp"]) and np.isnan(table.loc["webp", "ci_high_bpp"])
     saved = flicker.savings(fitted, "jpeg").set_index("codec")
     assert saved.loc["webp", "images"] == 0 and np.isnan(saved.loc["webp", "saving"])
 

@@ -10,7 +10,8 @@ study, maximum likelihood on a grid) — below it the codec's images are told fr
 original, above it they are visually lossless by AIC-2's criterion. The interval is the
 percentile interval over raters resampled with replacement (the same draws for every
 group, refitting the spread each time). A threshold outside the ladder of rates shown is
-only a bound (``censored``: ``above`` or ``below``).
+only a bound (``censored``: ``above`` or ``below``): the table then gives the ladder's end as
+``threshold_bpp`` (the threshold lies beyond it) and no interval.
 
 :func:`savings` compares codecs at their thresholds: per image the ratio of a codec's
 threshold rate to the reference codec's, their geometric mean over the images where both
@@ -86,12 +87,13 @@ def thresholds(
         return k.astype(np.float64), n.astype(np.float64)
 
     k, n = counts(np.ones(len(raters)))
-    point = pm.fit(x, k, n)
+    grid = pm.Grid(x)
+    point = grid.fit(k, n)
     rng = np.random.default_rng(seed)
     replicates = np.empty((n_replicates, len(keys)))
     for r in range(n_replicates):
         weights = np.bincount(rng.integers(0, len(raters), len(raters)), minlength=len(raters))
-        replicates[r] = pm.fit(x, *counts(weights.astype(np.float64))).threshold
+        replicates[r] = grid.fit(*counts(weights.astype(np.float64))).threshold
     tail = (1.0 - confidence) / 2.0
     low, high = (
         np.quantile(replicates, [tail, 1.0 - tail], axis=0)
@@ -101,16 +103,22 @@ def thresholds(
             np.full(len(keys), np.nan),
         )
     )
+    lowest = np.array([lv.min() for lv in levels])
+    highest = np.array([lv.max() for lv in levels])
+    censored = np.array(point.censored)
+    # a censored threshold is reported as the bound it is (the ladder's end), without interval
+    bound = np.where(censored == "above", highest, np.where(censored == "below", lowest, np.nan))
+    inside = censored == ""
     table = pd.DataFrame(
         {
             "image": [image for image, _ in keys],
             "codec": [codec for _, codec in keys],
-            "threshold_bpp": np.exp2(point.threshold),
-            "ci_low_bpp": np.exp2(low),
-            "ci_high_bpp": np.exp2(high),
+            "threshold_bpp": np.exp2(np.where(inside, point.threshold, bound)),
+            "ci_low_bpp": np.where(inside, np.exp2(low), np.nan),
+            "ci_high_bpp": np.where(inside, np.exp2(high), np.nan),
             "censored": point.censored,
-            "lowest_bpp": [float(np.exp2(lv.min())) for lv in levels],
-            "highest_bpp": [float(np.exp2(lv.max())) for lv in levels],
+            "lowest_bpp": np.exp2(lowest),
+            "highest_bpp": np.exp2(highest),
             "answers": n.sum(axis=1).astype(np.int64),
             "correct_share": k.sum(axis=1) / np.maximum(n.sum(axis=1), 1),
         }
