@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import F
 from scipy.special import ndtr
 from studykit import answer_current, make_study, rating_session
+from test_assignment import _race
 
 from perceptlab.lib import adaptive as core
 from perceptlab.studies import adaptive, sessions
@@ -23,10 +24,10 @@ from perceptlab.studies.sessions import has_room
 pytestmark = pytest.mark.django_db
 
 
-def _adaptive(method: str = "2afc", **fields: object) -> Study:
+def _adaptive(method: str = "2afc", *, images: int = 1, **fields: object) -> Study:
     fields.setdefault("judgments_per_item", 200)
     fields.setdefault("trials_per_session", 12)
-    return make_study(method, images=1, sampling="adaptive", **fields)
+    return make_study(method, images=images, sampling="adaptive", **fields)
 
 
 def _truth(stimulus: Stimulus) -> float:
@@ -152,3 +153,22 @@ def _bias_answers(study: Study) -> int:
     return Judgment.objects.filter(
         trial__session__study=study, trial__item__a=F("trial__item__b")
     ).count()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_raters_racing_on_an_adaptive_study_keep_its_counts_exact() -> None:
+    """Eight raters answering at once (threads, each its own connection; on PostgreSQL with
+    DATABASE_URL): every answer is counted once on its item, in the judgment's transaction,
+    and no rater sees a pair twice."""
+    study = _adaptive(images=2, trials_per_session=6)
+    sessions = _race(study, raters=8, trials_each=6)
+    for item in study.items.filter(kind=Item.Kind.TEST):
+        judgments = Judgment.objects.filter(trial__item=item, trial__kind=Trial.Kind.TEST)
+        assert item.answers == judgments.count()
+        wins = sum(
+            0.5 if j.chosen_id is None else float(j.chosen_id == item.a_id) for j in judgments
+        )
+        assert item.a_wins == pytest.approx(wins)
+    for session in sessions:
+        mine = list(session.trials.filter(kind=Trial.Kind.TEST).values_list("item_id", flat=True))
+        assert len(mine) == len(set(mine))
