@@ -124,6 +124,9 @@ class ReportData:
     """Triplet: the JND of every stimulus with its interval (``analysis.triplet``)."""
     triplet_qc: pd.DataFrame = field(default_factory=pd.DataFrame)
     """Triplet: each rater's trap accuracy and side bias (``stats.triplets.triplet_qc``)."""
+    metric_predictions: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """ACR/DCR/triplet: each stimulus's human score predicted from the calibrated metrics,
+    leaving its image out (``analysis.tables.metric_predictions``)."""
     flicker_thresholds: pd.DataFrame = field(default_factory=pd.DataFrame)
     """Flicker (AIC-2): each image and codec's visually lossless threshold (``stats.flicker``)."""
     flicker_savings: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -714,6 +717,69 @@ def _agreement_section(data: ReportData) -> Section:
     return _table_or_notice("Metric agreement with raters", frame, caption=caption)
 
 
+def _prediction_section(data: ReportData) -> list[Section]:
+    """Predicted against measured: how well the metrics, calibrated on the other images,
+    stand in for raters on this one (ACR, DCR, triplets)."""
+    if data.method not in ("acr", "dcr", "triplet"):
+        return []
+    frame = data.metric_predictions
+    needed = {"stimulus", "image", "measured", "predicted", "sd", "within"}
+    if frame.empty or not needed <= set(frame.columns):
+        return [
+            Section(
+                "Metrics calibrated to the human scale",
+                "notice",
+                html=_notice(
+                    f"{NO_DATA} A prediction needs objective metrics of the shown crops and "
+                    "human scores on at least two images."
+                ),
+            )
+        ]
+    error = frame["predicted"] - frame["measured"]
+    rmse = float(np.sqrt(np.mean(error**2)))
+    inside = float(frame["within"].astype(bool).mean())
+    caption = (
+        "Each stimulus's human score predicted from the objective metrics of its crop, each "
+        "metric mapped onto the human scale by ITU-T P.1401's monotone 4-parameter logistic "
+        "fitted on the other images' stimuli (leave one image out), the metrics combined by "
+        "inverse residual variance, the bars ±1.96 predictive sd (fit, residual and the "
+        f"metrics' disagreement). RMS error {rmse:.3f}, {inside:.0%} of {len(frame)} measured "
+        "values inside their 95 % predictive interval: where the bars are short and the "
+        "points on the diagonal, the metrics could stand in for raters on new images; a study "
+        "spends its judgments best where the bars are long (bench/metric_guided.py)."
+    )
+    figure = go.Figure()
+    for image, rows in frame.groupby("image", sort=True):
+        figure.add_trace(
+            go.Scatter(
+                x=rows["measured"],
+                y=rows["predicted"],
+                mode="markers",
+                name=str(image),
+                text=rows["stimulus"],
+                error_y={"type": "data", "array": 1.96 * rows["sd"]},
+            )
+        )
+    low = float(min(frame["measured"].min(), frame["predicted"].min()))
+    high = float(max(frame["measured"].max(), frame["predicted"].max()))
+    figure.add_trace(
+        go.Scatter(
+            x=[low, high],
+            y=[low, high],
+            mode="lines",
+            name="predicted = measured",
+            line={"color": "#9aa5b1", "dash": "dot"},
+        )
+    )
+    figure.update_layout(
+        xaxis_title=f"measured ({data.quality_label})",
+        yaxis_title="predicted from the metrics",
+        template="plotly_white",
+        height=460,
+    )
+    return [_figure_or_notice("Metrics calibrated to the human scale", figure, caption=caption)]
+
+
 def _screening_section(data: ReportData) -> Section:
     caption = f"{(data.screening_method or 'Screening method not stated').rstrip('.')}."
     if _has_rows(data.screening, SCREENING_COLUMNS, what="screening"):
@@ -863,6 +929,7 @@ def report_sections(data: ReportData) -> list[Section]:
         _bd_section(data),
         *_subject_sections(data),
         _agreement_section(data),
+        *_prediction_section(data),
         _exclusion_section(data),
         _screening_section(data),
         *_lapse_section(data),

@@ -136,6 +136,7 @@ def build_report_data(
         lapse_weighted=analysis.lapse_weighted,
         jnd_scale=analysis.scores if config.method == "triplet" else pd.DataFrame(),
         triplet_qc=analysis.triplet_qc,
+        metric_predictions=analysis.predictions,
         flicker_thresholds=analysis.scores if config.method == "flicker" else pd.DataFrame(),
         flicker_savings=analysis.flicker_savings,
     )

@@ -4,9 +4,11 @@ replay that measures what guiding human effort by them saves."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy.optimize import curve_fit
 
+from perceptlab.evaluation.analysis.tables import metric_predictions
 from perceptlab.evaluation.stats import guided
 from perceptlab.evaluation.stats.common import StatsInputError
 
@@ -73,3 +75,24 @@ def test_bad_input_is_refused() -> None:
         guided.replay(np.zeros((5, 2)), np.zeros(4), steps=np.array([4]))
     with pytest.raises(StatsInputError, match="no metric"):
         guided.predict(np.zeros((6, 1)), np.zeros(6, dtype=bool), np.zeros(6))
+
+
+def test_each_images_predictions_come_from_the_other_images_calibration() -> None:
+    rng = np.random.default_rng(4)
+    stimuli = [f"s{i}" for i in range(40)]
+    images = pd.Series([f"img{i % 4}" for i in range(40)], index=stimuli)
+    truth = pd.Series(rng.uniform(1, 5, 40), index=stimuli, name="mos")
+    psnr = 20 + 4 * truth + rng.normal(0, 0.2, 40)
+    psnr[images == "img3"] += 6.0  # the metric overrates every stimulus of one image
+    wide = pd.DataFrame({"psnr": psnr, "ssim": 0.8 + 0.04 * truth}, index=stimuli)
+    table = metric_predictions(truth, wide, images).set_index("stimulus")
+    assert len(table) == 40 and set(table["image"]) == {"img0", "img1", "img2", "img3"}
+    error = (table["predicted"] - table["measured"]).abs()
+    # img3 is predicted from the others' maps; ssim, which agrees, keeps it close, but the
+    # two metrics now disagree there, and its intervals say so
+    assert table.loc[images == "img3", "sd"].mean() > 2 * table.loc[images != "img3", "sd"].mean()
+    assert error[images != "img3"].max() < 0.5
+    assert table["within"].mean() > 0.8
+    assert metric_predictions(truth, wide.iloc[:0], images).empty
+    one_image = images.where(images == "img0", "img0")
+    assert metric_predictions(truth, wide, one_image).empty

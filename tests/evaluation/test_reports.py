@@ -317,6 +317,7 @@ def test_an_empty_report_says_no_data_yet_instead_of_crashing() -> None:
         "Subject model: quality per condition",
         "Subject model: raters",
         "Metric agreement with raters",
+        "Metrics calibrated to the human scale",
         "Judgments counted and excluded",
         "Rater screening",
     ]
@@ -345,6 +346,7 @@ def test_an_acr_report_lists_its_sections_in_reading_order() -> None:
         ("Subject model: quality per condition", "notice"),
         ("Subject model: raters", "notice"),
         ("Metric agreement with raters", "table"),
+        ("Metrics calibrated to the human scale", "notice"),
         ("Judgments counted and excluded", "notice"),
         ("Rater screening", "table"),
     ]

@@ -122,6 +122,9 @@ def test_the_demo_adds_example_results_rated_by_simulated_raters(
         assert page.status_code == 200 and heading in page.content.decode()
         if method == "triplet":
             assert "JND scale per image" in page.content.decode()
+        if method in ("acr", "triplet"):  # metrics calibrated on the other image, predicted
+            assert "Metrics calibrated to the human scale" in page.content.decode()
+            assert "inside their 95 % predictive interval" in page.content.decode()
     # issue 15's metrics reach the demo's reports: CVVDP (the [cvvdp] extra), butteraugli
     # (libjxl-devtools' butteraugli_main, which scripts/browser.sh installs) and IW-SSIM, which
     # these 160×112 test photos are too small for (it says so; the demo's own photos are not)

@@ -16,6 +16,7 @@ from perceptlab.evaluation.analysis.tables import (
     ci_columns,
     condition_info,
     crop_agreement,
+    metric_predictions,
     metric_table,
     stimulus_columns,
 )
@@ -65,6 +66,8 @@ def analyse_ratings(
             bd_table = pd.concat([bd_table, dmos_bd], ignore_index=True)
             models.append(dmos[0].model)
     subject_scores, subject_raters, subject_models = _subject_model(screened, stimuli, config)
+    human = per_stimulus.table.set_index("stimulus")["mos"]
+    wide = metric_table(metrics, region="crop")
     return Analysis(
         config=config,
         quality_label=label,
@@ -72,9 +75,8 @@ def analyse_ratings(
         curves=curves,
         image_curves=_rating_image_curves(per_stimulus, stimuli),
         bd_table=bd_table,
-        agreement=crop_agreement(
-            per_stimulus.table.set_index("stimulus")["mos"], metric_table(metrics, region="crop")
-        ),
+        agreement=crop_agreement(human, wide),
+        predictions=metric_predictions(human, wide, _image_of(stimuli)),
         screening=screening_table,
         objective=pd.DataFrame(),
         unavailable_metrics={},
@@ -276,3 +278,7 @@ _DEGENERATE = (
     "(inconsistency → 0, infinite weight), which happens while each rater has scored few "
     "stimuli; it needs more ratings per rater (sureal reports υ = 0 here)"
 )
+
+
+def _image_of(stimuli: pd.DataFrame) -> pd.Series:
+    return stimuli.set_index("stimulus")["image"]

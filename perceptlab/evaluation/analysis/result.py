@@ -43,6 +43,9 @@ class Analysis:
     subject_raters: pd.DataFrame = field(default_factory=pd.DataFrame)
     # triplet: each rater's trap accuracy and side bias (stats.triplets.triplet_qc)
     triplet_qc: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # each stimulus's human score predicted from the crop metrics calibrated on the other
+    # images (tables.metric_predictions): the metric-guided view of the study
+    predictions: pd.DataFrame = field(default_factory=pd.DataFrame)
     # flicker (AIC-2): each codec's rate at the threshold against the reference codec's
     # (stats.flicker.savings), and the psychometric spread shared by the study (log2 bpp)
     flicker_savings: pd.DataFrame = field(default_factory=pd.DataFrame)

@@ -7,7 +7,7 @@ import pandas as pd
 
 from perceptlab.evaluation.analysis.config import AnalysisConfig
 from perceptlab.evaluation.stats import agreement as agreement_stats
-from perceptlab.evaluation.stats import bdrate
+from perceptlab.evaluation.stats import bdrate, guided
 from perceptlab.evaluation.stats.common import ModelId, StatsInputError
 
 DECLARED = "declared"
@@ -89,6 +89,42 @@ def crop_agreement(human: pd.Series, wide: pd.DataFrame) -> pd.DataFrame:
     if len(joined) < agreement_stats.MIN_POINTS:
         return pd.DataFrame()
     return agreement_stats.agreement_table(joined, metrics=list(wide.columns), mos=str(human.name))
+
+
+def metric_predictions(human: pd.Series, wide: pd.DataFrame, images: pd.Series) -> pd.DataFrame:
+    """The human score of each stimulus predicted from the crop metrics (``wide``) calibrated
+    on the *other* images' stimuli (leave one image out: a study's next image is one the
+    calibration has not seen), with ``stats.guided``'s predictive sd; ``within``: the measured
+    value inside the 95 % predictive interval. Empty with no metric, under two images or
+    under four stimuli to calibrate on."""
+    if wide.empty:
+        return pd.DataFrame()
+    joined = human.to_frame("measured").join(wide, how="inner")
+    joined["image"] = images.reindex(joined.index).astype(str).to_numpy()
+    joined = joined.loc[joined["measured"].notna()]
+    if joined["image"].nunique() < 2 or len(joined) < 5:
+        return pd.DataFrame()
+    values = joined[list(wide.columns)].to_numpy(dtype=np.float64)
+    measured = joined["measured"].to_numpy(dtype=np.float64)
+    predicted = np.full(len(joined), np.nan)
+    sd = np.full(len(joined), np.nan)
+    for image in joined["image"].unique():
+        held_out = (joined["image"] == image).to_numpy()
+        try:
+            mean, var = guided.predict(values, ~held_out, measured)
+        except StatsInputError:
+            continue
+        predicted[held_out], sd[held_out] = mean[held_out], np.sqrt(var[held_out])
+    return pd.DataFrame(
+        {
+            "stimulus": joined.index.astype(str),
+            "image": joined["image"].to_numpy(),
+            "measured": measured,
+            "predicted": predicted,
+            "sd": sd,
+            "within": np.abs(measured - predicted) <= 1.96 * sd,
+        }
+    ).dropna(subset=["predicted"])
 
 
 def objective_frame(

@@ -34,6 +34,7 @@ from perceptlab.evaluation.analysis.tables import (
     bpp_sources,
     condition_info,
     crop_agreement,
+    metric_predictions,
     metric_table,
 )
 from perceptlab.evaluation.stats import triplets
@@ -152,6 +153,9 @@ def analyse_triplet(
         image_curves=image_curves,
         bd_table=pd.DataFrame(),
         agreement=crop_agreement(scores.set_index("stimulus")["jnd"], wide),
+        predictions=metric_predictions(
+            scores.set_index("stimulus")["jnd"], wide, stimuli.set_index("stimulus")["image"]
+        ),
         screening=pd.DataFrame(columns=["rater", "rejected", "reason"]),
         triplet_qc=triplets.triplet_qc(frame).reset_index(),
         objective=pd.DataFrame(),
