@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from raterbot import READY_OR_FEEDBACK, enter, position
+from raterbot import READY_OR_FEEDBACK, enter, log_in_as_researcher, position, rate
 from studykit import make_study
 from test_exact_pixels import _png
 
@@ -86,3 +86,43 @@ def test_one_side_flickers_at_10_hz_against_a_still_original_and_the_answer_name
     page.wait_for_selector(READY_OR_FEEDBACK)
     judgment = Judgment.objects.get(trial=trial)
     assert judgment.chosen_id == trial.item.b_id  # detected: the side showing the condition
+
+
+def test_raters_complete_a_flicker_study_by_keyboard_and_the_report_shows_its_thresholds(
+    browser: Any, page: Any, live_server: Any
+) -> None:
+    """Three raters who always find the flickering side: every answer is stored once as the
+    condition, and the researcher's report gives each codec's threshold as the bound it is
+    (above the highest rate shown: even it was seen flickering)."""
+    study = make_study("flicker", images=1, trials_per_session=4, completion_code="SEEN-IT")
+
+    def keys_for(rater: str) -> Any:
+        def keys(at: int) -> list[str]:
+            trial = Trial.objects.get(session__participant_id=rater, position=at)
+            return ["2" if not trial.swapped else "1"]  # the condition's side
+
+        return keys
+
+    for index in range(3):
+        rater = f"rater-{index}"
+        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        rater_page = context.new_page()
+        rater_page.set_default_timeout(20_000)
+        enter(rater_page, live_server, study, f"?PROLIFIC_PID={rater}")
+        assert len(rate(rater_page, keys_for(rater))) == 4
+        rater_page.wait_for_selector("[data-testid=completion-code]")
+        assert rater_page.get_by_test_id("completion-code").inner_text().strip() == "SEEN-IT"
+        context.close()
+    judgments = Judgment.objects.filter(trial__session__study=study).select_related("trial__item")
+    assert judgments.count() == 12
+    assert all(j.chosen_id == j.trial.item.b_id for j in judgments)
+
+    log_in_as_researcher(page, live_server)
+    page.goto(f"{live_server.url}/reports/{study.pk}/", timeout=60_000)
+    section = page.locator("section", has_text="Visually lossless thresholds").first
+    rows = section.locator("tbody tr")
+    assert rows.count() == 2  # jpeg and webp on the one image
+    for index in range(2):
+        cells = rows.nth(index).inner_text()
+        assert "above" in cells  # censored: the threshold lies beyond the rates shown
+    assert page.locator("section", has_text="Bit-rate saving at the threshold").count() >= 1
