@@ -6,13 +6,15 @@ The one home of the test helpers (plain functions, no fixtures; conftest.py only
 
 from __future__ import annotations
 
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from django.db import connection
 from django.utils import timezone
 
 from perceptlab.codecs.generation import run_job
@@ -23,7 +25,7 @@ from perceptlab.studies import stimuli
 from perceptlab.studies.assignment import upcoming
 from perceptlab.studies.judging import Answer, Recorded, record
 from perceptlab.studies.models import Session, Study, Trial
-from perceptlab.studies.sessions import settle, start_rating
+from perceptlab.studies.sessions import has_room, settle, start_rating
 
 
 def synthetic_image(seed: int, width: int = 96, height: int = 64) -> np.ndarray:
@@ -152,3 +154,43 @@ def complete(session: Session) -> list[Trial]:
             break
         answered.append(recorded.judgment.trial)
     return answered
+
+
+def rate_until_full(study: Study, choose: Callable[[Trial], str], *, most: int) -> int:
+    """New raters answer every trial they get with ``choose(trial)`` until the study turns
+    newcomers away; returns how many raters it took (fails after ``most``)."""
+    raters = 0
+    while has_room(study=study):
+        raters += 1
+        assert raters <= most, f"the study still takes raters after {most}"
+        session = rating_session(study)
+        while (trial := upcoming(session=session).current) is not None:
+            answer_current(session, choice=choose(trial))
+    return raters
+
+
+def race(study: Study, raters: int, trials_each: int) -> list[Session]:
+    """``raters`` sessions answering ``trials_each`` trials at once, one thread (and one
+    database connection) each, released together by a barrier."""
+    sessions = [rating_session(study) for _ in range(raters)]
+    barrier = threading.Barrier(raters)
+    errors: list[BaseException] = []
+
+    def rate(session: Session) -> None:
+        try:
+            barrier.wait()
+            for _ in range(trials_each):
+                if answer_current(session) is None:
+                    break
+        except BaseException as exc:  # surfaced below; a thread cannot fail the test
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=rate, args=(s,)) for s in sessions]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    return sessions

@@ -61,22 +61,22 @@ def criterion_offset(spread: Array | float, *, guess: float = GUESS, lapse: floa
     return np.asarray(-np.asarray(spread) * ndtri((CRITERION - guess) / (1.0 - guess - lapse)))
 
 
+def log_probabilities(z: Array, *, lapse: float = LAPSE) -> tuple[Array, Array]:
+    """log P(correct) and log P(wrong) at z = (μ − x)/s, through log Φ (stable in both
+    tails); the one place the model's probabilities are computed."""
+    span = math.log(1.0 - GUESS - lapse)
+    log_p = np.logaddexp(math.log(GUESS), span + log_ndtr(z))
+    wrong = span + log_ndtr(-z)
+    log_q = np.logaddexp(math.log(lapse), wrong) if lapse > 0 else wrong
+    return np.asarray(log_p), np.asarray(log_q)
+
+
 def log_likelihood(
     x: Array, k: Array, n: Array, mu: Array, spread: float, *, lapse: float = LAPSE
 ) -> Array:
     """Σ over levels of k·log P + (n − k)·log(1 − P) for each μ (trailing axis); ``x``,
     ``k``, ``n`` may carry leading axes (groups, replicates) that broadcast."""
-    z = (mu - x[..., None]) / spread
-    # log P and log(1 − P) through log Φ, stable in both tails
-    log_phi = log_ndtr(z)
-    log_phi_c = log_ndtr(-z)
-    span = 1.0 - GUESS - lapse
-    log_p = np.logaddexp(math.log(GUESS), math.log(span) + log_phi)
-    log_q = (
-        np.logaddexp(math.log(lapse), math.log(span) + log_phi_c)
-        if lapse > 0
-        else (math.log(span) + log_phi_c)
-    )
+    log_p, log_q = log_probabilities((mu - x[..., None]) / spread, lapse=lapse)
     total = k[..., None] * log_p + (n - k)[..., None] * log_q
     return np.asarray(total.sum(axis=-2))
 
@@ -116,9 +116,7 @@ class Grid:
         self.x, self.lapse = x, lapse
         self.mu = grid_for(x)
         z = (self.mu - x[None, :, :, None]) / SPREADS[:, None, None, None]  # S × G × L × M
-        span = math.log(1.0 - GUESS - lapse)
-        self.log_p = np.logaddexp(math.log(GUESS), span + log_ndtr(z))
-        self.log_q = np.logaddexp(math.log(lapse), span + log_ndtr(-z))
+        self.log_p, self.log_q = log_probabilities(z, lapse=lapse)
 
     def fit(self, k: Array, n: Array) -> Fit:
         k, n = (np.atleast_2d(np.asarray(v, dtype=np.float64)) for v in (k, n))

@@ -36,7 +36,7 @@ from __future__ import annotations
 import functools
 import math
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -181,14 +181,29 @@ def rank(
         return _rank_ladders(study, candidates, counts, rng, explore)
     scales = image_scales(study, counts)
     live = [c for c in candidates if c.pk in counts and not _stopped(c, scales)]
-    if not live:
-        return []
+
+    def by_gain() -> Callable[[Item], tuple[float, ...]]:
+        gain = _gains(live, scales, counts)
+        return lambda item: (-gain[item.pk],)
+
+    return _order(live, counts, rng, explore, by_gain)
+
+
+def _order(
+    live: Sequence[Item],
+    counts: Mapping[int, Counts],
+    rng: random.Random,
+    explore: float,
+    priority: Callable[[], Callable[[Item], tuple[float, ...]]],
+) -> list[Item]:
+    """With probability ``explore`` the least asked first (answers and pending slots), else
+    by ``priority()``'s key, then the least asked; ties in random order."""
     asked = {c.pk: counts[c.pk].answers + counts[c.pk].pending for c in live}
     jitter = {c.pk: rng.random() for c in live}
-    if rng.random() < explore:
+    if not live or rng.random() < explore:
         return sorted(live, key=lambda c: (asked[c.pk], jitter[c.pk]))
-    gain = _gains(live, scales, counts)
-    return sorted(live, key=lambda c: (-gain[c.pk], asked[c.pk], jitter[c.pk]))
+    key = priority()
+    return sorted(live, key=lambda c: (*key(c), asked[c.pk], jitter[c.pk]))
 
 
 def stopped(study: Study) -> bool:
@@ -272,21 +287,21 @@ def _rank_ladders(
     states = ladder_states(study, counts)
     ladder_of = {pk: key for key, state in states.items() for pk in state.items}
     live = [c for c in candidates if c.pk in ladder_of and not states[ladder_of[c.pk]].done]
-    if not live:
-        return []
-    asked = {c.pk: counts[c.pk].answers + counts[c.pk].pending for c in live}
-    jitter = {c.pk: rng.random() for c in live}
-    if rng.random() < explore:
-        return sorted(live, key=lambda c: (asked[c.pk], jitter[c.pk]))
-    pending = {key: sum(counts[pk].pending for pk in state.items) for key, state in states.items()}
 
-    def urgency(item: Item) -> tuple[float, float, float, float]:
-        key = ladder_of[item.pk]
-        state = states[key]
-        width = state.posterior.half_width() / (1 + pending[key])
-        return (-width, 0.0 if item.pk == state.next_item else 1.0, asked[item.pk], jitter[item.pk])
+    def by_width() -> Callable[[Item], tuple[float, ...]]:
+        pending = {
+            key: sum(counts[pk].pending for pk in state.items) for key, state in states.items()
+        }
 
-    return sorted(live, key=urgency)
+        def urgency(item: Item) -> tuple[float, ...]:
+            key = ladder_of[item.pk]
+            state = states[key]
+            width = state.posterior.half_width() / (1 + pending[key])
+            return (-width, 0.0 if item.pk == state.next_item else 1.0)
+
+        return urgency
+
+    return _order(live, counts, rng, explore, by_width)
 
 
 def _stopped(item: Item, scales: Mapping[int, ImageScale]) -> bool:

@@ -77,9 +77,9 @@ def start_rating(*, session: Session, rng: random.Random | None = None) -> bool:
     if session.state != State.INSTRUCTIONS:
         return False
     study = session.study
-    if not session.is_preview and not has_room(study=study):
-        at_target = study.is_adaptive and adaptive.stopped(study)
-        return screen_out(session=session, reason=STUDY_AT_TARGET if at_target else STUDY_FULL)
+    full = "" if session.is_preview else full_reason(study=study)
+    if full:
+        return screen_out(session=session, reason=full)
     schedule = make_schedule(study=study, rng=rng)
     return _move(
         session, (State.INSTRUCTIONS,), State.RATING, schedule=schedule, started=timezone.now()
@@ -89,10 +89,19 @@ def start_rating(*, session: Session, rng: random.Random | None = None) -> bool:
 def has_room(*, study: Study) -> bool:
     """True when some test item has a free slot (after giving back stale ones) and, in an
     adaptive study, some image has not reached the target width."""
+    return not full_reason(study=study)
+
+
+def full_reason(*, study: Study) -> str:
+    """Why a newcomer gets no test trial ("" when there is room): every image of an adaptive
+    study at its target width, or no test item with a free slot (after giving back stale
+    ones)."""
     if study.is_adaptive and adaptive.stopped(study):
-        return False
+        return STUDY_AT_TARGET
     open_items = study.items.filter(kind=Item.Kind.TEST, assigned__lt=study.judgments_per_item)
-    return open_items.exists() or (release_stale(study=study) > 0 and open_items.exists())
+    if open_items.exists() or (release_stale(study=study) > 0 and open_items.exists()):
+        return ""
+    return STUDY_FULL
 
 
 def finish(*, session: Session, snapshot: Snapshot | None = None) -> bool:

@@ -10,8 +10,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db.models import F
 from scipy.special import ndtr
-from studykit import answer_current, make_study, rating_session
-from test_assignment import _race
+from studykit import answer_current, make_study, race, rate_until_full, rating_session
 
 from perceptlab.lib import adaptive as core
 from perceptlab.studies import adaptive, sessions
@@ -19,7 +18,6 @@ from perceptlab.studies.assignment import upcoming
 from perceptlab.studies.dashboard import study_dashboard
 from perceptlab.studies.models import Item, Judgment, Session, Stimulus, Study, Trial
 from perceptlab.studies.planners import Adaptive, planner_for
-from perceptlab.studies.sessions import has_room
 
 pytestmark = pytest.mark.django_db
 
@@ -123,20 +121,16 @@ def test_an_adaptive_study_stops_at_its_target_width(method: str, target: float)
     triplet = method == "triplet"
     study = _adaptive(method, target_width=target, **({"triplet_mode": "ptc"} if triplet else {}))
     rng = random.Random(7)
-    raters = 0
-    while has_room(study=study):
-        raters += 1
-        assert raters <= 40, "the study never reached its target width"
-        session = rating_session(study)
-        while (trial := upcoming(session=session).current) is not None:
-            choice = _simulated_choice(trial, rng, triplet=triplet)
-            if trial.item.a_id == trial.item.b_id:  # the bias triplet: no right side
-                choice = rng.choice("ab")
-            answer_current(session, choice=choice)
+
+    def choose(trial: Trial) -> str:
+        if trial.item.a_id == trial.item.b_id:  # the bias triplet: no right side
+            return rng.choice("ab")
+        return _simulated_choice(trial, rng, triplet=triplet)
+
+    rate_until_full(study, choose, most=40)
     progress = adaptive.study_progress(study)
     assert progress.done and progress.projected_left == 0
     assert all(image.widest <= target for image in progress.images)
-    print(f"{method}: {raters} raters, {progress.images[0].answered} answers to ±{target}")
     answered = Judgment.objects.filter(trial__session__study=study).count()
     assert progress.images[0].answered == answered - _bias_answers(study)
     # the last session stopped short of its 12 trials, and the next rater gets none
@@ -161,7 +155,7 @@ def test_raters_racing_on_an_adaptive_study_keep_its_counts_exact() -> None:
     DATABASE_URL): every answer is counted once on its item, in the judgment's transaction,
     and no rater sees a pair twice."""
     study = _adaptive(images=2, trials_per_session=6)
-    sessions = _race(study, raters=8, trials_each=6)
+    sessions = race(study, raters=8, trials_each=6)
     for item in study.items.filter(kind=Item.Kind.TEST):
         judgments = Judgment.objects.filter(trial__item=item, trial__kind=Trial.Kind.TEST)
         assert item.answers == judgments.count()

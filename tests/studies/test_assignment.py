@@ -1,14 +1,12 @@
 from __future__ import annotations
 
 import random
-import threading
 from collections import Counter
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 from django.utils import timezone
-from studykit import answer_current, complete, make_study, rating_session
+from studykit import answer_current, complete, make_study, race, rating_session
 
 from perceptlab.studies.assignment import (
     make_schedule,
@@ -17,7 +15,7 @@ from perceptlab.studies.assignment import (
     release_unanswered,
     upcoming,
 )
-from perceptlab.studies.models import Item, Judgment, Session, Study, Trial
+from perceptlab.studies.models import Item, Judgment, Session, Trial
 from perceptlab.studies.sessions import start_rating
 
 pytestmark = pytest.mark.django_db
@@ -151,36 +149,11 @@ def test_starting_to_rate_twice_keeps_the_first_schedule() -> None:
     assert session.schedule == schedule
 
 
-def _race(study: Study, raters: int, trials_each: int) -> list[Session]:
-    sessions = [rating_session(study) for _ in range(raters)]
-    barrier = threading.Barrier(raters)
-    errors: list[BaseException] = []
-
-    def rate(session: Session) -> None:
-        try:
-            barrier.wait()
-            for _ in range(trials_each):
-                if answer_current(session) is None:
-                    break
-        except BaseException as exc:  # surfaced below; a thread cannot fail the test
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=rate, args=(s,)) for s in sessions]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not errors, errors
-    return sessions
-
-
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_raters_never_take_a_slot_beyond_the_target() -> None:
     study = make_study("2afc", images=3, trials_per_session=18, judgments_per_item=2)
     items = study.items.filter(kind=Item.Kind.TEST).count()  # 18 pairs, 36 slots
-    sessions = _race(study, raters=4, trials_each=18)
+    sessions = race(study, raters=4, trials_each=18)
     assigned = list(study.items.values_list("assigned", flat=True))
     assert max(assigned) <= 2 and sum(assigned) == 2 * items
     per_item = Counter(

@@ -14,7 +14,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 from scipy.stats import norm
-from studykit import answer_current, make_study, rating_session
+from studykit import answer_current, make_study, rate_until_full, rating_session
 
 from perceptlab.evaluation.analysis import analyse
 from perceptlab.evaluation.reports import standalone_html
@@ -24,7 +24,6 @@ from perceptlab.studies import adaptive
 from perceptlab.studies.assignment import upcoming
 from perceptlab.studies.judging import Answer, JudgmentRejected, record
 from perceptlab.studies.models import Item, Judgment, Stimulus, Study, Trial
-from perceptlab.studies.sessions import has_room
 
 pytestmark = pytest.mark.django_db
 
@@ -125,13 +124,7 @@ def test_thresholds_and_savings_reach_the_report() -> None:
 def test_quest_asks_near_each_ladders_threshold_and_stops_at_the_target() -> None:
     study = _flicker(sampling="adaptive", target_width=0.6, trials_per_session=4)
     rng = random.Random(5)
-    raters = 0
-    while has_room(study=study):
-        raters += 1
-        assert raters <= 150, "the flicker study never reached its target"
-        session = rating_session(study)
-        while (trial := upcoming(session=session).current) is not None:
-            answer_current(session, choice=_observer(trial, rng))
+    rate_until_full(study, lambda trial: _observer(trial, rng), most=150)
     progress = adaptive.study_progress(study)
     assert progress.done and progress.unit == "log2 bpp"
     assert all(row.widest <= 0.6 for row in progress.images) and len(progress.images) == 4
