@@ -154,7 +154,7 @@ def fit_counts(
 ) -> Posterior:
     """:func:`fit_posterior` from counts: per pair of item indices (``low[q]``, ``high[q]``, in
     either order), ``k[q]`` answers for the first (not sure ½) out of ``n[q]``; a pair may
-    occur more than once. What a study keeps per item (``Item.answers``, ``Item.a_wins``)."""
+    occur more than once: what a study keeps per item (its tally: answers, a_wins)."""
     items = tuple(str(item) for item in items)
     if anchor is not None and anchor not in items:
         raise AdaptiveInputError(f"anchor {anchor!r} is not one of the items")

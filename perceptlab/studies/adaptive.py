@@ -10,8 +10,10 @@ The statistics are :mod:`perceptlab.lib.adaptive` (pure functions, replayed on r
 ``bench/adaptive.py``). What the study adds is the state and the concurrency:
 
 * **State in the database.** A test item of an adaptive study keeps its answers and the
-  share of them for its ``a`` (``Item.answers``, ``Item.a_wins``: a "not sure" counts ½),
-  updated in the transaction that stores the judgment (:func:`count_answer`). Any web
+  share of them for its ``a`` (:class:`ItemTally`: a "not sure" counts ½), added in the
+  transaction that stores the judgment (:func:`count_answer`; a row apart from the item's
+  slot counter, so that counting one answer and taking the next slot lock rows in one
+  order and raters cannot deadlock each other). Any web
   process reads the same counts (one query per binding, :func:`item_counts`); an image's
   posterior is a pure function of its counts, so a process caches it under them
   (:func:`_scale`) and refits an image only when one of its counts moved.
@@ -44,7 +46,7 @@ from django.db import DEFAULT_DB_ALIAS, connections
 
 from perceptlab.lib import adaptive, prepared, psychometric
 from perceptlab.studies import catalog
-from perceptlab.studies.models import Item, Judgment, Study, Trial
+from perceptlab.studies.models import Item, ItemTally, Judgment, Study, Trial
 
 EXPLORE = adaptive.DEFAULT_EXPLORE
 
@@ -85,14 +87,17 @@ def count_answer(*, trial: Trial, judgment: Judgment) -> None:
     else:
         share = 1.0 if judgment.chosen_id == item.a_id else 0.0
     with prepared.cursor(connections[DEFAULT_DB_ALIAS]) as cursor:
-        cursor.execute(_count_sql(), [share, item.pk])
+        cursor.execute(_count_sql(), [item.pk, share])
 
 
 @functools.cache
 def _count_sql() -> str:
+    """One upsert (PostgreSQL and SQLite ≥ 3.24): the item's first answer creates its row."""
+    table = ItemTally._meta.db_table
     return (
-        f"UPDATE {Item._meta.db_table} SET answers = answers + 1, a_wins = a_wins + %s "
-        f"WHERE id = %s"
+        f"INSERT INTO {table} (item_id, answers, a_wins) VALUES (%s, 1, %s) "
+        f"ON CONFLICT (item_id) DO UPDATE SET answers = {table}.answers + 1, "
+        f"a_wins = {table}.a_wins + excluded.a_wins"
     )
 
 
@@ -113,9 +118,11 @@ def item_counts(study: Study) -> dict[int, Counts]:
 
 @functools.cache
 def _counts_sql() -> str:
+    items, tallies = Item._meta.db_table, ItemTally._meta.db_table
     return (
-        f"SELECT id, assigned, answers, a_wins FROM {Item._meta.db_table} "
-        f"WHERE study_id = %s AND kind = %s"
+        f"SELECT i.id, i.assigned, COALESCE(t.answers, 0), COALESCE(t.a_wins, 0) "
+        f"FROM {items} i LEFT JOIN {tallies} t ON t.item_id = i.id "
+        f"WHERE i.study_id = %s AND i.kind = %s"
     )
 
 

@@ -619,11 +619,6 @@ class Item(models.Model):
         help_text="gold and practice: the right answer",
     )
     assigned = models.PositiveIntegerField(default=0)
-    # The adaptive planner's state (test items of adaptive studies): the test answers
-    # stored so far and the share of them for ``a`` (a "not sure" counts ½), kept in the
-    # judgment's transaction, so every web process reads the same scale.
-    answers = models.PositiveIntegerField(default=0)
-    a_wins = models.FloatField(default=0.0)
 
     class Meta:
         ordering = ["study", "id"]
@@ -641,6 +636,27 @@ class Item(models.Model):
         if self.b_id is None:
             return f"{self.kind} {self.a}"
         return f"{self.kind} {self.a} vs {self.b.condition_label() if self.b else '?'}"
+
+
+class ItemTally(models.Model):
+    """The adaptive planner's state of one test item (adaptive studies): the test answers
+    stored so far and the share of them for ``a`` (a "not sure" counts ½), added in the
+    judgment's transaction so every web process reads the same scale.
+
+    A row of its own, not columns of :class:`Item`: a judgment's transaction counts its
+    answer here and then takes the next trial's slot on an item, so two raters answering
+    each other's next items lock a tally row and then an item row, always in that order,
+    and cannot deadlock (on PostgreSQL, with both counters on ``Item``, they did).
+    """
+
+    item = models.OneToOneField(
+        Item, primary_key=True, on_delete=models.CASCADE, related_name="tally"
+    )
+    answers = models.PositiveIntegerField(default=0)
+    a_wins = models.FloatField(default=0.0)
+
+    def __str__(self) -> str:
+        return f"{self.item}: {self.a_wins:g} of {self.answers}"
 
 
 class Session(models.Model):

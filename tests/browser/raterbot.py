@@ -37,6 +37,17 @@ def position(page: Any) -> int:
     return int(page.get_by_test_id("rater").get_attribute("data-position"))
 
 
+def acknowledged(page: Any, timeout: int = 30_000) -> None:
+    """Wait until the server has acknowledged every answer the page sent: the page keeps
+    unacknowledged answers in localStorage (``perceptlab.pending.<code>``) and drops the
+    entry once the judgment POST is answered. The next trial can show before that (it was
+    prefetched), so a test reading the database waits for this first."""
+    code = page.url.rstrip("/").rsplit("/", 1)[-1]
+    page.wait_for_function(
+        f"() => localStorage.getItem('perceptlab.pending.{code}') === null", timeout=timeout
+    )
+
+
 def rate(
     page: Any, keys: list[str] | Callable[[int], list[str]], *, limit: int | None = None
 ) -> list[int]:

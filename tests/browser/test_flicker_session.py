@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from raterbot import READY_OR_FEEDBACK, enter, log_in_as_researcher, position, rate
+from raterbot import READY_OR_FEEDBACK, acknowledged, enter, log_in_as_researcher, position, rate
 from studykit import make_study
 from test_exact_pixels import _png
 
@@ -84,6 +84,7 @@ def test_one_side_flickers_at_10_hz_against_a_still_original_and_the_answer_name
         arg=first,
     )
     page.wait_for_selector(READY_OR_FEEDBACK)
+    acknowledged(page)
     judgment = Judgment.objects.get(trial=trial)
     assert judgment.chosen_id == trial.item.b_id  # detected: the side showing the condition
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from raterbot import READY_OR_FEEDBACK, enter, position, rate
+from raterbot import READY_OR_FEEDBACK, acknowledged, enter, position, rate
 from studykit import make_study
 from test_exact_pixels import _assert_exact, _png
 
@@ -146,6 +146,7 @@ def test_btc_flickers_each_side_at_10_hz_for_8_s_then_blanks_3_s(
         arg=first,
     )
     page.wait_for_selector(READY_OR_FEEDBACK)
+    acknowledged(page)
     judgment = Judgment.objects.get(trial__session__study=study, trial__position=first)
     assert judgment.choice == "b" and judgment.flips == 1
     assert judgment.chosen == judgment.trial.shown_as()[1]

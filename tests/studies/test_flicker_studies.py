@@ -23,7 +23,7 @@ from perceptlab.lib import psychometric as pm
 from perceptlab.studies import adaptive
 from perceptlab.studies.assignment import upcoming
 from perceptlab.studies.judging import Answer, JudgmentRejected, record
-from perceptlab.studies.models import Item, Judgment, Stimulus, Study, Trial
+from perceptlab.studies.models import Item, ItemTally, Judgment, Stimulus, Study, Trial
 
 pytestmark = pytest.mark.django_db
 
@@ -130,17 +130,18 @@ def test_quest_asks_near_each_ladders_threshold_and_stops_at_the_target() -> Non
     assert all(row.widest <= 0.6 for row in progress.images) and len(progress.images) == 4
     # the questions went mostly to the two rates around each codec's threshold
     asked = {}
-    for item in study.items.filter(kind=Item.Kind.TEST).select_related("b__reconstruction"):
+    tests = study.items.filter(kind=Item.Kind.TEST).select_related("b__reconstruction", "tally")
+    for item in tests:
         assert item.b is not None and item.b.reconstruction is not None
         codec = item.b.reconstruction.codec
         asked.setdefault(codec, {}).setdefault(item.b.target(), 0)
-        asked[codec][item.b.target()] += item.answers
+        asked[codec][item.b.target()] += item.tally.answers if hasattr(item, "tally") else 0
     for codec, by_rate in asked.items():
         threshold = 2 ** (TRUTH[codec] + float(pm.criterion_offset(0.5)))
         near = sorted(by_rate, key=lambda rate: abs(np.log2(rate / threshold)))[:2]
         assert sum(by_rate[r] for r in near) > 0.5 * sum(by_rate.values()), (codec, by_rate)
     assert Judgment.objects.filter(trial__session__study=study).count() == sum(
-        study.items.filter(kind=Item.Kind.TEST).values_list("answers", flat=True)
+        ItemTally.objects.filter(item__study=study).values_list("answers", flat=True)
     )
 
 
