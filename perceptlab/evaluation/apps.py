@@ -16,3 +16,8 @@ class EvaluationConfig(AppConfig):
         from perceptlab.studies.admin import contribute_operation
 
         contribute_operation("metrics", enqueue_metrics)
+        # A metric-guided study calibrates the crop metrics to its scores as they arrive.
+        from perceptlab.evaluation.frames import crop_metric_values
+        from perceptlab.studies.guidance import contribute_metric_source
+
+        contribute_metric_source(crop_metric_values)

@@ -291,6 +291,19 @@ def _outcome(choice: str, chosen_id: int | None, a_id: int, b_id: int | None) ->
     return 1.0 if chosen_id == a_id else 0.0
 
 
+def crop_metric_values(study: Study) -> dict[int, dict[str, float]]:
+    """Stimulus id → metric → value on the crop raters see (computed values only): what a
+    metric-guided study calibrates (:mod:`perceptlab.studies.guidance`)."""
+    values: dict[int, dict[str, float]] = {}
+    rows = StimulusMetric.objects.filter(
+        stimulus__study=study, region=StimulusMetric.Region.CROP, value__isnull=False
+    ).values_list("stimulus_id", "metric", "value")
+    for stimulus, metric, value in rows:
+        if value is not None:
+            values.setdefault(stimulus, {})[metric] = float(value)
+    return values
+
+
 def metrics_frame(study: Study) -> pd.DataFrame:
     values = StimulusMetric.objects.filter(stimulus__study=study).select_related(
         "stimulus__study_image__source", "stimulus__reconstruction"

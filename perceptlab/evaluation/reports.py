@@ -127,6 +127,9 @@ class ReportData:
     metric_predictions: pd.DataFrame = field(default_factory=pd.DataFrame)
     """ACR/DCR/triplet: each stimulus's human score predicted from the calibrated metrics,
     leaving its image out (``analysis.tables.metric_predictions``)."""
+    guidance: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """ACR/DCR/triplet: the study replayed as a metric-guided one, the scale's error per number
+    of stimuli measured (``analysis.tables.guidance_replay``)."""
     flicker_thresholds: pd.DataFrame = field(default_factory=pd.DataFrame)
     """Flicker (AIC-2): each image and codec's visually lossless threshold (``stats.flicker``)."""
     flicker_savings: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -717,6 +720,129 @@ def _agreement_section(data: ReportData) -> Section:
     return _table_or_notice("Metric agreement with raters", frame, caption=caption)
 
 
+GUIDANCE_TITLE = "What metric guidance would have saved"
+
+
+@dataclass(frozen=True)
+class GuidanceSaving:
+    """At ``budget`` stimuli measured in random order the scale is off by ``error``; guided
+    measurement is first that close at ``needed`` stimuli (None: not before the end)."""
+
+    budget: int
+    error: float
+    needed: int | None
+    per_stimulus: float
+
+    @property
+    def judgments(self) -> float:
+        """Judgments saved: the stimuli not measured, at the study's judgments per stimulus."""
+        return 0.0 if self.needed is None else (self.budget - self.needed) * self.per_stimulus
+
+
+def guidance_savings(frame: pd.DataFrame) -> list[GuidanceSaving]:
+    """For each number of stimuli measured short of all of them, what guided measurement
+    needed to reach random order's error there (the replay's steps: ``bench/metric_guided``'s
+    "guided needs for random's error")."""
+    rows = frame.sort_values("measured")
+    steps = rows["measured"].to_numpy(dtype=np.int64)
+    guided_errors = rows["guided"].to_numpy(dtype=np.float64)
+    savings = []
+    for step, error, per in zip(
+        steps, rows["random"].to_numpy(dtype=np.float64), rows["per_stimulus"], strict=True
+    ):
+        if step >= int(rows["stimuli"].iloc[0]) or step == steps[0]:
+            continue  # all measured (both exact), or the shared random start
+        reached = np.flatnonzero(guided_errors <= error + 1e-12)
+        needed = int(steps[reached[0]]) if len(reached) else None
+        savings.append(GuidanceSaving(int(step), float(error), needed, float(per)))
+    return savings
+
+
+def _guidance_section(data: ReportData) -> list[Section]:
+    """How many judgments metric guidance would have saved this study (issue: metric-guided
+    studies): the completed study replayed, guided against random order."""
+    if data.method not in ("acr", "dcr", "triplet"):
+        return []
+    frame = data.guidance
+    needed = {"measured", "stimuli", "guided", "random", "per_stimulus", "seeds"}
+    if frame.empty or not needed <= set(frame.columns):
+        return [
+            Section(
+                GUIDANCE_TITLE,
+                "notice",
+                html=_notice(
+                    f"{NO_DATA} The replay needs objective metrics and human scores of at "
+                    "least 12 stimuli."
+                ),
+            )
+        ]
+    savings = guidance_savings(frame)
+    count = int(frame["stimuli"].iloc[0])
+    unit = "JND" if data.method == "triplet" else data.quality_label.split(" ")[0]
+    half = min(savings, key=lambda s: abs(s.budget - count / 2), default=None)
+    if half is None:
+        headline = "The study is too small to replay in steps."
+    elif half.needed is None:
+        headline = (
+            f"With {half.budget} of the {count} stimuli measured in random order the scale is "
+            f"off by {half.error:.3f} {unit}; guided measurement got no closer before measuring "
+            "all of them: on this study the metrics did not tell where raters were needed."
+        )
+    else:
+        headline = (
+            f"With {half.budget} of the {count} stimuli measured in random order the scale is "
+            f"off by {half.error:.3f} {unit} (RMS); guided measurement was as close after "
+            f"{half.needed}: {half.budget - half.needed} stimuli, about "
+            f"{half.judgments:.0f} judgments at this study's {half.per_stimulus:.1f} per "
+            "stimulus, saved."
+        )
+    caption = (
+        f"{headline} The completed study replayed: stimuli are 'measured' (their human score "
+        "revealed) one batch at a time, either the one whose prediction from the calibrated "
+        "metrics is least certain (fit, residual and the metrics' disagreement) or in random "
+        "order, and every stimulus not measured yet takes its prediction; the error is that "
+        "scale's RMS distance from the study's complete one, mean over "
+        f"{int(frame['seeds'].iloc[0])} random starting sets (bench/metric_guided.py replays "
+        "JPEG AIC-4 the same way)."
+    )
+    figure = go.Figure()
+    for column, name, colour in (
+        ("random", "random order", "#9aa5b1"),
+        ("guided", "metric-guided", "#1f6feb"),
+    ):
+        figure.add_trace(
+            go.Scatter(
+                x=frame["measured"],
+                y=frame[column],
+                mode="lines+markers",
+                name=name,
+                line={"color": colour},
+            )
+        )
+    figure.update_layout(
+        xaxis_title=f"stimuli measured (of {count})",
+        yaxis_title=f"RMS error of the scale ({unit})",
+        template="plotly_white",
+        height=400,
+    )
+    table = pd.DataFrame(
+        {
+            "measured in random order": [s.budget for s in savings],
+            "its error": [round(s.error, 3) for s in savings],
+            "guided needed": [s.needed if s.needed is not None else "—" for s in savings],
+            "judgments saved": [round(s.judgments) for s in savings],
+        }
+    )
+    return [
+        _figure_or_notice(GUIDANCE_TITLE, figure, caption=caption),
+        Section(
+            "Guided measurement: stimuli needed for random order's error",
+            "table",
+            html=table_html(table),
+        ),
+    ]
+
+
 def _prediction_section(data: ReportData) -> list[Section]:
     """Predicted against measured: how well the metrics, calibrated on the other images,
     stand in for raters on this one (ACR, DCR, triplets)."""
@@ -930,6 +1056,7 @@ def report_sections(data: ReportData) -> list[Section]:
         *_subject_sections(data),
         _agreement_section(data),
         *_prediction_section(data),
+        *_guidance_section(data),
         _exclusion_section(data),
         _screening_section(data),
         *_lapse_section(data),

@@ -137,6 +137,7 @@ def build_report_data(
         jnd_scale=analysis.scores if config.method == "triplet" else pd.DataFrame(),
         triplet_qc=analysis.triplet_qc,
         metric_predictions=analysis.predictions,
+        guidance=analysis.guidance,
         flicker_thresholds=analysis.scores if config.method == "flicker" else pd.DataFrame(),
         flicker_savings=analysis.flicker_savings,
     )

@@ -58,6 +58,8 @@ class Counts:
     assigned: int
     answers: int
     a_wins: float
+    score_sum: float = 0.0  # ACR/DCR (metric guidance): the ratings' sum and sum of squares
+    score_squares: float = 0.0
 
     @property
     def pending(self) -> int:
@@ -80,14 +82,18 @@ class ImageScale:
 
 def count_answer(*, trial: Trial, judgment: Judgment) -> None:
     """Add a stored test answer to its item's counters (inside the judgment's transaction):
-    1 for ``a`` chosen, 0 for ``b``, ½ for "cannot decide" / "not sure"."""
+    a pair's ``a`` share is 1 for ``a`` chosen, 0 for ``b``, ½ for "cannot decide" / "not
+    sure"; a rating (ACR/DCR) adds its score and its square."""
     item = trial.item
-    if judgment.chosen_id is None:
+    score = 0.0
+    if judgment.score is not None:
+        share, score = 0.0, float(judgment.score)
+    elif judgment.chosen_id is None:
         share = 0.5
     else:
         share = 1.0 if judgment.chosen_id == item.a_id else 0.0
     with prepared.cursor(connections[DEFAULT_DB_ALIAS]) as cursor:
-        cursor.execute(_count_sql(), [item.pk, share])
+        cursor.execute(_count_sql(), [item.pk, share, score, score * score])
 
 
 @functools.cache
@@ -95,9 +101,12 @@ def _count_sql() -> str:
     """One upsert (PostgreSQL and SQLite ≥ 3.24): the item's first answer creates its row."""
     table = ItemTally._meta.db_table
     return (
-        f"INSERT INTO {table} (item_id, answers, a_wins) VALUES (%s, 1, %s) "
+        f"INSERT INTO {table} (item_id, answers, a_wins, score_sum, score_squares) "
+        f"VALUES (%s, 1, %s, %s, %s) "
         f"ON CONFLICT (item_id) DO UPDATE SET answers = {table}.answers + 1, "
-        f"a_wins = {table}.a_wins + excluded.a_wins"
+        f"a_wins = {table}.a_wins + excluded.a_wins, "
+        f"score_sum = {table}.score_sum + excluded.score_sum, "
+        f"score_squares = {table}.score_squares + excluded.score_squares"
     )
 
 
@@ -112,7 +121,8 @@ def item_counts(study: Study) -> dict[int, Counts]:
     with prepared.cursor(db) as cursor:
         cursor.execute(_counts_sql(), [study.pk, Item.Kind.TEST])
         return {
-            pk: Counts(assigned, answers, float(wins)) for pk, assigned, answers, wins in cursor
+            pk: Counts(assigned, answers, float(wins), float(total), float(squares))
+            for pk, assigned, answers, wins, total, squares in cursor
         }
 
 
@@ -120,7 +130,8 @@ def item_counts(study: Study) -> dict[int, Counts]:
 def _counts_sql() -> str:
     items, tallies = Item._meta.db_table, ItemTally._meta.db_table
     return (
-        f"SELECT i.id, i.assigned, COALESCE(t.answers, 0), COALESCE(t.a_wins, 0) "
+        f"SELECT i.id, i.assigned, COALESCE(t.answers, 0), COALESCE(t.a_wins, 0), "
+        f"COALESCE(t.score_sum, 0), COALESCE(t.score_squares, 0) "
         f"FROM {items} i LEFT JOIN {tallies} t ON t.item_id = i.id "
         f"WHERE i.study_id = %s AND i.kind = %s"
     )
@@ -193,10 +204,10 @@ def rank(
         gain = _gains(live, scales, counts)
         return lambda item: (-gain[item.pk],)
 
-    return _order(live, counts, rng, explore, by_gain)
+    return sampling_order(live, counts, rng, explore, by_gain)
 
 
-def _order(
+def sampling_order(
     live: Sequence[Item],
     counts: Mapping[int, Counts],
     rng: random.Random,
@@ -308,7 +319,7 @@ def _rank_ladders(
 
         return urgency
 
-    return _order(live, counts, rng, explore, by_width)
+    return sampling_order(live, counts, rng, explore, by_width)
 
 
 def _stopped(item: Item, scales: Mapping[int, ImageScale]) -> bool:

@@ -16,6 +16,7 @@ from django.db.models.functions import Cast
 
 from perceptlab.codecs.generation import progress
 from perceptlab.codecs.models import GenerationJob
+from perceptlab.studies import guidance
 from perceptlab.studies.adaptive import Progress, study_progress
 from perceptlab.studies.models import Item, Judgment, Session, Stimulus, Study, Trial
 from perceptlab.studies.stimuli import imported_codecs, imported_plan, study_jobs
@@ -169,8 +170,12 @@ def study_dashboard(*, study: Study) -> Dashboard:
         coverage=coverage(study=study),
         timing=timing(study=study),
         quality=quality_control(study=study),
-        adaptive=study_progress(study) if study.is_adaptive else None,
+        adaptive=_progress(study) if study.is_adaptive else None,
     )
+
+
+def _progress(study: Study) -> Progress:
+    return guidance.study_progress(study) if study.is_guided else study_progress(study)
 
 
 def generation(*, study: Study) -> Generation:

@@ -162,8 +162,8 @@ class Study(models.Model):
         BUDGET = "budget", "a random pair budget per image"
 
     class Sampling(models.TextChoices):
-        BALANCED = "balanced", "balanced: the least-served pair next"
-        ADAPTIVE = "adaptive", "adaptive: the most informative pair next, stop at a target width"
+        BALANCED = "balanced", "balanced: the least-served item next"
+        ADAPTIVE = "adaptive", "adaptive: the most informative item next, stop at a target width"
 
     class DcrLayout(models.TextChoices):
         SIDE_BY_SIDE = "side_by_side", "side by side"
@@ -215,17 +215,19 @@ class Study(models.Model):
         max_length=8,
         choices=Sampling.choices,
         default=Sampling.BALANCED,
-        help_text="2AFC, triplet and flicker: which item a rater gets next (adaptive: "
-        "expected information gain on each image's Thurstone scale, or in the flicker test "
-        "QUEST on each image and codec's ladder; half of them the least asked; an image "
-        "stops at the target width)",
+        help_text="which item a rater gets next (adaptive: in 2AFC and triplets the expected "
+        "information gain on each image's Thurstone scale, in the flicker test QUEST on each "
+        "image and codec's ladder, in ACR and DCR metric guidance: the stimulus whose score "
+        "is least certain from its ratings and the objective metrics calibrated to the "
+        "scores so far; a share of them the least asked; each stops at the target width)",
     )
     target_width = models.FloatField(
         default=0.5,
         validators=[MinValueValidator(0.05), MaxValueValidator(5.0)],
         help_text="adaptive: an image stops drawing pairs once every condition's 95 % "
         "half-width is at most this (JOD in 2AFC, JND in triplets; in the flicker test "
-        "each image and codec's threshold, in log2 bpp: 0.5 is ±41 %)",
+        "each image and codec's threshold, in log2 bpp: 0.5 is ±41 %; in ACR and DCR each "
+        "stimulus's score, in points of the scale)",
     )
 
     judgments_per_item = models.PositiveIntegerField(
@@ -367,10 +369,6 @@ class Study(models.Model):
                     f"{self.crop_height})"
                 }
             )
-        if self.sampling == Study.Sampling.ADAPTIVE and not self.is_pairwise:
-            raise ValidationError(
-                {"sampling": "adaptive sampling chooses pairs: use it with 2AFC or triplets"}
-            )
         if self.gold_trials and self.gold_codec not in REGISTRY:
             kind = "an imported codec (it cannot encode)" if self.gold_codec in known else "unknown"
             raise ValidationError(
@@ -396,7 +394,14 @@ class Study(models.Model):
 
     @property
     def is_adaptive(self) -> bool:
-        return self.is_pairwise and self.sampling == Study.Sampling.ADAPTIVE
+        """Adaptive sampling (:mod:`perceptlab.studies.adaptive`; in ACR and DCR metric
+        guidance, :mod:`perceptlab.studies.guidance`)."""
+        return self.sampling == Study.Sampling.ADAPTIVE
+
+    @property
+    def is_guided(self) -> bool:
+        """A metric-guided ACR or DCR study: adaptive sampling of single stimuli."""
+        return self.is_adaptive and not self.is_pairwise
 
     @property
     def is_triplet(self) -> bool:
@@ -654,8 +659,13 @@ class ItemTally(models.Model):
     )
     answers = models.PositiveIntegerField(default=0)
     a_wins = models.FloatField(default=0.0)
+    # ACR/DCR (metric-guided studies): the sum of the ratings and of their squares
+    score_sum = models.FloatField(default=0.0)
+    score_squares = models.FloatField(default=0.0)
 
     def __str__(self) -> str:
+        if self.item.b_id is None:
+            return f"{self.item}: {self.answers} ratings summing to {self.score_sum:g}"
         return f"{self.item}: {self.a_wins:g} of {self.answers}"
 
 

@@ -11,8 +11,9 @@ A planner does two things:
 The static planners here rank least-served first with random tie-breaking. A study with
 ``sampling = "adaptive"`` gets :class:`Adaptive` around its pair planner: the same pairs,
 ranked by expected information gain on each image's current Thurstone scale, and none of an
-image that reached the target width (:mod:`perceptlab.studies.adaptive`); assignment does
-not change.
+image that reached the target width (:mod:`perceptlab.studies.adaptive`); an adaptive ACR
+or DCR study gets :class:`Guided`, metric guidance (:mod:`perceptlab.studies.guidance`);
+assignment does not change.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import random
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, ClassVar
 
-from perceptlab.studies import adaptive
+from perceptlab.studies import adaptive, guidance
 
 if TYPE_CHECKING:
     from perceptlab.studies.models import Item, Session, Stimulus, Study
@@ -224,9 +225,23 @@ class Adaptive(Planner):
         return adaptive.rank(study=session.study, candidates=candidates)
 
 
+class Guided(SingleStimulus):
+    """Metric-guided ACR and DCR (``Study.sampling``): the stimulus whose score is least
+    certain first (:mod:`perceptlab.studies.guidance`)."""
+
+    slug = "guided"
+
+    def rank(
+        self, *, session: Session, candidates: Sequence[Item], assigned: Mapping[int, int]
+    ) -> list[Item]:
+        """Every stimulus to its minimum first, then the widest estimates (a share of them
+        the least rated); none that stopped. ``assigned`` is read again with the ratings."""
+        return guidance.rank(study=session.study, candidates=candidates)
+
+
 def planner_for(study: Study) -> Planner:
     if not study.is_pairwise:
-        return SingleStimulus()
+        return Guided() if study.is_guided else SingleStimulus()
     if study.pair_plan not in PLANNERS:
         raise ValueError(f"unknown pair plan {study.pair_plan!r}; valid: {sorted(PLANNERS)}")
     # a triplet design reads the plan itself (its pairs include the source and cross-codec ones)

@@ -24,7 +24,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from perceptlab.studies import adaptive
+from perceptlab.studies import adaptive, guidance
 from perceptlab.studies.assignment import (
     Snapshot,
     make_schedule,
@@ -92,11 +92,17 @@ def has_room(*, study: Study) -> bool:
     return not full_reason(study=study)
 
 
+def at_target(study: Study) -> bool:
+    """An adaptive study whose every image (pairs), ladder (flicker) or stimulus (metric-
+    guided ACR/DCR) has reached the target width."""
+    return guidance.stopped(study) if study.is_guided else adaptive.stopped(study)
+
+
 def full_reason(*, study: Study) -> str:
     """Why a newcomer gets no test trial ("" when there is room): every image of an adaptive
     study at its target width, or no test item with a free slot (after giving back stale
     ones)."""
-    if study.is_adaptive and adaptive.stopped(study):
+    if study.is_adaptive and at_target(study):
         return STUDY_AT_TARGET
     open_items = study.items.filter(kind=Item.Kind.TEST, assigned__lt=study.judgments_per_item)
     if open_items.exists() or (release_stale(study=study) > 0 and open_items.exists()):

@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 from scipy.optimize import curve_fit
 
-from perceptlab.evaluation.analysis.tables import metric_predictions
+from perceptlab.evaluation.analysis.tables import guidance_replay, metric_predictions
+from perceptlab.evaluation.reports import ReportData, guidance_savings, report_sections
 from perceptlab.evaluation.stats import guided
 from perceptlab.evaluation.stats.common import StatsInputError
 
@@ -96,3 +97,77 @@ def test_each_images_predictions_come_from_the_other_images_calibration() -> Non
     assert metric_predictions(truth, wide.iloc[:0], images).empty
     one_image = images.where(images == "img0", "img0")
     assert metric_predictions(truth, wide, one_image).empty
+
+
+def test_the_logistic_jacobian_is_its_central_difference() -> None:
+    x = np.linspace(10, 50, 41)
+    for params in ((2.0, -3.0, 35.0, 3.0), (1.0, 4.0, 12.0, -0.5), (0.0, 1.0, 30.0, 8.0)):
+        exact = guided.logistic4_jacobian(x, *params)
+        step = 1e-6 * np.maximum(np.abs(params), 1e-3)
+        numeric = np.stack(
+            [
+                (
+                    guided.logistic4(x, *(np.add(params, h * e)))
+                    - guided.logistic4(x, *np.subtract(params, h * e))
+                )
+                / (2 * h)
+                for h, e in zip(step, np.eye(4), strict=True)
+            ],
+            axis=1,
+        )
+        assert exact == pytest.approx(numeric, abs=1e-6)
+
+
+def _fooled_study(count: int, seed: int) -> tuple[pd.Series, pd.DataFrame]:
+    """A study's MOS and two crop metrics that follow it except each on its own tenth of the
+    stimuli (the metric is fooled there)."""
+    rng = np.random.default_rng(seed)
+    stimuli = [f"s{i}" for i in range(count)]
+    mos = pd.Series(rng.uniform(1, 5, count), index=stimuli, name="mos")
+    one = 20 + 4 * mos.to_numpy() + rng.normal(0, 0.2, count)
+    two = 0.6 + 0.08 * mos.to_numpy() + rng.normal(0, 0.004, count)
+    fooled = rng.choice(count, count // 5, replace=False)
+    half = len(fooled) // 2
+    one[fooled[:half]] += rng.uniform(5, 9, half)
+    two[fooled[half:]] -= rng.uniform(0.1, 0.2, len(fooled) - half)
+    return mos, pd.DataFrame({"psnr": one, "ssim": two}, index=stimuli)
+
+
+def test_a_completed_study_replayed_as_a_guided_one_says_what_guidance_saved() -> None:
+    """The report's replay (tables.guidance_replay): the same curves as stats.guided.replay on
+    the study's stimuli, and the saving read off them in stimuli and judgments."""
+    mos, wide = _fooled_study(60, seed=5)
+    frame = guidance_replay(mos, wide, judgments=60 * 15, seeds=3)
+    assert list(frame["measured"]) == [10, 16, 22, 29, 35, 41, 48, 54, 60]
+    assert (frame["stimuli"] == 60).all() and (frame["per_stimulus"] == 15.0).all()
+    reference = guided.replay(
+        wide.to_numpy(), mos.to_numpy(), steps=frame["measured"].to_numpy(), seeds=3, batch=2
+    )
+    assert frame["guided"].to_numpy() == pytest.approx(reference.guided)
+    assert frame["random"].to_numpy() == pytest.approx(reference.random)
+    assert frame["guided"].iloc[-1] == frame["random"].iloc[-1] == 0.0  # all measured: exact
+    savings = {s.budget: s for s in guidance_savings(frame)}
+    assert sorted(savings) == [16, 22, 29, 35, 41, 48, 54]  # not the shared start, not the end
+    middle = savings[29]
+    assert middle.error == pytest.approx(frame.set_index("measured").loc[29, "random"])
+    assert middle.needed is not None and middle.needed < 29  # the fooled stimuli found first
+    reached = frame.set_index("measured").loc[middle.needed, "guided"]
+    assert reached <= middle.error
+    assert middle.judgments == (29 - middle.needed) * 15.0
+    # in the report
+    data = ReportData(title="t", method="acr", generated_at="", guidance=frame)
+    sections = {s.title: s for s in report_sections(data)}
+    figure = sections["What metric guidance would have saved"]
+    assert figure.kind == "figure" and figure.figure is not None
+    assert f"guided measurement was as close after {middle.needed}" in figure.caption
+    assert f"about {middle.judgments:.0f} judgments" in figure.caption
+    table = sections["Guided measurement: stimuli needed for random order's error"].html
+    assert f'<td class="num">{middle.needed}</td>' in table
+
+
+def test_a_study_too_small_or_without_metrics_is_not_replayed() -> None:
+    mos, wide = _fooled_study(11, seed=6)
+    assert guidance_replay(mos, wide, judgments=100).empty  # under 12 stimuli
+    mos, wide = _fooled_study(30, seed=6)
+    assert guidance_replay(mos, wide.iloc[:0], judgments=100).empty
+    assert guidance_replay(mos, wide.assign(psnr=np.nan, ssim=np.nan), judgments=100).empty

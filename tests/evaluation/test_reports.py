@@ -318,6 +318,7 @@ def test_an_empty_report_says_no_data_yet_instead_of_crashing() -> None:
         "Subject model: raters",
         "Metric agreement with raters",
         "Metrics calibrated to the human scale",
+        "What metric guidance would have saved",
         "Judgments counted and excluded",
         "Rater screening",
     ]
@@ -347,6 +348,7 @@ def test_an_acr_report_lists_its_sections_in_reading_order() -> None:
         ("Subject model: raters", "notice"),
         ("Metric agreement with raters", "table"),
         ("Metrics calibrated to the human scale", "notice"),
+        ("What metric guidance would have saved", "notice"),
         ("Judgments counted and excluded", "notice"),
         ("Rater screening", "table"),
     ]

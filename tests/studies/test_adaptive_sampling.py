@@ -7,7 +7,6 @@ import random
 
 import numpy as np
 import pytest
-from django.core.exceptions import ValidationError
 from django.db.models import F
 from scipy.special import ndtr
 from studykit import answer_current, make_study, race, rate_until_full, rating_session
@@ -47,11 +46,9 @@ def _simulated_choice(trial: Trial, rng: random.Random, *, triplet: bool) -> str
     return "a" if rng.random() < ndtr((a - b) / core.SIGMA) else "b"
 
 
-def test_adaptive_sampling_is_for_pairwise_methods_only() -> None:
-    study = make_study("acr", build=False, sampling="adaptive")
-    with pytest.raises(ValidationError, match="2AFC or triplets"):
-        study.full_clean()
+def test_adaptive_pairwise_studies_rank_by_information_gain() -> None:
     assert isinstance(planner_for(_adaptive()), Adaptive)
+    assert isinstance(planner_for(_adaptive("triplet")), Adaptive)
     assert not isinstance(planner_for(make_study("2afc", images=1)), Adaptive)
 
 

@@ -146,14 +146,13 @@ def test_a_triplet_study_is_authored_in_the_admin_and_a_boosted_one_needs_an_eve
     assert 'name="triplet_mode"' in page and 'name="boost_alpha"' in page
 
 
-def test_adaptive_sampling_is_chosen_in_the_admin_for_pairwise_studies_only(
-    staff: Client,
-) -> None:
+def test_adaptive_sampling_is_chosen_in_the_admin(staff: Client) -> None:
+    """Pairwise studies get information gain; ACR and DCR metric guidance."""
     image_set = synthetic_set()
-    acr = add_form(image_set.pk, method="acr", sampling="adaptive")
+    acr = add_form(image_set.pk, method="acr", sampling="adaptive", name="guided-acr")
     response = staff.post("/admin/studies/study/add/", acr)
-    assert response.status_code == 200
-    assert "use it with 2AFC or triplets" in str(response.context["adminform"].form.errors)
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    assert Study.objects.get(name="guided-acr").is_guided
     form = add_form(image_set.pk, method="2afc", sampling="adaptive", target_width=0.3)
     response = staff.post("/admin/studies/study/add/", form)
     assert response.status_code == 302, response.context["adminform"].form.errors

@@ -16,6 +16,7 @@ from perceptlab.evaluation.analysis.tables import (
     ci_columns,
     condition_info,
     crop_agreement,
+    guidance_replay,
     metric_predictions,
     metric_table,
     stimulus_columns,
@@ -77,6 +78,7 @@ def analyse_ratings(
         bd_table=bd_table,
         agreement=crop_agreement(human, wide),
         predictions=metric_predictions(human, wide, _image_of(stimuli)),
+        guidance=guidance_replay(human, wide, _judgments_on(screened, human)),
         screening=screening_table,
         objective=pd.DataFrame(),
         unavailable_metrics={},
@@ -282,3 +284,8 @@ _DEGENERATE = (
 
 def _image_of(stimuli: pd.DataFrame) -> pd.Series:
     return stimuli.set_index("stimulus")["image"]
+
+
+def _judgments_on(ratings: pd.DataFrame, human: pd.Series) -> int:
+    """The ratings behind the stimuli of ``human`` (the scores the replay measures)."""
+    return int(ratings["stimulus"].isin(human.index.astype(str)).sum())

@@ -46,6 +46,9 @@ class Analysis:
     # each stimulus's human score predicted from the crop metrics calibrated on the other
     # images (tables.metric_predictions): the metric-guided view of the study
     predictions: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # the study replayed as a metric-guided one (tables.guidance_replay): the scale's error
+    # per number of stimuli measured, guided and in random order
+    guidance: pd.DataFrame = field(default_factory=pd.DataFrame)
     # flicker (AIC-2): each codec's rate at the threshold against the reference codec's
     # (stats.flicker.savings), and the psychometric spread shared by the study (log2 bpp)
     flicker_savings: pd.DataFrame = field(default_factory=pd.DataFrame)

@@ -127,6 +127,55 @@ def metric_predictions(human: pd.Series, wide: pd.DataFrame, images: pd.Series) 
     ).dropna(subset=["predicted"])
 
 
+REPLAY_SEEDS = 5
+REPLAY_MIN_STIMULI = 12
+
+
+def guidance_replay(
+    human: pd.Series, wide: pd.DataFrame, judgments: int, *, seeds: int = REPLAY_SEEDS
+) -> pd.DataFrame:
+    """This completed study replayed as a metric-guided one (:func:`stats.guided.replay`, as
+    ``bench/metric_guided.py`` does on JPEG AIC-4): its stimuli are measured — their human
+    score revealed — most uncertain first (the calibrated metrics' predictive variance) or in
+    random order, every other stimulus predicted from the metrics calibrated on those
+    measured; per number measured, the RMS error of that scale against the study's complete
+    one (``guided``, ``random``), averaged over ``seeds`` random starting sets. A study
+    spends ``per_stimulus`` = ``judgments`` ÷ stimuli judgments on a stimulus on average,
+    which turns stimuli saved into judgments saved. Empty under
+    :data:`REPLAY_MIN_STIMULI` stimuli with a human score, or with no metric on 4 of them."""
+    if wide.empty:
+        return pd.DataFrame()
+    joined = human.to_frame("measured").join(wide, how="inner")
+    joined = joined.loc[joined["measured"].notna()]
+    columns = [c for c in wide.columns if joined[c].notna().sum() >= 4]
+    count = len(joined)
+    if count < REPLAY_MIN_STIMULI or not columns:
+        return pd.DataFrame()
+    seed_size = max(5, min(guided.DEFAULT_SEED_SIZE, count // 4))
+    steps = np.unique(np.linspace(seed_size, count, 9).round().astype(np.intp))
+    try:
+        result = guided.replay(
+            joined[columns].to_numpy(dtype=np.float64),
+            joined["measured"].to_numpy(dtype=np.float64),
+            steps=steps,
+            seeds=seeds,
+            seed_size=seed_size,
+            batch=max(1, count // 25),  # at most ~25 refits per seed, whatever the size
+        )
+    except StatsInputError:
+        return pd.DataFrame()
+    return pd.DataFrame(
+        {
+            "measured": result.measured,
+            "stimuli": count,
+            "guided": result.guided,
+            "random": result.random,
+            "per_stimulus": judgments / count,
+            "seeds": seeds,
+        }
+    )
+
+
 def objective_frame(
     stimuli: pd.DataFrame, metrics: pd.DataFrame
 ) -> tuple[pd.DataFrame, dict[str, str]]:

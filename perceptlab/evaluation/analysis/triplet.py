@@ -34,6 +34,7 @@ from perceptlab.evaluation.analysis.tables import (
     bpp_sources,
     condition_info,
     crop_agreement,
+    guidance_replay,
     metric_predictions,
     metric_table,
 )
@@ -156,6 +157,7 @@ def analyse_triplet(
         predictions=metric_predictions(
             scores.set_index("stimulus")["jnd"], wide, stimuli.set_index("stimulus")["image"]
         ),
+        guidance=guidance_replay(scores.set_index("stimulus")["jnd"], wide, len(scale_rows)),
         screening=pd.DataFrame(columns=["rater", "rejected", "reason"]),
         triplet_qc=triplets.triplet_qc(frame).reset_index(),
         objective=pd.DataFrame(),

@@ -2,16 +2,11 @@
 measured, the unmeasured ones predicted with an uncertainty, and human effort sent where
 the prediction is least certain.
 
-**Calibration** (:func:`calibrate`). Each metric gets the monotone 4-parameter logistic that
-ITU-T P.1401 (§7.3, after VQEG's FR-TV reports) uses to map an objective score onto a
-subjective scale, y = a + b / (1 + exp(−(x − c) / |d|)), fitted by least squares to the
-conditions measured so far; its uncertainty is the fit's own (the delta method on the
-parameters' covariance from the least-squares Jacobian) plus the metric's residual variance.
-
-**Prediction** (:func:`predict`). The metrics' calibrated predictions are combined with weights
-inverse to their residual variances; a condition's predictive variance is the weighted mean of
-each metric's (fit spread² + residual²) plus the metrics' disagreement (the weighted variance
-of their predictions): where metrics disagree, a human measurement is worth most.
+**Calibration and prediction** (:mod:`perceptlab.lib.calibration`, re-exported here with
+this package's errors). Each metric gets ITU-T P.1401's monotone 4-parameter logistic onto
+the human scale, with the delta method's fit uncertainty plus its residual variance; the
+metrics are combined by inverse residual variance, their disagreement added to the
+predictive variance.
 
 **Guidance** (:func:`replay`). Starting from ``seed_size`` conditions measured at random, the
 next condition measured is the unmeasured one with the largest predictive variance; the
@@ -24,118 +19,36 @@ metrics). Pure numpy/scipy, no Django.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.optimize import OptimizeWarning, curve_fit
+
+from perceptlab.lib import calibration
+from perceptlab.lib.calibration import Calibration, logistic4, logistic4_jacobian
 
 from .common import StatsInputError
+
+__all__ = ["Calibration", "Replay", "calibrate", "logistic4", "logistic4_jacobian", "predict"]
 
 Array = NDArray[np.float64]
 DEFAULT_SEED_SIZE = 10
 
 
-def logistic4(x: Array, a: float, b: float, c: float, d: float) -> Array:
-    """P.1401's monotone logistic: a + b / (1 + exp(−(x − c)/|d|))."""
-    z = np.clip(-(x - c) / (abs(d) + 1e-12), -60.0, 60.0)
-    return np.asarray(a + b / (1.0 + np.exp(z)))
-
-
-def _fit(x: Array, y: Array) -> tuple[Array, Array]:
-    """Least-squares logistic parameters and their covariance (a start from the data's
-    ranges); the start with an unknown (infinite) covariance when the fit fails."""
-    span = float(np.ptp(x)) or 1.0
-    slope = float(np.corrcoef(x, y)[0, 1]) if len(x) > 2 and np.ptp(y) > 0 else 1.0
-    sign = 1.0 if not np.isfinite(slope) or slope >= 0 else -1.0
-    low, high = float(np.min(y)), float(np.max(y))
-    rise = (high - low) or 1.0
-    start = np.array([low if sign > 0 else high, sign * rise, float(np.median(x)), span / 4])
-    # Bounded so that a straight-line relation gives a wide logistic, not one of runaway
-    # parameters whose covariance would swamp every prediction: the rise within 4× the
-    # human range, the centre within the metric's range widened by its span, the scale
-    # between 1/50 and 2 spans.
-    lower = [low - 4 * rise, -4 * rise, float(np.min(x)) - span, span / 50]
-    upper = [high + 4 * rise, 4 * rise, float(np.max(x)) + span, 2 * span]
-    start = np.clip(start, np.add(lower, 1e-9), np.subtract(upper, 1e-9))
-    unknown = np.full((4, 4), np.inf)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", OptimizeWarning)
-            warnings.simplefilter("ignore", RuntimeWarning)
-            params, cov = curve_fit(
-                logistic4, x, y, p0=start, bounds=(lower, upper), method="trf", max_nfev=4000
-            )
-        if np.all(np.isfinite(params)):
-            return np.asarray(params, dtype=np.float64), np.asarray(cov, dtype=np.float64)
-    except (RuntimeError, ValueError):
-        pass
-    return start, unknown
-
-
-@dataclass(frozen=True)
-class Calibration:
-    """One metric's map onto the human scale: the fit, its parameters' covariance, its
-    residual sd."""
-
-    params: Array
-    cov: Array
-    residual_sd: float
-
-    def predict(self, x: Array) -> tuple[Array, Array]:
-        """Mean and variance of the calibrated prediction at metric values ``x``: the fit's
-        variance by the delta method (J·cov·Jᵀ, J by central differences) plus the residual
-        variance; a fit of unknown covariance counts the data's own variance instead."""
-        point = logistic4(x, *self.params)
-        if not np.all(np.isfinite(self.cov)):
-            return point, np.full_like(point, self.residual_sd**2 * 4.0)
-        steps = 1e-6 * np.maximum(np.abs(self.params), 1e-3)
-        jacobian = np.stack(
-            [
-                (logistic4(x, *(self.params + h * e)) - logistic4(x, *(self.params - h * e)))
-                / (2 * h)
-                for h, e in zip(steps, np.eye(4), strict=True)
-            ],
-            axis=1,
-        )
-        fit_var = np.einsum("ik,kl,il->i", jacobian, self.cov, jacobian)
-        return point, np.clip(fit_var, 0.0, None) + self.residual_sd**2
-
-
 def calibrate(x: Array, y: Array) -> Calibration:
-    """The logistic map of metric values ``x`` onto human values ``y`` (measured conditions)."""
-    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    if len(x) != len(y) or len(x) < 4:
-        raise StatsInputError("calibration needs at least 4 measured conditions")
-    params, cov = _fit(x, y)
-    residual = y - logistic4(x, *params)
-    dof = max(len(x) - 4, 1)
-    return Calibration(params, cov, float(np.sqrt(residual @ residual / dof)))
+    """:func:`perceptlab.lib.calibration.calibrate`; too few conditions: StatsInputError."""
+    try:
+        return calibration.calibrate(x, y)
+    except calibration.CalibrationInputError as error:
+        raise StatsInputError(str(error)) from None
 
 
 def predict(metrics: Array, measured: NDArray[np.bool_], y: Array) -> tuple[Array, Array]:
-    """Predicted human values and predictive variances of every condition (rows of
-    ``metrics``, conditions × metrics), from the ``measured`` ones' ``y``."""
-    metrics = np.asarray(metrics, dtype=np.float64)
-    means, variances, weights = [], [], []
-    for j in range(metrics.shape[1]):
-        column = metrics[:, j]
-        usable = measured & np.isfinite(column)
-        if usable.sum() < 4:
-            continue
-        fitted = calibrate(column[usable], y[usable])
-        mean, var = fitted.predict(np.where(np.isfinite(column), column, np.nanmedian(column)))
-        means.append(mean)
-        variances.append(var)
-        weights.append(1.0 / max(fitted.residual_sd**2, 1e-9))
-    if not means:
-        raise StatsInputError("no metric has 4 measured conditions to calibrate on")
-    m, v, w = np.stack(means), np.stack(variances), np.array(weights)[:, None]
-    w = w / w.sum()
-    combined = (w * m).sum(axis=0)
-    disagreement = (w * (m - combined) ** 2).sum(axis=0)
-    return combined, (w * v).sum(axis=0) + disagreement
+    """:func:`perceptlab.lib.calibration.predict`; nothing to calibrate on: StatsInputError."""
+    try:
+        return calibration.predict(metrics, measured, y)
+    except calibration.CalibrationInputError as error:
+        raise StatsInputError(str(error)) from None
 
 
 @dataclass(frozen=True)
