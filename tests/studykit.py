@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from perceptlab.lib.images import encode_png
 from perceptlab.studies import stimuli
 from perceptlab.studies.assignment import upcoming
 from perceptlab.studies.judging import Answer, Recorded, record
-from perceptlab.studies.models import Session, Study, Trial
+from perceptlab.studies.models import Item, Session, Study, Trial
 from perceptlab.studies.sessions import has_room, settle, start_rating
 
 
@@ -194,3 +194,30 @@ def race(study: Study, raters: int, trials_each: int) -> list[Session]:
         thread.join()
     assert not errors, errors
     return sessions
+
+
+def with_crop_metrics(study: Study, seed: int, fooled: Sequence[int] = ()) -> dict[int, float]:
+    """Give each test stimulus of a rating study (by item id order) a true MOS (1.5–4.5) and
+    two crop metrics that follow it to about ±0.1 MOS (a PSNR-like and an SSIM-like one);
+    the SSIM of the stimuli at the positions ``fooled`` misses it by 2 MOS (a texture that
+    fools one metric). Returns item id → true MOS."""
+    from perceptlab.evaluation.models import StimulusMetric
+
+    rng = np.random.default_rng(seed)
+    truth = {}
+    items = study.items.filter(kind=Item.Kind.TEST).select_related("a").order_by("pk")
+    for k, item in enumerate(items):
+        mos = float(rng.uniform(1.5, 4.5))
+        truth[item.pk] = mos
+        ssim = 0.70 + 0.06 * mos + rng.normal(0, 0.006)
+        if k in fooled:
+            ssim += 0.12 if mos < 3 else -0.12
+        for metric, value in (("psnr", 24 + 3 * mos + rng.normal(0, 0.3)), ("ssim", ssim)):
+            StimulusMetric.objects.create(
+                stimulus=item.a,
+                region=StimulusMetric.Region.CROP,
+                metric=metric,
+                value=value,
+                version="test",
+            )
+    return truth

@@ -758,6 +758,10 @@ def guidance_savings(frame: pd.DataFrame) -> list[GuidanceSaving]:
     return savings
 
 
+def _stimuli(count: int) -> str:
+    return f"{count} stimulus" if count == 1 else f"{count} stimuli"
+
+
 def _guidance_section(data: ReportData) -> list[Section]:
     """How many judgments metric guidance would have saved this study (issue: metric-guided
     studies): the completed study replayed, guided against random order."""
@@ -782,17 +786,19 @@ def _guidance_section(data: ReportData) -> list[Section]:
     half = min(savings, key=lambda s: abs(s.budget - count / 2), default=None)
     if half is None:
         headline = "The study is too small to replay in steps."
-    elif half.needed is None:
+    elif half.needed is None or half.needed > half.budget:
+        later = "all of them" if half.needed is None else f"{half.needed}"
         headline = (
             f"With {half.budget} of the {count} stimuli measured in random order the scale is "
-            f"off by {half.error:.3f} {unit}; guided measurement got no closer before measuring "
-            "all of them: on this study the metrics did not tell where raters were needed."
+            f"off by {half.error:.3f} {unit} (RMS); guided measurement was not as close before "
+            f"measuring {later}: on this study the metrics did not tell where raters were "
+            "needed."
         )
     else:
         headline = (
             f"With {half.budget} of the {count} stimuli measured in random order the scale is "
             f"off by {half.error:.3f} {unit} (RMS); guided measurement was as close after "
-            f"{half.needed}: {half.budget - half.needed} stimuli, about "
+            f"{half.needed}: {_stimuli(half.budget - half.needed)}, about "
             f"{half.judgments:.0f} judgments at this study's {half.per_stimulus:.1f} per "
             "stimulus, saved."
         )
@@ -830,7 +836,7 @@ def _guidance_section(data: ReportData) -> list[Section]:
             "measured in random order": [s.budget for s in savings],
             "its error": [round(s.error, 3) for s in savings],
             "guided needed": [s.needed if s.needed is not None else "—" for s in savings],
-            "judgments saved": [round(s.judgments) for s in savings],
+            "judgments saved (−: guidance needed more)": [round(s.judgments) for s in savings],
         }
     )
     return [

@@ -171,3 +171,33 @@ def test_a_study_too_small_or_without_metrics_is_not_replayed() -> None:
     mos, wide = _fooled_study(30, seed=6)
     assert guidance_replay(mos, wide.iloc[:0], judgments=100).empty
     assert guidance_replay(mos, wide.assign(psnr=np.nan, ssim=np.nan), judgments=100).empty
+
+
+def test_a_replay_where_guidance_does_worse_says_so() -> None:
+    """Guided measurement behind random order at the half-way budget: the report says the
+    metrics did not tell where raters were needed, and the table counts the extra judgments
+    as negative savings."""
+    frame = pd.DataFrame(
+        {
+            "measured": [5, 10, 15, 20],
+            "stimuli": 20,
+            "guided": [0.6, 0.5, 0.3, 0.0],
+            "random": [0.6, 0.4, 0.2, 0.0],
+            "per_stimulus": 12.0,
+            "seeds": 5,
+        }
+    )
+    savings = guidance_savings(frame)
+    assert [(s.budget, s.needed, s.judgments) for s in savings] == [
+        (10, 15, -60.0),
+        (15, 20, -60.0),
+    ]
+    data = ReportData(title="t", method="dcr", generated_at="", guidance=frame)
+    sections = {s.title: s for s in report_sections(data)}
+    caption = sections["What metric guidance would have saved"].caption
+    assert "With 10 of the 20 stimuli measured in random order the scale is off by 0.400" in caption
+    assert "guided measurement was not as close before measuring 15" in caption
+    assert (
+        '<td class="num">-60</td>'
+        in sections["Guided measurement: stimuli needed for random order's error"].html
+    )

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import numpy as np
 import pytest
 from django.test import Client
 from django.urls import reverse
-from studykit import answer_current, make_study, race, rating_session
+from studykit import answer_current, make_study, race, rating_session, with_crop_metrics
 
 from perceptlab.evaluation.models import StimulusMetric
 from perceptlab.lib import calibration
@@ -43,29 +43,6 @@ def _guided(images: int = 3, **fields: object) -> Study:
 
 def _tests(study: Study) -> list[Item]:
     return list(study.items.filter(kind=Item.Kind.TEST).select_related("a").order_by("pk"))
-
-
-def _with_metrics(study: Study, seed: int, fooled: Sequence[int] = ()) -> dict[int, float]:
-    """Give each test stimulus a true MOS (1.5–4.5) and two crop metrics that follow it to
-    about ±0.1 MOS; the ssim of the stimuli at the positions ``fooled`` misses it by 2 MOS
-    (a texture that fools one metric). Returns item id → true MOS."""
-    rng = np.random.default_rng(seed)
-    truth = {}
-    for k, item in enumerate(_tests(study)):
-        mos = float(rng.uniform(1.5, 4.5))
-        truth[item.pk] = mos
-        ssim = 0.70 + 0.06 * mos + rng.normal(0, 0.006)
-        if k in fooled:
-            ssim += 0.12 if mos < 3 else -0.12
-        for metric, value in (("psnr", 24 + 3 * mos + rng.normal(0, 0.3)), ("ssim", ssim)):
-            StimulusMetric.objects.create(
-                stimulus=item.a,
-                region=StimulusMetric.Region.CROP,
-                metric=metric,
-                value=value,
-                version="test",
-            )
-    return truth
 
 
 def _rater(truth: dict[int, float], rng: random.Random) -> Callable[[Trial], float]:
@@ -124,7 +101,7 @@ def test_a_stimulus_estimate_combines_its_ratings_with_the_calibrated_metrics() 
     variance σ² (σ² pooled over the stimuli): checked against the formula, with m and v
     from lib.calibration on the same means and noise."""
     study = _guided(images=2, target_width=0.3)
-    truth = _with_metrics(study, seed=1)
+    truth = with_crop_metrics(study, seed=1)
     items = _tests(study)
     rng = np.random.default_rng(2)
     ratings = {}
@@ -185,7 +162,7 @@ def _tally(item: Item, n: int, mean: float) -> None:
 
 def test_the_next_rating_goes_to_the_least_certain_stimulus() -> None:
     study = _guided(images=2, target_width=0.2)
-    truth = _with_metrics(study, seed=3, fooled=[7])
+    truth = with_crop_metrics(study, seed=3, fooled=[7])
     items = _tests(study)
     # none rated: every stimulus is under its minimum, all offered
     ranked = guidance.rank(study=study, candidates=items, rng=random.Random(1), explore=0.0)
@@ -231,7 +208,7 @@ def test_a_guided_study_stops_at_its_target_with_fewer_ratings_where_metrics_agr
     the dashboard shows the widths."""
     random.seed(7)  # the assignment's tie-breaking
     study = _guided(images=6, target_width=0.45, judgments_per_item=40, trials_per_session=12)
-    truth = _with_metrics(study, seed=5, fooled=[0, 1, 2])
+    truth = with_crop_metrics(study, seed=5, fooled=[0, 1, 2])
     raters = _rate_until_at_target(study, _rater(truth, random.Random(6)), most=120)
     assert sessions.full_reason(study=study) == sessions.STUDY_AT_TARGET
     states = guidance.estimates(study)
@@ -248,7 +225,7 @@ def test_a_guided_study_stops_at_its_target_with_fewer_ratings_where_metrics_agr
     sigma2 = guidance._pooled_variance(list(counts.values()), span=4.0)
     alone = math.ceil((1.959964 / 0.45) ** 2 * sigma2)
     total = sum(s.ratings for s in states.values())
-    assert total < 0.9 * alone * len(states), (total, alone)  # 0.27–0.77 in ten runs
+    assert total < 0.9 * alone * len(states), (total, alone)  # 0.27–0.77 in nine runs
     # every rating stored once and counted once
     assert Judgment.objects.filter(trial__session__study=study).count() == total
     # the estimates are close to the truth, and their intervals honest
