@@ -179,10 +179,12 @@ GENERATION_MAX_ATTEMPTS = envint("PERCEPTLAB_JOB_MAX_ATTEMPTS", 3, min_value=1)
 # re-enqueue jobs of lost workers, repair drifted slot counters.
 WORKER_MAINTENANCE_SECONDS = envint("PERCEPTLAB_MAINTENANCE_SECONDS", 60, min_value=1)
 # Each pass runs these upkeep functions, each layer's own (dotted paths): the slot
-# counters of live studies, and the stored analyses of studies whose data changed.
+# counters of live studies, the stored analyses of studies whose data changed, and the
+# ladders of adaptive flicker studies (rates added where a threshold falls between two).
 WORKER_MAINTENANCE_HOOKS = [
     "perceptlab.studies.reconcile.reconcile_live_studies",
     "perceptlab.evaluation.stored.refresh_pass",
+    "perceptlab.studies.ladders.extend_ladders",
 ]
 # Stored analyses (evaluation/stored.py): a study whose judgments keep coming in gets a new
 # analysis at most every ANALYSIS_DEBOUNCE_SECONDS; one running longer than

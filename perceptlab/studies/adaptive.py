@@ -247,6 +247,7 @@ class LadderState:
     answered: int
     done: bool
     next_item: int  # the item at the level nearest the posterior mean threshold
+    levels: tuple[float, ...] = ()  # the items' log2 bpp (achieved), by rate
 
 
 def ladder_states(study: Study, counts: Mapping[int, Counts]) -> dict[tuple[int, str], LadderState]:
@@ -289,7 +290,8 @@ def _ladder(
         x, np.array([row[1] for row in rows]), np.array([row[2] for row in rows])
     )
     answered = sum(row[2] for row in rows)
-    return LadderState(items, post, answered, post.half_width() <= target, items[post.nearest(x)])
+    done = post.half_width() <= target
+    return LadderState(items, post, answered, done, items[post.nearest(x)], tuple(x.tolist()))
 
 
 def _rank_ladders(

@@ -229,6 +229,13 @@ class Study(models.Model):
         "each image and codec's threshold, in log2 bpp: 0.5 is ±41 %; in ACR and DCR each "
         "stimulus's score, in points of the scale)",
     )
+    ladder_levels = models.JSONField(
+        default=dict,
+        blank=True,
+        editable=False,
+        help_text="adaptive flicker studies: the rates added on demand to each image and "
+        "codec's ladder ({'<study image id>:<codec>': [bpp, …]}, studies.ladders)",
+    )
 
     judgments_per_item = models.PositiveIntegerField(
         default=5, validators=[MinValueValidator(1)], help_text="judgments wanted per item"

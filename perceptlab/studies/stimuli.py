@@ -121,6 +121,21 @@ def _requests(study: Study) -> list[JobRequest]:
     return requests
 
 
+def ladder_key(study_image: StudyImage, codec: str) -> str:
+    """The key of one image and codec's ladder in ``Study.ladder_levels``."""
+    return f"{study_image.pk}:{codec}"
+
+
+def ladder_requests(study: Study, study_image: StudyImage) -> list[JobRequest]:
+    """The rates added on demand to this image's ladders (``studies.ladders``)."""
+    added = study.ladder_levels or {}
+    return [
+        JobRequest(codec=codec, target_bpp=float(bpp))
+        for codec in study.codecs
+        for bpp in added.get(ladder_key(study_image, codec), [])
+    ]
+
+
 def plan_generation(*, study: Study) -> list[GenerationJob]:
     """The study's generation jobs (created on first call, found afterwards); failed
     jobs are reset to pending, so generating again retries them."""
@@ -222,13 +237,13 @@ class PlannedJobs:
 
 
 def study_jobs(*, study: Study) -> PlannedJobs:
-    """The study's jobs as they stand, read-only (nothing created, nothing retried)."""
+    """The study's jobs as they stand, read-only (nothing created, nothing retried),
+    the rates an adaptive flicker study added to its ladders included."""
     requests = _requests(study)
-    keys = {
-        request_key(si.source, request)
-        for si in study.study_images.select_related("source")
-        for request in requests
-    }
+    keys = set()
+    for si in study.study_images.select_related("source"):
+        for request in [*requests, *ladder_requests(study, si)]:
+            keys.add(request_key(si.source, request))
     jobs = list(GenerationJob.objects.filter(key__in=keys).select_related("source"))
     return PlannedJobs(jobs=jobs, unplanned=len(keys) - len(jobs))
 
