@@ -24,7 +24,10 @@ exploration). Printed per sampler, every 10 % of the budget: the RMS error again
 reference over the items (mean over seeds) and the mean 95 % half-width the sampler's own
 posterior claims (2AFC: of the centred values); then the ratio the issue asks for: the
 budget at which the planner's mean error first reaches random's error at the full budget,
-over the full budget (goal ≤ 0.5; inf when it never does). ``--html`` writes the curves
+over the full budget (goal ≤ 0.5; inf when it never does), and beside it the best any
+design can do: the share of random's trials the locally A-optimal allocation over the same
+pairs needs at the full-data scale (``lib.adaptive.optimal_allocation``), a bound no planner
+beats in expectation. ``--html`` writes the curves
 (plotly). Last, the time to choose the next pair at 50 and 200 conditions per image.
 """
 
@@ -213,6 +216,15 @@ def _frame(a: list[int], b: list[int], outcomes: list[float], replay: Replay) ->
     )
 
 
+def _optimal_share(replay: Replay) -> adaptive.Allocation:
+    """The locally A-optimal design over the replay's pairs at its full-data scale
+    (``lib.adaptive.optimal_allocation``): a bound on any planner's share of random's trials
+    (asymptotic, variance only: what learning the scale as it goes can at best approach)."""
+    pairs = np.array(sorted(replay.pools), dtype=np.intp)
+    anchor = replay.items.index(replay.anchor) if replay.anchor is not None else None
+    return adaptive.optimal_allocation(np.asarray(replay.reference), pairs, anchor=anchor)
+
+
 def ratio(planner: np.ndarray, random: np.ndarray, budget: int) -> float:
     """Budget share at which the planner's mean error first reaches random's at the full
     budget (linear between checkpoints); inf when it never does."""
@@ -267,6 +279,13 @@ def main() -> int:
         print(
             f"trials to match random's error at {args.budget} ÷ {args.budget}: "
             f"planner {share:.2f}, gain only {gain_share:.2f}  (goal ≤ 0.5)"
+        )
+        bound = _optimal_share(replay)
+        print(
+            f"the best any design can do: the A-optimal allocation at the full-data scale needs "
+            f"{bound.share:.2f} of random's trials for its error (Kiefer's check "
+            f"{bound.equivalence:.4f}, {int((bound.weights > 1e-3).sum())} of "
+            f"{len(bound.weights)} pairs used)"
         )
         print(f"({time.process_time() - started:.0f} s CPU)")
         figures.append((replay, mean))

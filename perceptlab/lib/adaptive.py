@@ -30,6 +30,13 @@ C = √(π ln 2 / 2), h the binary entropy in bits.
 item's 95 % half-width is at most the researcher's target; until then the answers still
 needed are projected by the 1/√n law from the widest interval.
 
+**The best any design can do** (:func:`optimal_allocation`). With the true scale known, the
+allocation of trials over the candidate pairs that minimises the scale's mean squared error
+is the locally A-optimal design of the Fisher information (Kiefer's equivalence theorem
+certifies it); an adaptive sampler, which learns the scale as it goes, approaches it at
+best. The share of uniform random sampling's trials it needs for the same error is a bound
+on what any planner can save (``bench/adaptive.py`` prints it for both replays).
+
 **Exploration.** Pure information gain crowds onto close pairs, where Case V stops adding up
 and where real raters' "not sure" answers pile up; replayed on JPEG AIC-3's SDR25 responses the
 ASAP sampler (Mikhailiuk et al. 2020) erred 0.32 JND against 0.14 for random pairs at 990
@@ -308,3 +315,79 @@ def stopping(
         free
     ]
     return Stopping(widths=widths, target=target, answered=answered)
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """:func:`optimal_allocation`'s result: the weight of each pair, the mean squared error
+    per trial of the optimal and of the uniform design (trace of the inverse Fisher
+    information, per free item), and Kiefer's equivalence check (max derivative ÷ trace:
+    1 at the optimum)."""
+
+    weights: Array
+    optimal: float
+    uniform: float
+    equivalence: float
+
+    @property
+    def share(self) -> float:
+        """Trials the optimal design needs for uniform sampling's error, as a share."""
+        return self.optimal / self.uniform
+
+
+def optimal_allocation(
+    scale: Array,
+    pairs: NDArray[np.intp],
+    *,
+    anchor: int | None = None,
+    iterations: int = 20_000,
+    tolerance: float = 1e-6,
+) -> Allocation:
+    """The locally A-optimal allocation of trials over ``pairs`` (rows of item indices) at
+    the scale ``scale``: minimise tr(M(w)⁻¹) over weights w on the simplex, M(w) = Σ w_q
+    I_q a_q a_qᵀ with a_q = e_i − e_j and one answer's Fisher information
+    I_q = φ(d)²/(Φ(d)(1 − Φ(d)))/σ², d = (s_i − s_j)/σ. ``anchor``: the item held at 0 (its
+    row and column left out); none: the scale is centred (the pseudo-inverse, on the
+    zero-sum subspace). Solved by the multiplicative algorithm w_q ← w_q (g_q / tr M⁻¹)^½,
+    g_q = I_q a_qᵀ M⁻² a_q (Silvey, Titterington and Torsney 1978; monotone for A-optimality,
+    Yu, Ann. Statist. 38:1593, 2010), until max g_q ≤ (1 + tolerance)·tr M⁻¹: at the
+    optimum every pair's g_q ≤ tr M⁻¹ (Kiefer and Wolfowitz's equivalence theorem)."""
+    scale = np.asarray(scale, dtype=np.float64)
+    pairs = np.asarray(pairs, dtype=np.intp)
+    if pairs.ndim != 2 or pairs.shape[1] != 2 or not len(pairs):
+        raise AdaptiveInputError("pairs must be rows of two item indices")
+    if np.any(pairs[:, 0] == pairs[:, 1]) or pairs.min() < 0 or pairs.max() >= len(scale):
+        raise AdaptiveInputError("a pair must name two different items of the scale")
+    d = (scale[pairs[:, 0]] - scale[pairs[:, 1]]) / SIGMA
+    p = ndtr(d)
+    info = np.exp(-(d**2)) / (2.0 * np.pi) / np.clip(p * (1.0 - p), 1e-300, None) / SIGMA**2
+    design = np.zeros((len(pairs), len(scale)))
+    design[np.arange(len(pairs)), pairs[:, 0]] = 1.0
+    design[np.arange(len(pairs)), pairs[:, 1]] = -1.0
+    if anchor is not None:
+        design = np.delete(design, anchor, axis=1)
+
+    def inverse(w: Array) -> Array:
+        m = (design * (w * info)[:, None]).T @ design
+        if anchor is not None:
+            return np.asarray(np.linalg.inv(m))
+        return np.asarray(np.linalg.pinv(m, hermitian=True))
+
+    free = design.shape[1] - (0 if anchor is not None else 1)
+    if np.linalg.matrix_rank(design) < free:
+        raise AdaptiveInputError("the pairs do not connect every item to the scale")
+    uniform = np.full(len(pairs), 1.0 / len(pairs))
+    uniform_trace = float(np.trace(inverse(uniform)))
+    w = uniform.copy()
+    for _ in range(iterations):
+        m_inv = inverse(w)
+        trace = float(np.trace(m_inv))
+        g = info * np.einsum("qi,ij,qj->q", design, m_inv @ m_inv, design)
+        if g.max() <= (1.0 + tolerance) * trace:
+            break
+        w = w * np.sqrt(g / trace)
+        w /= w.sum()
+    m_inv = inverse(w)
+    trace = float(np.trace(m_inv))
+    g = info * np.einsum("qi,ij,qj->q", design, m_inv @ m_inv, design)
+    return Allocation(w, trace / free, uniform_trace / free, float(g.max() / trace))

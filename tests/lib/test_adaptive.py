@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy.special import ndtr
+from scipy.stats import norm
 
 from perceptlab.evaluation.stats import triplets
 from perceptlab.lib import adaptive
@@ -162,3 +163,36 @@ def test_stopping_says_when_every_interval_is_narrow_enough_and_how_many_answers
     assert loose.done and loose.projected_left == 0
     with pytest.raises(adaptive.AdaptiveInputError, match="target"):
         adaptive.stopping(posterior, target=0.0, answered=1)
+
+
+def test_the_optimal_allocation_is_the_brute_force_minimum_on_three_items() -> None:
+    """Three items, the first anchored at 0, all three pairs: the multiplicative algorithm's
+    trace of the inverse Fisher information is the minimum over a fine grid of the simplex."""
+    scale = np.array([0.0, 0.8, 2.5])
+    pairs = np.array([[0, 1], [0, 2], [1, 2]], dtype=np.intp)
+    found = adaptive.optimal_allocation(scale, pairs, anchor=0)
+    d = (scale[pairs[:, 0]] - scale[pairs[:, 1]]) / adaptive.SIGMA
+    info = norm.pdf(d) ** 2 / (norm.cdf(d) * norm.sf(d)) / adaptive.SIGMA**2
+    design = np.array([[-1.0, 0.0], [0.0, -1.0], [1.0, -1.0]])  # columns: items 1 and 2
+    best = np.inf
+    for w0 in np.arange(0.002, 1.0, 0.002):
+        for w1 in np.arange(0.002, 1.0 - w0, 0.002):
+            w = np.array([w0, w1, 1.0 - w0 - w1])
+            m = (design * (w * info)[:, None]).T @ design
+            best = min(best, float(np.trace(np.linalg.inv(m))))
+    assert found.optimal * 2 == pytest.approx(best, rel=1e-3)  # per free item: 2 of them
+    assert found.equivalence == pytest.approx(1.0, abs=1e-5)
+    assert found.weights.sum() == pytest.approx(1.0) and found.share < 1.0
+
+
+def test_uniform_sampling_is_optimal_where_every_pair_is_alike() -> None:
+    """Items all at the same level, every pair a candidate, the scale centred: by symmetry
+    the uniform design is optimal (share 1); a disconnected design is refused."""
+    pairs = np.array([[0, 1], [0, 2], [0, 3], [1, 2], [1, 3], [2, 3]], dtype=np.intp)
+    found = adaptive.optimal_allocation(np.zeros(4), pairs)
+    assert found.share == pytest.approx(1.0, abs=1e-9)
+    assert found.weights == pytest.approx(np.full(6, 1 / 6))
+    with pytest.raises(adaptive.AdaptiveInputError, match="connect"):
+        adaptive.optimal_allocation(np.zeros(4), np.array([[0, 1], [2, 3]]), anchor=0)
+    with pytest.raises(adaptive.AdaptiveInputError, match="two different items"):
+        adaptive.optimal_allocation(np.zeros(3), np.array([[0, 0]]))
