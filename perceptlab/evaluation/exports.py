@@ -5,7 +5,9 @@ The bundle (a zip) holds the three input frames (``judgments.csv``, ``stimuli.cs
 (``sureal_dataset.json``, ACR/DCR) or the triplet responses (``triplets.csv``, triplet
 studies, in the layout ``manage.py score --kind triplet`` reads), for flicker studies the
 codecs' savings at the threshold (``flicker_savings.csv``; ``scores.csv`` holds each image and
-codec's threshold), and ``manifest.json``: the
+codec's threshold), for ACR, DCR and triplet studies with metrics the study replayed as a
+metric-guided one (``metric_guidance.csv``: the scale's error per number of stimuli measured,
+guided and in random order), and ``manifest.json``: the
 analysis settings, the model names and versions, the software versions and the SHA-256 of
 every file. Reopening a bundle (:func:`open_bundle` → :func:`reanalyse`) reruns the same
 analysis on its frames and gives the same scores, on any machine, without the database.
@@ -193,6 +195,13 @@ def make_bundle(
         **(
             {"flicker_savings.csv": csv_bytes(analysis.flicker_savings)}
             if not analysis.flicker_savings.empty
+            else {}
+        ),
+        # ACR/DCR/triplet: the study replayed as a metric-guided one (the report's section
+        # "What metric guidance would have saved")
+        **(
+            {"metric_guidance.csv": csv_bytes(analysis.guidance)}
+            if not analysis.guidance.empty
             else {}
         ),
         "report.html": report_html.encode(),

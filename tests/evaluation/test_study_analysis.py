@@ -165,3 +165,22 @@ def test_a_tampered_bundle_is_refused(acr_study, admin_client, tmp_path: Path) -
             target.writestr(name, data)
     with pytest.raises(exports.StatsInputError, match=r"judgments\.csv has SHA-256"):
         exports.open_bundle(path)
+
+
+@pytest.mark.slow
+def test_the_bundle_carries_the_guidance_replay_and_reopens_into_it(
+    admin_client,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    """An ACR study of 18 stimuli with crop metrics: the bundle holds metric_guidance.csv (the
+    report's replay), and reanalysing the bundle gives the same replay."""
+    study = rated_study("acr", images=3, raters=6, seed=4, target_bpps=[0.5, 1.0, 2.0], **ACR)
+    studykit.with_crop_metrics(study, seed=5)
+    response = admin_client.get(reverse("evaluation:export", args=[study.pk, "bundle.zip"]))
+    assert response.status_code == 200
+    path = tmp_path / "bundle.zip"
+    path.write_bytes(response.content)
+    stored = exports.read_csv_bytes(zipfile.ZipFile(path).read("metric_guidance.csv"))
+    assert list(stored["measured"])[-1] == 18 and (stored["stimuli"] == 18).all()
+    again = exports.reanalyse(exports.open_bundle(path))
+    assert exports.csv_bytes(again.guidance) == exports.csv_bytes(stored)
