@@ -77,7 +77,7 @@ MetricSource = Callable[[Study], Mapping[int, Mapping[str, float]]]
 _sources: list[MetricSource] = []
 _lock = threading.Lock()
 _metric_cache: dict[int, tuple[float, MetricTable]] = {}
-_prediction_cache: dict[tuple[int, int, int], _Prediction] = {}
+_prediction_cache: dict[tuple[int, float, int], _Prediction] = {}
 
 
 def contribute_metric_source(source: MetricSource) -> None:
@@ -93,6 +93,7 @@ class MetricTable:
     stimuli: tuple[int, ...]
     metrics: tuple[str, ...]
     values: np.ndarray
+    loaded: float = 0.0  # time.monotonic() when read: the predictions cached from it carry it
 
     def rows(self, stimuli: Sequence[int]) -> np.ndarray:
         index = {pk: i for i, pk in enumerate(self.stimuli)}
@@ -119,7 +120,7 @@ def metric_table(study: Study) -> MetricTable:
         [[merged[s].get(m, np.nan) for m in metrics] for s in stimuli], dtype=np.float64
     ).reshape(len(stimuli), len(metrics))
     values[~np.isfinite(values)] = np.nan  # an identical crop's PSNR (inf) is no calibration
-    table = MetricTable(stimuli, metrics, values)
+    table = MetricTable(stimuli, metrics, values, now)
     with _lock:
         _metric_cache[study.pk] = (now, table)
     return table
@@ -222,7 +223,7 @@ def _predict(
     stimuli = tuple(item.a_id for item in items)
     total = sum(counts[item.pk].answers for item in items)
     table = metric_table(study)
-    key = (study.pk, id(table), total // REFIT_EVERY)
+    key = (study.pk, table.loaded, total // REFIT_EVERY)
     cached = _prediction_cache.get(key)
     if cached is not None and cached.stimuli == stimuli:
         return cached
