@@ -12,7 +12,8 @@ adaptive flicker study:
 1. rates asked for earlier whose generation jobs are done are built into stimuli and items
    (``stimuli.build_stimuli``: the same crop, PNG and identical-pixel rules as every
    condition), so the ladder gains a level and QUEST can ask it at once;
-2. a ladder that has not reached the target width, whose posterior mean lies more than
+2. a ladder (of a codec that encodes: an imported codec has only its files) that has not
+   reached the target width, whose posterior mean lies more than
    :data:`GAP` (log2 bpp) from its nearest level, and within :data:`REACH` of the rates
    the study was designed with, gets a new rate at the posterior mean (3 significant
    digits): a generation job for that image and codec alone (``codecs.generation``: rate
@@ -40,6 +41,7 @@ from perceptlab.studies.models import Method, Study, StudyImage
 from perceptlab.studies.stimuli import (
     StudyNotReady,
     build_stimuli,
+    imported_codecs,
     ladder_key,
     ladder_requests,
     study_jobs,
@@ -80,11 +82,12 @@ def extend_study(study: Study) -> Extension:
     requested = []
     counts = adaptive.item_counts(study)
     images = {si.pk: si for si in study.study_images.select_related("source")}
+    imported = set(imported_codecs(study))  # known only by their files: nothing to encode
     designed = [math.log2(float(b)) for b in study.target_bpps]
     low, high = min(designed) - REACH, max(designed) + REACH
     for (image_id, codec), state in sorted(adaptive.ladder_states(study, counts).items()):
         study_image = images.get(image_id)
-        if state.done or study_image is None or not state.answered:
+        if state.done or study_image is None or not state.answered or codec in imported:
             continue
         mean = state.posterior.mean
         if min(abs(level - mean) for level in state.levels) <= GAP or not low <= mean <= high:

@@ -96,6 +96,16 @@ def test_a_threshold_between_two_far_rates_gets_a_new_rate_there() -> None:
     assert abs(job.reconstruction.achieved_bpp / bpp - 1) < 0.1  # rate control hit it
 
 
+def test_an_imported_codecs_ladder_is_not_extended(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An imported codec is known only by the files imported for it: no job can encode it."""
+    study = _sparse()
+    _rate(study, 5, random.Random(1))
+    monkeypatch.setattr(ladders, "imported_codecs", lambda study: ["jpeg"])
+    assert ladders.extend_study(study).requested == []
+    study.refresh_from_db()
+    assert study.ladder_levels == {}
+
+
 def test_no_new_rate_near_a_level_beyond_reach_or_past_the_most() -> None:
     study = _sparse()
     study_image = study.study_images.get()
