@@ -130,6 +130,9 @@ class ReportData:
     guidance: pd.DataFrame = field(default_factory=pd.DataFrame)
     """ACR/DCR/triplet: the study replayed as a metric-guided one, the scale's error per number
     of stimuli measured (``analysis.tables.guidance_replay``)."""
+    guided_scores: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """Metric-guided ACR/DCR: each stimulus's ratings, the metrics' prediction and the two
+    combined, with 95 % half-widths (``analysis.ratings._guided_scores``)."""
     flicker_thresholds: pd.DataFrame = field(default_factory=pd.DataFrame)
     """Flicker (AIC-2): each image and codec's visually lossless threshold (``stats.flicker``)."""
     flicker_savings: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -849,6 +852,59 @@ def _guidance_section(data: ReportData) -> list[Section]:
     ]
 
 
+def _guided_scores_section(data: ReportData) -> list[Section]:
+    """A metric-guided study's scores as its planner saw them: a stimulus stopped when its
+    combined half-width reached the target, so its ratings alone may be few."""
+    frame = data.guided_scores
+    needed = {"stimulus", "image", "ratings", "mean", "mean_half_width", "predicted"}
+    needed |= {"predicted_half_width", "score", "half_width"}
+    if frame.empty or not needed <= set(frame.columns):
+        return []
+    unit = data.quality_label.split(" ")[0] or "score"
+
+    def shown(value: float, half: float) -> str:
+        if not np.isfinite(value):
+            return "–"
+        return f"{value:.2f} ± {half:.2f}" if np.isfinite(half) else f"{value:.2f}"
+
+    table = pd.DataFrame(
+        {
+            "stimulus": frame["stimulus"],
+            "image": frame["image"],
+            "ratings": frame["ratings"],
+            f"{unit}, ratings alone": [
+                shown(v, h) for v, h in zip(frame["mean"], frame["mean_half_width"], strict=True)
+            ],
+            "predicted from the metrics": [
+                shown(v, h)
+                for v, h in zip(frame["predicted"], frame["predicted_half_width"], strict=True)
+            ],
+            "combined": [
+                shown(v, h) for v, h in zip(frame["score"], frame["half_width"], strict=True)
+            ],
+        }
+    )
+    caption = (
+        "This study was sampled with metric guidance: a stimulus drew ratings until its "
+        "score, its ratings combined with its crop metrics' prediction (each metric mapped "
+        "onto the scores by ITU-T P.1401's logistic, fitted to the stimuli with at least 3 "
+        "ratings), was known to the target half-width, so some stimuli have few ratings. "
+        "Ratings alone: the mean ± 1.96 σ/√n (σ pooled over the stimuli); predicted: ± 1.96 "
+        "times the prediction's sd (fit, residual net of the means' noise at its 90 % "
+        "Q-profile bound, the metrics' disagreement); combined: the normal posterior of the "
+        "two (precision 1/v + n/σ²). Computed here on the counted ratings; the main scores "
+        "above stay the ratings' own."
+    )
+    return [
+        Section(
+            "Metric-guided scores",
+            "table",
+            html=table_html(table),
+            caption=caption,
+        )
+    ]
+
+
 def _prediction_section(data: ReportData) -> list[Section]:
     """Predicted against measured: how well the metrics, calibrated on the other images,
     stand in for raters on this one (ACR, DCR, triplets)."""
@@ -1063,6 +1119,7 @@ def report_sections(data: ReportData) -> list[Section]:
         _agreement_section(data),
         *_prediction_section(data),
         *_guidance_section(data),
+        *_guided_scores_section(data),
         _exclusion_section(data),
         _screening_section(data),
         *_lapse_section(data),

@@ -61,6 +61,7 @@ def config_for(study: Study, options: ReportOptions | None = None) -> AnalysisCo
         max_gold_failure=max_gold,
         max_inconsistency=max_inconsistent,
         max_lapse=max_lapse if study.method == Method.AFC2 else None,
+        guided=study.is_guided,
     )
 
 
@@ -138,6 +139,7 @@ def build_report_data(
         triplet_qc=analysis.triplet_qc,
         metric_predictions=analysis.predictions,
         guidance=analysis.guidance,
+        guided_scores=analysis.guided_scores,
         flicker_thresholds=analysis.scores if config.method == "flicker" else pd.DataFrame(),
         flicker_savings=analysis.flicker_savings,
     )

@@ -193,3 +193,82 @@ def predict(
     combined = (w * m).sum(axis=0)
     disagreement = (w * (m - combined) ** 2).sum(axis=0)
     return combined, (w * v).sum(axis=0) + disagreement
+
+
+# -- a metric prior combined with ratings (metric-guided ACR/DCR) ---------------------------
+
+MIN_RATINGS = 3
+"""A stimulus's mean enters the calibration, and the stimulus may stop, with this many ratings."""
+PRIOR_SD_FLOOR_SHARE = 40
+"""A metric prior's sd is at least the scale's span divided by this (±0.1 on 1–5)."""
+Z95 = 1.959963984540054
+
+
+def pooled_variance(counts: Array, sums: Array, squares: Array, *, span: float) -> float:
+    """The ratings' within-stimulus variance σ² pooled over stimuli: each stimulus's sum of
+    squares about its mean over n − 1, summed and divided by the summed degrees of freedom;
+    (span/4)² until 5 degrees of freedom are in, never under (span/20)²."""
+    n = np.asarray(counts, dtype=np.float64)
+    rated = n > 1
+    total = np.asarray(squares, dtype=np.float64)[rated]
+    mean_part = np.asarray(sums, dtype=np.float64)[rated] ** 2 / n[rated]
+    dof = float((n[rated] - 1).sum())
+    if dof < 5:
+        return (span / 4) ** 2
+    return max(float((total - mean_part).sum()) / dof, (span / 20) ** 2)
+
+
+def metric_prior(metrics: Array, counts: Array, sums: Array, sigma2: float) -> tuple[Array, Array]:
+    """Each stimulus's score predicted from its metrics (rows) calibrated to the means of the
+    stimuli with :data:`MIN_RATINGS` ratings or more, their noise σ²/n netted out of each
+    metric's residual variance (:func:`predict`); NaN and ∞ where nothing can be calibrated
+    yet (fewer than 4 such stimuli, or no metric)."""
+    n = np.asarray(counts, dtype=np.float64)
+    total = np.asarray(sums, dtype=np.float64)
+    metrics = np.asarray(metrics, dtype=np.float64).reshape(len(n), -1)
+    measured = n >= MIN_RATINGS
+    nothing = np.full(len(n), np.nan), np.full(len(n), np.inf)
+    if not metrics.size or measured.sum() < 4:
+        return nothing
+    y = np.divide(total, n, out=np.zeros_like(total), where=n > 0)
+    y_var = np.divide(sigma2, n, out=np.zeros_like(n), where=n > 0)
+    try:
+        return predict(metrics, measured, y, y_var)
+    except CalibrationInputError:
+        return nothing
+
+
+@dataclass(frozen=True)
+class Combined:
+    """Each stimulus's score from its ratings and a metric prior (arrays per stimulus)."""
+
+    score: Array  # NaN: nothing known
+    half_width: Array  # the 95 % half-width; ∞: nothing known
+    prior_var: Array  # the prior's variance as used (floored; ∞: no prior)
+
+
+def combine(
+    counts: Array,
+    sums: Array,
+    sigma2: float,
+    prior_mean: Array,
+    prior_var: Array,
+    *,
+    span: float,
+) -> Combined:
+    """The normal posterior of a stimulus's true score: prior N(m, v) (v at least
+    (span/:data:`PRIOR_SD_FLOOR_SHARE`)²; none where m is NaN or v ∞) and n ratings of
+    variance σ² summing to ``sums``: precision 1/v + n/σ², mean (m/v + Σy/σ²)/precision,
+    95 % half-width 1.96/√precision."""
+    n = np.asarray(counts, dtype=np.float64)
+    total = np.asarray(sums, dtype=np.float64)
+    m = np.asarray(prior_mean, dtype=np.float64)
+    v = np.maximum(np.asarray(prior_var, dtype=np.float64), (span / PRIOR_SD_FLOOR_SHARE) ** 2)
+    usable = np.isfinite(m) & np.isfinite(v)
+    prior = np.where(usable, 1.0 / v, 0.0)
+    precision = prior + n / sigma2
+    known = precision > 0
+    safe = np.where(known, precision, 1.0)
+    score = np.where(known, (np.where(usable, m, 0.0) * prior + total / sigma2) / safe, np.nan)
+    half = np.where(known, Z95 / np.sqrt(safe), np.inf)
+    return Combined(score, half, np.where(usable, v, np.inf))

@@ -64,12 +64,11 @@ from perceptlab.studies.adaptive import (
 )
 from perceptlab.studies.models import Item, Method, Stimulus, Study
 
-MIN_RATINGS = 3
+MIN_RATINGS = calibration.MIN_RATINGS
+Z95 = calibration.Z95
 EXPLORE = 0.25
 REFIT_EVERY = 10
 METRICS_MAX_AGE_S = 60.0
-Z95 = 1.959963984540054
-PRIOR_SD_FLOOR_SHARE = 40  # a metric prior's sd is at least the scale's span / 40
 
 MetricSource = Callable[[Study], Mapping[int, Mapping[str, float]]]
 """Stimulus id → metric slug → value (on the crop raters see) of a study's stimuli."""
@@ -164,83 +163,53 @@ def estimates(
         return {}
     items.sort(key=lambda item: item.pk)
     low, high = study.scale_range()
-    sigma2 = _pooled_variance([counts[item.pk] for item in items], span=high - low)
-    prediction = _predict(study, items, counts, sigma2)
-    by_stimulus = dict(zip(prediction.stimuli, range(len(prediction.stimuli)), strict=True))
+    span = high - low
+    n = np.array([counts[item.pk].answers for item in items], dtype=np.float64)
+    sums = np.array([counts[item.pk].score_sum for item in items], dtype=np.float64)
+    squares = np.array([counts[item.pk].score_squares for item in items], dtype=np.float64)
+    sigma2 = calibration.pooled_variance(n, sums, squares, span=span)
+    prediction = _predict(study, items, n, sums, sigma2)
+    combined = calibration.combine(n, sums, sigma2, prediction.mean, prediction.var, span=span)
     precision_goal = (Z95 / study.target_width) ** 2
-    prior_floor = ((high - low) / PRIOR_SD_FLOOR_SHARE) ** 2
+    cap = study.judgments_per_item
     out = {}
-    for item in items:
-        found = counts[item.pk]
-        n = found.answers
-        mean = found.score_sum / n if n else math.nan
-        row = by_stimulus.get(item.a_id)
-        m = float(prediction.mean[row]) if row is not None else math.nan
-        v = float(prediction.var[row]) if row is not None else math.inf
-        v = max(v, prior_floor)
-        prior = 1.0 / v if math.isfinite(v) and v > 0 and math.isfinite(m) else 0.0
-        precision = prior + n / sigma2
-        if precision > 0:
-            score = ((m * prior if prior else 0.0) + (found.score_sum / sigma2)) / precision
-            half = Z95 / math.sqrt(precision)
-        else:
-            score, half = math.nan, math.inf
-        cap = study.judgments_per_item
+    for k, item in enumerate(items):
+        ratings = int(n[k])
+        v = float(combined.prior_var[k])
+        half = float(combined.half_width[k])
+        prior = 1.0 / v if math.isfinite(v) else 0.0
         wanted = max(math.ceil((precision_goal - prior) * sigma2 - 1e-9), MIN_RATINGS)
         wanted = min(wanted, cap)
-        done = n >= cap or (n >= MIN_RATINGS and half <= study.target_width)
+        done = ratings >= cap or (ratings >= MIN_RATINGS and half <= study.target_width)
         out[item.pk] = StimulusEstimate(
             item=item.pk,
             image=item.a.study_image_id,
-            ratings=n,
-            pending=found.pending,
-            mean=mean,
-            predicted=m,
+            ratings=ratings,
+            pending=counts[item.pk].pending,
+            mean=float(sums[k] / ratings) if ratings else math.nan,
+            predicted=float(prediction.mean[k]),
             predicted_var=v,
-            score=score,
+            score=float(combined.score[k]),
             half_width=half,
             done=done,
-            needed=0 if done else max(wanted - n, 1),
+            needed=0 if done else max(wanted - ratings, 1),
         )
     return out
 
 
-def _pooled_variance(counts: Sequence[Counts], *, span: float) -> float:
-    """The ratings' within-stimulus variance pooled over stimuli (sums of squares about each
-    stimulus's mean over the degrees of freedom); (span/4)² until 5 degrees are in, never
-    under (span/20)²."""
-    squares = sum(c.score_squares - c.score_sum**2 / c.answers for c in counts if c.answers > 1)
-    dof = sum(c.answers - 1 for c in counts if c.answers > 1)
-    default, floor = (span / 4) ** 2, (span / 20) ** 2
-    return max(squares / dof, floor) if dof >= 5 else default
-
-
 def _predict(
-    study: Study, items: Sequence[Item], counts: Mapping[int, Counts], sigma2: float
+    study: Study, items: Sequence[Item], n: np.ndarray, sums: np.ndarray, sigma2: float
 ) -> _Prediction:
-    """The calibrated metrics' prediction of every stimulus, refitted once per
-    :data:`REFIT_EVERY` ratings (per process); a measured mean's noise is σ²/n."""
+    """The calibrated metrics' prediction of every stimulus (:func:`calibration.metric_prior`),
+    refitted once per :data:`REFIT_EVERY` ratings (per process)."""
     stimuli = tuple(item.a_id for item in items)
-    total = sum(counts[item.pk].answers for item in items)
     table = metric_table(study)
-    key = (study.pk, table.loaded, total // REFIT_EVERY)
+    key = (study.pk, table.loaded, int(n.sum()) // REFIT_EVERY)
     cached = _prediction_cache.get(key)
     if cached is not None and cached.stimuli == stimuli:
         return cached
-    none = _Prediction(stimuli, np.full(len(stimuli), np.nan), np.full(len(stimuli), np.inf))
-    values = table.rows(stimuli)
-    n = np.array([counts[item.pk].answers for item in items], dtype=np.float64)
-    sums = np.array([counts[item.pk].score_sum for item in items], dtype=np.float64)
-    measured = n >= MIN_RATINGS
-    prediction = none
-    if values.size and measured.sum() >= 4:
-        y = np.divide(sums, n, out=np.zeros_like(sums), where=n > 0)
-        y_var = np.divide(sigma2, n, out=np.zeros_like(n), where=n > 0)
-        try:
-            mean, var = calibration.predict(values, measured, y, y_var)
-            prediction = _Prediction(stimuli, mean, var)
-        except calibration.CalibrationInputError:
-            prediction = none
+    mean, var = calibration.metric_prior(table.rows(stimuli), n, sums, sigma2)
+    prediction = _Prediction(stimuli, mean, var)
     with _lock:
         if len(_prediction_cache) > 256:
             _prediction_cache.clear()

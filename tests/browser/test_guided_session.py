@@ -90,4 +90,7 @@ def test_a_metric_guided_acr_study_runs_in_the_browser_until_its_target_width(
     saved = page.locator("section", has_text="What metric guidance would have saved").first
     saved.wait_for(timeout=120_000)
     assert "stimuli measured in random order" in saved.inner_text()
+    scored = page.locator("section", has_text="Metric-guided scores").first
+    assert scored.locator("tbody tr").count() == 12  # every stimulus, with its three estimates
+    assert "ratings alone" in scored.inner_text().lower()
     page.screenshot(path="/tmp/guided-report.png", full_page=True)

@@ -15,6 +15,8 @@ from django.urls import reverse
 from studykit import answer_current, make_study, race, rating_session, with_crop_metrics
 
 from perceptlab.evaluation.models import StimulusMetric
+from perceptlab.evaluation.reports import standalone_html
+from perceptlab.evaluation.study_analysis import analyse_study, config_for, report_data
 from perceptlab.lib import calibration
 from perceptlab.studies import guidance, sessions
 from perceptlab.studies.adaptive import item_counts
@@ -222,7 +224,13 @@ def test_a_guided_study_stops_at_its_target_with_fewer_ratings_where_metrics_agr
     assert all(states[item.pk].predicted_var > agreeing_var for item in items[:3])
     # the ratings alone would need n ≥ (1.96 σ / target)² each
     counts = item_counts(study)
-    sigma2 = guidance._pooled_variance(list(counts.values()), span=4.0)
+    rows = list(counts.values())
+    sigma2 = calibration.pooled_variance(
+        np.array([c.answers for c in rows]),
+        np.array([c.score_sum for c in rows]),
+        np.array([c.score_squares for c in rows]),
+        span=4.0,
+    )
     alone = math.ceil((1.959964 / 0.45) ** 2 * sigma2)
     total = sum(s.ratings for s in states.values())
     assert total < 0.9 * alone * len(states), (total, alone)  # 0.27–0.77 in nine runs
@@ -241,6 +249,22 @@ def test_a_guided_study_stops_at_its_target_with_fewer_ratings_where_metrics_agr
     page = admin_client.get(reverse("admin:studies_study_dashboard", args=[study.pk]))
     assert "Every image reached the target" in page.content.decode()
     assert raters > 1
+    # the report scores each stimulus as the planner did (on the same ratings: none excluded)
+    guidance._prediction_cache.clear()
+    fresh = guidance.estimates(study)
+    _, analysis = analyse_study(study, config_for(study))
+    table = analysis.guided_scores.set_index("stimulus")
+    assert len(table) == 36 and (table["ratings"].sum()) == total
+    by_ratings = sorted(
+        (s.ratings, round(s.score, 9), round(s.half_width, 9)) for s in fresh.values()
+    )
+    reported = sorted(
+        (int(r), round(float(v), 9), round(float(h), 9))
+        for r, v, h in zip(table["ratings"], table["score"], table["half_width"], strict=True)
+    )
+    assert reported == by_ratings
+    html = standalone_html(report_data(study, analysis))
+    assert "Metric-guided scores" in html and "ratings alone" in html
 
 
 @pytest.mark.django_db(transaction=True)

@@ -62,6 +62,9 @@ class AnalysisConfig:
     max_inconsistency: float | None = None
     max_lapse: float | None = None  # 2AFC: raters whose lapse rate q exceeds it are left out
     lapse: LapseUse = "report"
+    # ACR/DCR studies sampled with metric guidance (studies.guidance): the report adds each
+    # stimulus's score combined with the calibrated metrics' prior, the estimate they stop on
+    guided: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "exclude_flags", tuple(self.exclude_flags))  # from JSON

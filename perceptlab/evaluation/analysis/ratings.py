@@ -23,6 +23,7 @@ from perceptlab.evaluation.analysis.tables import (
 )
 from perceptlab.evaluation.stats import mos, screening, subject_model
 from perceptlab.evaluation.stats.common import ModelId, StatsInputError
+from perceptlab.lib import calibration
 
 SUBJECT_MODEL: subject_model.SubjectModelVariant = "content_oblivious"  # sureal's MLE_CO
 
@@ -79,6 +80,9 @@ def analyse_ratings(
         agreement=crop_agreement(human, wide),
         predictions=metric_predictions(human, wide, _image_of(stimuli)),
         guidance=guidance_replay(human, wide, _judgments_on(screened, human)),
+        guided_scores=_guided_scores(screened, stimuli, wide, config)
+        if config.guided
+        else (pd.DataFrame()),
         screening=screening_table,
         objective=pd.DataFrame(),
         unavailable_metrics={},
@@ -289,3 +293,43 @@ def _image_of(stimuli: pd.DataFrame) -> pd.Series:
 def _judgments_on(ratings: pd.DataFrame, human: pd.Series) -> int:
     """The ratings behind the stimuli of ``human`` (the scores the replay measures)."""
     return int(ratings["stimulus"].isin(human.index.astype(str)).sum())
+
+
+def _guided_scores(
+    ratings: pd.DataFrame, stimuli: pd.DataFrame, wide: pd.DataFrame, config: AnalysisConfig
+) -> pd.DataFrame:
+    """A metric-guided study's condition stimuli scored as its planner scores them
+    (``studies.guidance``), here on the counted ratings: the ratings' mean and its
+    ratings-alone half-width (1.96 σ/√n, σ² pooled), the calibrated metrics' prediction, and
+    the two combined (``lib.calibration``: pooled_variance, metric_prior, combine)."""
+    info = stimuli.loc[stimuli["role"] == "condition"].set_index("stimulus")
+    names = [str(s) for s in info.index]
+    scores = ratings.assign(square=ratings["score"] ** 2).groupby("stimulus")
+    n = np.asarray(scores["score"].count().reindex(names, fill_value=0), dtype=np.float64)
+    sums = scores["score"].sum().reindex(names, fill_value=0.0).to_numpy(dtype=np.float64)
+    squares = scores["square"].sum().reindex(names, fill_value=0.0).to_numpy(dtype=np.float64)
+    span = config.scale_max - config.scale_min
+    sigma2 = calibration.pooled_variance(n, sums, squares, span=span)
+    metrics = (
+        wide.reindex(names).to_numpy(dtype=np.float64)
+        if not wide.empty
+        else np.empty((len(names), 0))
+    )
+    mean, var = calibration.metric_prior(metrics, n, sums, sigma2)
+    combined = calibration.combine(n, sums, sigma2, mean, var, span=span)
+    rated = n > 0
+    return pd.DataFrame(
+        {
+            "stimulus": names,
+            "image": info["image"].astype(str).to_numpy(),
+            "ratings": n.astype(np.int64),
+            "mean": np.where(rated, sums / np.where(rated, n, 1.0), np.nan),
+            "mean_half_width": np.where(
+                rated, calibration.Z95 * np.sqrt(sigma2 / np.where(rated, n, 1.0)), np.inf
+            ),
+            "predicted": mean,
+            "predicted_half_width": calibration.Z95 * np.sqrt(combined.prior_var),
+            "score": combined.score,
+            "half_width": combined.half_width,
+        }
+    )

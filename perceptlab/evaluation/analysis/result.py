@@ -49,6 +49,9 @@ class Analysis:
     # the study replayed as a metric-guided one (tables.guidance_replay): the scale's error
     # per number of stimuli measured, guided and in random order
     guidance: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # metric-guided ACR/DCR: each stimulus's score from its ratings combined with the
+    # calibrated metrics' prior (ratings._guided_scores)
+    guided_scores: pd.DataFrame = field(default_factory=pd.DataFrame)
     # flicker (AIC-2): each codec's rate at the threshold against the reference codec's
     # (stats.flicker.savings), and the psychometric spread shared by the study (log2 bpp)
     flicker_savings: pd.DataFrame = field(default_factory=pd.DataFrame)
