@@ -156,16 +156,23 @@ def complete(session: Session) -> list[Trial]:
     return answered
 
 
-def rate_until_full(study: Study, choose: Callable[[Trial], str], *, most: int) -> int:
-    """New raters answer every trial they get with ``choose(trial)`` until the study turns
-    newcomers away; returns how many raters it took (fails after ``most``)."""
+def rate_until_full(
+    study: Study, choose: Callable[[Trial], str] | Callable[[Trial], float], *, most: int
+) -> int:
+    """New raters answer every trial they get with ``choose(trial)`` (a pairwise study's
+    choice, a rating study's score) until the study turns newcomers away; returns how many
+    raters it took (fails after ``most``)."""
     raters = 0
     while has_room(study=study):
         raters += 1
         assert raters <= most, f"the study still takes raters after {most}"
         session = rating_session(study)
         while (trial := upcoming(session=session).current) is not None:
-            answer_current(session, choice=choose(trial))
+            answer = choose(trial)
+            if isinstance(answer, str):
+                answer_current(session, choice=answer)
+            else:
+                answer_current(session, score=answer)
     return raters
 
 

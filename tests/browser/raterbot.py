@@ -9,6 +9,7 @@ from typing import Any
 from django.urls import reverse
 
 from perceptlab.studies.models import Study
+from perceptlab.studies.sessions import has_room
 
 READY_OR_FEEDBACK = (
     '[data-testid="rater"][data-status="ready"], [data-testid="rater"][data-status="feedback"]'
@@ -71,6 +72,46 @@ def rate(
             arg=answered[-1],
         )
     return answered
+
+
+def rate_until_full(
+    browser: Any,
+    live_server: Any,
+    study: Study,
+    keys_for: Callable[[str], Callable[[int], list[str]]],
+    *,
+    code: str,
+    most: int,
+) -> int:
+    """New raters (``rater-1``, ``rater-2``, …), each in a browser context of its own, answer
+    by keyboard (``keys_for(rater)``, as :func:`rate` takes it) until the study turns
+    newcomers away; each ends on the completion ``code``. Returns how many it took (fails
+    after ``most``)."""
+    raters = 0
+    while has_room(study=study):
+        raters += 1
+        assert raters <= most, "the study never reached its target width"
+        rater = f"rater-{raters}"
+        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        page = context.new_page()
+        page.set_default_timeout(20_000)
+        enter(page, live_server, study, f"?PROLIFIC_PID={rater}")
+        assert rate(page, keys_for(rater))
+        page.wait_for_selector("[data-testid=completion-code]")
+        assert page.get_by_test_id("completion-code").inner_text().strip() == code
+        context.close()
+    return raters
+
+
+def turned_away(browser: Any, live_server: Any, study: Study, rater: str) -> str:
+    """What a rater arriving now reads on the page that turns them away."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    enter(page, live_server, study, f"?PROLIFIC_PID={rater}", first_trial=False)
+    page.wait_for_selector("[data-testid=screen-reason]")
+    reason = str(page.get_by_test_id("screen-reason").inner_text())
+    context.close()
+    return reason
 
 
 def log_in_as_researcher(page: Any, live_server: Any) -> None:

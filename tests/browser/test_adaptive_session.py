@@ -9,14 +9,13 @@ import random
 from typing import Any
 
 import pytest
-from raterbot import enter, log_in_as_researcher, rate
+from raterbot import log_in_as_researcher, rate_until_full, turned_away
 from scipy.special import ndtr
 from studykit import make_study
 
 from perceptlab.lib.thurstone import SIGMA
 from perceptlab.studies import adaptive
 from perceptlab.studies.models import Judgment, Session, Stimulus, Trial
-from perceptlab.studies.sessions import has_room
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -68,19 +67,7 @@ def test_an_adaptive_study_runs_in_the_browser_until_its_target_width(
 
         return keys_for
 
-    raters = 0
-    while has_room(study=study):
-        raters += 1
-        assert raters <= 30, "the study never reached its target width"
-        rater = f"rater-{raters}"
-        context = browser.new_context(viewport={"width": 1280, "height": 800})
-        rater_page = context.new_page()
-        rater_page.set_default_timeout(20_000)
-        enter(rater_page, live_server, study, f"?PROLIFIC_PID={rater}")
-        assert rate(rater_page, observer(rater))
-        rater_page.wait_for_selector("[data-testid=completion-code]")
-        assert rater_page.get_by_test_id("completion-code").inner_text().strip() == "THANKS-42"
-        context.close()
+    raters = rate_until_full(browser, live_server, study, observer, code="THANKS-42", most=30)
 
     progress = adaptive.study_progress(study)
     assert progress.done and all(image.widest <= target for image in progress.images)
@@ -94,12 +81,7 @@ def test_an_adaptive_study_runs_in_the_browser_until_its_target_width(
     assert not study.items.filter(kind="test", assigned__gte=study.judgments_per_item).exists()
 
     # a rater arriving now is told the study has its answers, with no trial
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    late = context.new_page()
-    enter(late, live_server, study, "?PROLIFIC_PID=late-rater", first_trial=False)
-    late.wait_for_selector("[data-testid=screen-reason]")
-    assert "already has all the answers" in late.get_by_test_id("screen-reason").inner_text()
-    context.close()
+    assert "already has all the answers" in turned_away(browser, live_server, study, "late-rater")
     assert not Trial.objects.filter(session__participant_id="late-rater").exists()
 
     log_in_as_researcher(page, live_server)

@@ -9,12 +9,11 @@ import random
 from typing import Any
 
 import pytest
-from raterbot import enter, log_in_as_researcher, rate
+from raterbot import log_in_as_researcher, rate_until_full, turned_away
 from studykit import make_study, with_crop_metrics
 
 from perceptlab.studies import guidance
 from perceptlab.studies.models import Judgment, Session, Trial
-from perceptlab.studies.sessions import has_room
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -46,19 +45,7 @@ def test_a_metric_guided_acr_study_runs_in_the_browser_until_its_target_width(
 
         return keys_for
 
-    raters = 0
-    while has_room(study=study):
-        raters += 1
-        assert raters <= 25, "the study never reached its target width"
-        rater = f"rater-{raters}"
-        context = browser.new_context(viewport={"width": 1280, "height": 800})
-        rater_page = context.new_page()
-        rater_page.set_default_timeout(20_000)
-        enter(rater_page, live_server, study, f"?PROLIFIC_PID={rater}")
-        assert rate(rater_page, scorer(rater))
-        rater_page.wait_for_selector("[data-testid=completion-code]")
-        assert rater_page.get_by_test_id("completion-code").inner_text().strip() == "RATED-7"
-        context.close()
+    raters = rate_until_full(browser, live_server, study, scorer, code="RATED-7", most=25)
 
     states = guidance.estimates(study)
     assert len(states) == 12 and all(s.done and s.half_width <= 0.6 for s in states.values())
@@ -72,12 +59,7 @@ def test_a_metric_guided_acr_study_runs_in_the_browser_until_its_target_width(
     # the target ended it, not the slots
     assert not study.items.filter(kind="test", assigned__gte=study.judgments_per_item).exists()
 
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    late = context.new_page()
-    enter(late, live_server, study, "?PROLIFIC_PID=late-rater", first_trial=False)
-    late.wait_for_selector("[data-testid=screen-reason]")
-    assert "already has all the answers" in late.get_by_test_id("screen-reason").inner_text()
-    context.close()
+    assert "already has all the answers" in turned_away(browser, live_server, study, "late-rater")
 
     log_in_as_researcher(page, live_server)
     page.goto(f"{live_server.url}/admin/studies/study/{study.pk}/dashboard/")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 
 import pytest
 from scipy.stats import norm
@@ -39,7 +40,7 @@ def _sparse(**fields: object) -> Study:
     )
 
 
-def _observer(rng: random.Random) -> object:
+def _observer(rng: random.Random) -> Callable[[Trial], str]:
     def choose(trial: Trial) -> str:
         test = trial.item.b
         assert test is not None and test.reconstruction is not None
@@ -59,7 +60,7 @@ def _rate(study: Study, raters: int, rng: random.Random) -> None:
             return
         session = rating_session(study)
         while (trial := upcoming(session=session).current) is not None:
-            answer_current(session, choice=choose(trial))  # type: ignore[operator]
+            answer_current(session, choice=choose(trial))
 
 
 def _ladder(study: Study) -> adaptive.LadderState:

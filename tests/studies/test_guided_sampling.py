@@ -12,7 +12,14 @@ import numpy as np
 import pytest
 from django.test import Client
 from django.urls import reverse
-from studykit import answer_current, make_study, race, rating_session, with_crop_metrics
+from studykit import (
+    answer_current,
+    make_study,
+    race,
+    rate_until_full,
+    rating_session,
+    with_crop_metrics,
+)
 
 from perceptlab.evaluation.models import StimulusMetric
 from perceptlab.evaluation.reports import standalone_html
@@ -50,17 +57,6 @@ def _tests(study: Study) -> list[Item]:
 def _rater(truth: dict[int, float], rng: random.Random) -> Callable[[Trial], float]:
     """A rater whose ACR score is the true MOS plus N(0, 0.8), rounded onto 1–5."""
     return lambda trial: float(min(5, max(1, round(truth[trial.item_id] + rng.gauss(0, 0.8)))))
-
-
-def _rate_until_at_target(study: Study, score: Callable[[Trial], float], most: int) -> int:
-    raters = 0
-    while sessions.has_room(study=study):
-        raters += 1
-        assert raters <= most, f"the study still takes raters after {most}"
-        session = rating_session(study)
-        while (trial := upcoming(session=session).current) is not None:
-            answer_current(session, score=score(trial))
-    return raters
 
 
 def test_adaptive_acr_and_dcr_are_metric_guided() -> None:
@@ -211,7 +207,7 @@ def test_a_guided_study_stops_at_its_target_with_fewer_ratings_where_metrics_agr
     random.seed(7)  # the assignment's tie-breaking
     study = _guided(images=6, target_width=0.45, judgments_per_item=40, trials_per_session=12)
     truth = with_crop_metrics(study, seed=5, fooled=[0, 1, 2])
-    raters = _rate_until_at_target(study, _rater(truth, random.Random(6)), most=120)
+    raters = rate_until_full(study, _rater(truth, random.Random(6)), most=120)
     assert sessions.full_reason(study=study) == sessions.STUDY_AT_TARGET
     states = guidance.estimates(study)
     assert len(states) == 36 and all(s.done and s.half_width <= 0.45 for s in states.values())
