@@ -72,6 +72,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # A rater's images (/r/<code>/img/<token>, 2–3 per judgment) answered here, past
+    # the rest of the stack; everything else goes on (perceptlab/studies/images.py).
+    "perceptlab.studies.images.rater_images",
     # Serves the rater page's static files in every mode (no web server needed for the
     # embedded default; behind a CDN in larger deployments).
     "whitenoise.middleware.WhiteNoiseMiddleware",

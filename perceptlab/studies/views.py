@@ -8,7 +8,6 @@ holds a trial showing them.
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import re
@@ -20,13 +19,12 @@ from functools import wraps
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, transaction
 from django.http import (
     Http404,
     HttpRequest,
     HttpResponse,
     HttpResponseBase,
-    HttpResponseNotModified,
     JsonResponse,
     QueryDict,
 )
@@ -34,20 +32,18 @@ from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.http import parse_etags, quote_etag
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
-from perceptlab.lib import prepared
-from perceptlab.serving import stored_file
-from perceptlab.studies import participants, sessions
+from perceptlab.studies import images, participants, sessions
 from perceptlab.studies.assignment import Snapshot, progress, session_by_code, upcoming_retrying
 from perceptlab.studies.forms import (
     CONTROLS_CSS_PX,
     PANE_GAP_DEVICE_PX,
     ConsentForm,
-    JudgeForm,
+    InvalidAnswer,
     ScreenForm,
     needed_device_pixels,
+    parse_answer,
 )
 from perceptlab.studies.judging import JudgmentRejected, record
 from perceptlab.studies.models import (
@@ -60,7 +56,6 @@ from perceptlab.studies.models import (
     FLICKER_MS,
     FLICKER_SHOW_MS,
     PAIRWISE_METHODS,
-    Item,
     Method,
     Scale,
     Session,
@@ -79,11 +74,6 @@ COOKIE_MAX_AGE = 60 * 60 * 24 * 30
 RETRY_AFTER_SECONDS = 2  # what a 503 asks the rater app to wait (it retries with backoff)
 LAST_SEEN_EVERY = timedelta(seconds=15)  # skip the write when the session was seen just now
 # A token's bytes never change: the browser keeps them for a day without asking again.
-IMAGE_HEADERS = {
-    "Cache-Control": "private, max-age=86400, immutable",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-}
 FINAL_PAGES: dict[str, str] = {
     Session.State.COMPLETED: "studies/rater/completed.html",
     Session.State.SCREENED_OUT: "studies/rater/screened_out.html",
@@ -616,14 +606,13 @@ def judge(request: HttpRequest, code: uuid.UUID) -> HttpResponse:
     """
     snap = _snapshot_or_404(code)
     session = snap.session
-    form = JudgeForm(_body(request))
-    if not form.is_valid():
-        errors = {field: [str(m) for m in messages] for field, messages in form.errors.items()}
-        message = " ".join(m for messages in errors.values() for m in messages)
-        body = {"ok": False, "code": "invalid", "message": message, "errors": errors}
+    try:
+        answer = parse_answer(_body(request))
+    except InvalidAnswer as exc:
+        body = {"ok": False, "code": "invalid", "message": str(exc), "errors": exc.errors}
         return JsonResponse({**body, **rater_state(session, snap)}, status=400)
     try:
-        recorded = record(session=session, answer=form.answer(), snapshot=snap)
+        recorded = record(session=session, answer=answer, snapshot=snap)
     except JudgmentRejected as exc:
         body = {"ok": False, "code": exc.code, "message": exc.message}
         status = 400 if exc.code.startswith("bad_") else 409
@@ -655,65 +644,11 @@ def _body(request: HttpRequest) -> QueryDict | dict[str, Any]:
 
 @require_safe
 def stimulus(request: HttpRequest, code: uuid.UUID, token: str) -> HttpResponseBase:
-    """The crop PNG, for a session holding a trial that shows it: one query, streamed (or
-    sent by the front server), no name, no dates. The ETag is the PNG's SHA-256, which
-    whoever holds the bytes can compute anyway; a matching If-None-Match gets a 304."""
-    found = _stimulus_of(code, token)
-    if found is None:
+    """The crop PNG, for a session holding a trial that shows it (:mod:`images`; the
+    middleware :func:`images.rater_images` answers these requests before the rest of the
+    stack, and this view whatever it leaves: a 404, a method other than GET or HEAD)."""
+    missing = getattr(request, images.LOOKED_UP, False)
+    response = None if missing else images.image_response(request, code, token)
+    if response is None:
         raise Http404("no such image")
-    etag = quote_etag(found.png_sha256)
-    held = parse_etags(request.headers.get("If-None-Match", ""))
-    if etag in {tag.removeprefix("W/") for tag in held} or "*" in held:
-        response: HttpResponseBase = HttpResponseNotModified()
-    else:
-        response = stored_file(found.png_name, content_type="image/png")
-    response["ETag"] = etag
-    for header, value in IMAGE_HEADERS.items():
-        response[header] = value
     return response
-
-
-STIMULUS_TOKEN = re.compile(r"[A-Za-z0-9_-]{22}")  # models.new_token: token_urlsafe(16)
-
-
-@dataclass(frozen=True)
-class _Shown:
-    png_name: str
-    png_sha256: str
-
-
-def _stimulus_of(code: uuid.UUID, token: str) -> _Shown | None:
-    """The stimulus under ``token`` if session ``code`` holds a trial showing it — as the
-    item's a or b, or (outside ACR) the original shown as the reference beside its
-    image's candidates — in one query; None for a malformed token without a query.
-
-    Written as SQL once (:func:`_shown_sql`): built through the ORM, the statement's
-    construction and compilation cost 1–2 ms of CPU per image, several times its
-    execution. ``tests/studies/test_judgment_path.py`` holds it to the ORM's answer.
-    """
-    if not STIMULUS_TOKEN.fullmatch(token):
-        return None
-    code_value = Session._meta.get_field("code").get_db_prep_value(code, connection)
-    params = [token, code_value, Stimulus.Role.ORIGINAL, Method.ACR, code_value]
-    with prepared.cursor(connection) as cursor:
-        cursor.execute(_shown_sql(), params)
-        row = cursor.fetchone()
-    return _Shown(row[0], row[1]) if row else None
-
-
-@functools.cache
-def _shown_sql() -> str:
-    stimulus, study = Stimulus._meta.db_table, Study._meta.db_table
-    trial, session, item = Trial._meta.db_table, Session._meta.db_table, Item._meta.db_table
-    held = (
-        f"SELECT 1 FROM {trial} t JOIN {session} se ON se.id = t.session_id "
-        f"JOIN {item} i ON i.id = t.item_id WHERE se.code = %s"
-    )
-    return (
-        f"SELECT s.png, s.png_sha256 FROM {stimulus} s JOIN {study} st ON st.id = s.study_id "
-        f"WHERE s.token = %s AND ("
-        f"EXISTS ({held} AND (i.a_id = s.id OR i.b_id = s.id)) OR ("
-        f"s.role = %s AND st.method <> %s AND EXISTS ({held} AND EXISTS ("
-        f"SELECT 1 FROM {stimulus} sa WHERE sa.id = i.a_id "
-        f"AND sa.study_image_id = s.study_image_id))))"
-    )

@@ -19,8 +19,8 @@ from studykit import make_study
 
 from perceptlab.studies import catalog
 from perceptlab.studies.assignment import upcoming
+from perceptlab.studies.images import _stimulus_of
 from perceptlab.studies.models import Item, Method, Session, Stimulus, Study, Trial
-from perceptlab.studies.views import _stimulus_of
 
 pytestmark = pytest.mark.django_db
 
@@ -82,7 +82,7 @@ def test_binding_leaves_the_shared_items_untouched(client: Client) -> None:
 
 
 def _orm_stimulus_of(code: uuid.UUID, token: str) -> Any:
-    """The ORM query views._stimulus_of replaced, kept as its reference."""
+    """The ORM query images._stimulus_of replaced, kept as its reference."""
     trials = Trial.objects.filter(session__code=code)
     shown = trials.filter(Q(item__a=OuterRef("pk")) | Q(item__b=OuterRef("pk")))
     beside = Exists(trials.filter(item__a__study_image=OuterRef("study_image")))

@@ -16,8 +16,8 @@ from django.http import FileResponse
 from django.test import Client
 from django.urls import reverse
 
+from perceptlab.studies.images import _stimulus_of
 from perceptlab.studies.models import Session, Stimulus, Trial
-from perceptlab.studies.views import _stimulus_of
 
 pytestmark = pytest.mark.django_db
 
@@ -152,6 +152,66 @@ def test_the_front_server_sends_the_file_when_configured(
     else:
         assert response["X-Sendfile"] == str(Path(settings.MEDIA_ROOT) / stimulus.png.name)
     assert "Content-Disposition" not in response
+
+
+def _without_fast_path(settings: Any) -> None:
+    settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if not m.endswith(".rater_images")]
+
+
+@pytest.mark.parametrize("mode", ["", "x-accel-redirect"])
+def test_the_image_middleware_answers_as_the_view_behind_the_whole_stack(
+    session: Session, settings: Any, mode: str
+) -> None:
+    """Every request for a rater image gets the same status, headers and bytes whether the
+    middleware answers it or it goes through the whole stack to the view; the middleware
+    answers the images a session may see (the view is never reached) and leaves the rest
+    (404s, other methods, what the guard refuses, an unknown host) to the stack."""
+    from unittest import mock
+
+    from perceptlab.studies import images
+
+    settings.PERCEPTLAB_SENDFILE = mode
+    stimulus, other_side = shown(session)
+    original = Stimulus.objects.get(study_image=stimulus.study_image, role=Stimulus.Role.ORIGINAL)
+    url = image_url(session, stimulus)
+    etag = f'"{stimulus.png_sha256}"'
+    requests: list[tuple[str, str, dict[str, str], int, int]] = [
+        # (method, path, headers, status, image_response calls with the middleware)
+        ("get", url, {}, 200, 1),
+        ("head", url, {}, 200, 1),
+        ("get", image_url(session, other_side), {}, 200, 1),
+        ("get", image_url(session, original), {}, 200, 1),
+        ("get", url, {"If-None-Match": etag}, 304, 1),
+        ("get", url, {"If-None-Match": f'W/{etag}, "x"'}, 304, 1),
+        ("get", url, {"If-None-Match": '"other"'}, 200, 1),
+        ("get", reverse("studies:stimulus", args=[uuid.uuid4(), stimulus.token]), {}, 404, 1),
+        ("get", reverse("studies:stimulus", args=[session.code, "A" * 22]), {}, 404, 1),
+        ("get", reverse("studies:stimulus", args=[session.code, "nope"]), {}, 404, 1),
+        ("get", url.replace(str(session.code), str(session.code).upper()), {}, 404, 0),
+        ("get", url + "/", {}, 404, 0),
+        ("post", url, {}, 405, 0),
+        ("get", url, {"X-Odd": "a\x00b"}, 400, 0),
+        ("get", url + "?q=%00", {}, 400, 0),
+        ("get", url, {"Host": "evil.example"}, 400, 0),
+    ]
+
+    def answer(client: Client, method: str, path: str, headers: dict[str, str], status: int) -> Any:
+        response = getattr(client, method)(path, headers=headers)
+        assert response.status_code == status, (method, path, headers)
+        content = body(response) if response.streaming else response.content
+        return response.status_code, dict(response.headers), content
+
+    fast = []
+    with mock.patch.object(images, "image_response", wraps=images.image_response) as counted:
+        for method, path, headers, status, calls in requests:
+            before = counted.call_count
+            fast.append(answer(Client(), method, path, headers, status))
+            assert counted.call_count - before == calls, (method, path, headers)
+    _without_fast_path(settings)
+    slow = [answer(Client(), *request[:4]) for request in requests]
+    assert len(fast) == len(slow) == len(requests)
+    for request, ours, theirs in zip(requests, fast, slow, strict=True):
+        assert ours == theirs, request
 
 
 # -- /media/: staff only ------------------------------------------------------------------------

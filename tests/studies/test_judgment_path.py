@@ -159,11 +159,56 @@ def test_a_database_outage_asks_the_page_to_retry_and_loses_nothing(
 
 
 def test_a_score_too_large_for_a_float_is_invalid_not_a_server_error() -> None:
-    """The input guard answers such a body first; the form must hold on its own too."""
-    from perceptlab.studies.forms import JudgeForm
+    """The input guard answers such a body first; the validation must hold on its own too."""
+    from perceptlab.studies.forms import InvalidAnswer, JudgeForm, parse_answer
 
-    form = JudgeForm({"position": 0, "key": str(uuid.uuid4()), "score": 10**400})
+    body = {"position": 0, "key": str(uuid.uuid4()), "score": 10**400}
+    form = JudgeForm(body)
     assert not form.is_valid() and "score" in form.errors
+    with pytest.raises(InvalidAnswer) as refused:
+        parse_answer(body)
+    assert refused.value.errors == {"score": ["Enter a number."]}
+
+
+KEY = str(uuid.uuid4())
+ANSWER_BODIES: list[dict[str, Any]] = [
+    {"position": 3, "key": KEY, "choice": "a", "flips": 4, "view_ms": 3000, "viewing": {"dpr": 1}},
+    {"position": "3", "key": KEY.upper(), "score": "4.5", "age_ms": "20.0", "viewing": '{"w": 1}'},
+    {"position": 3.0, "key": "{" + KEY + "}", "choice": "u", "flips": None, "view_ms": ""},
+    {"position": 3, "key": KEY, "score": 4, "choice": "a"},
+    {"position": 3, "key": KEY},
+    {"key": KEY, "choice": "a"},
+    {"position": -1, "key": "nope", "choice": "x", "flips": 10**9, "score": "nan"},
+    {"position": 3.5, "key": 12, "score": "inf", "view_ms": True, "viewing": "{not json"},
+    {"position": [], "key": {}, "choice": ["a"], "age_ms": -5, "viewing": [1, 2]},
+    {"position": 100_001, "key": KEY, "score": True, "viewing": "3"},
+    {"position": " 7 ", "key": " " + KEY + " ", "score": " 2 ", "choice": ""},
+    {},
+]
+
+
+@pytest.mark.parametrize("body", ANSWER_BODIES)
+def test_the_answer_is_read_as_the_judge_form_reads_it(body: dict[str, Any]) -> None:
+    """parse_answer (no form instance per request) gives JudgeForm's answer or its errors,
+    message for message, on JSON objects and on form-encoded bodies."""
+    from django.http import QueryDict
+
+    from perceptlab.studies.forms import InvalidAnswer, JudgeForm, parse_answer
+
+    encoded = QueryDict(mutable=True)
+    for name, value in body.items():
+        if isinstance(value, str | int | float) and not isinstance(value, bool):
+            encoded[name] = str(value)
+    for data in (body, encoded):
+        form = JudgeForm(data)
+        if form.is_valid():
+            assert parse_answer(data) == form.answer()
+        else:
+            with pytest.raises(InvalidAnswer) as refused:
+                parse_answer(data)
+            expected = {name: [str(m) for m in messages] for name, messages in form.errors.items()}
+            assert refused.value.errors == expected
+            assert str(refused.value) == " ".join(m for ms in expected.values() for m in ms)
 
 
 @pytest.mark.django_db

@@ -1,0 +1,95 @@
+"""The prepared reads' faster converters give exactly what Django's converters give."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.db.models import JSONField
+
+from perceptlab.lib.prepared import columns, fast_converter
+from perceptlab.studies.models import Judgment, Trial
+
+DATETIMES = [
+    None,
+    "2026-12-03 14:18:29",
+    "2026-12-03 14:18:29.123456",
+    "2026-12-03T14:18:29.5",
+    "2026-12-03 14:18:29+01:00",
+    "2026-12-03 14:18:29.000001-05:30",
+    "2026-12-03",  # a date alone: fromisoformat reads midnight, as parse_datetime does
+    "2026-12-03 14:18",
+    datetime.datetime(2026, 12, 3, 14, 18, 29),
+    datetime.datetime(2026, 12, 3, 14, 18, 29, tzinfo=datetime.UTC),
+]
+JSONS: list[Any] = [None, "[]", "{}", '["too_fast"]', '{"dpr": 1.5, "w": 1920}', "3", '"a"', "null"]
+JSONS += ["not json", 3, 2.5, [1], {"a": 1}]
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, datetime.datetime):
+        return (
+            isinstance(b, datetime.datetime)
+            and a == b
+            and a.replace(tzinfo=None) == b.replace(tzinfo=None)
+            and a.utcoffset() == b.utcoffset()
+        )
+    return type(a) is type(b) and a == b
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's datetime text")
+def test_sqlite_datetimes_convert_as_djangos_converter() -> None:
+    field = Trial._meta.get_field("assigned")
+    column = field.get_col("t")
+    (django_convert,) = connection.ops.get_db_converters(column)
+    fast = fast_converter(django_convert, field, connection)
+    assert fast is not django_convert  # swapped
+    for value in DATETIMES:
+        assert _same(fast(value, column, connection), django_convert(value, column, connection)), (
+            value
+        )
+    for bad in ("2026-13-45 99:99", "yesterday"):
+        with pytest.raises(Exception) as expected:
+            django_convert(bad, column, connection)
+        with pytest.raises(expected.type):
+            fast(bad, column, connection)
+
+
+def test_json_converts_as_djangos_converter() -> None:
+    field = Judgment._meta.get_field("flags")
+    assert isinstance(field, JSONField)
+    column = field.get_col("j")
+    django_convert = field.from_db_value
+    fast = fast_converter(django_convert, field, connection)
+    assert fast is not django_convert
+    for value in JSONS:
+        try:
+            expected = django_convert(value, column, connection)
+        except TypeError as exc:  # Django's from_db_value on a non-string
+            with pytest.raises(type(exc)):
+                fast(value, column, connection)
+            continue
+        assert _same(fast(value, column, connection), expected), value
+    first, second = fast("[]", column, connection), fast("[]", column, connection)
+    assert first == [] and first is not second  # a fresh list each time (callers append)
+
+
+def test_other_converters_are_djangos_own() -> None:
+    """Only the two swapped converters differ from the ORM's (a UUID, a boolean, a date
+    go through Django's)."""
+    judgment = columns(Judgment, "j")
+    swapped_types = {"JSONField"} | ({"DateTimeField"} if connection.vendor == "sqlite" else set())
+    for index, converters, column in judgment._converters_for(connection):
+        field = judgment.fields[index]
+        originals = [
+            *connection.ops.get_db_converters(column),
+            *column.get_db_converters(connection),
+        ]
+        assert len(converters) == len(originals), field.name
+        for convert, original in zip(converters, originals, strict=True):
+            if field.get_internal_type() in swapped_types:
+                assert convert != original, field.name
+            else:
+                assert convert == original, field.name
