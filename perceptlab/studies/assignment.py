@@ -28,9 +28,10 @@ from __future__ import annotations
 import functools
 import random
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -60,7 +61,7 @@ class Snapshot:
 
     session: Session
     trials: dict[int, Trial] = field(default_factory=dict)  # by position
-    answers: dict[int, Judgment] = field(default_factory=dict)  # by position
+    answers: Answers = field(default_factory=lambda: Answers())  # by position
 
     @classmethod
     def of(cls, session: Session) -> Snapshot:
@@ -69,7 +70,7 @@ class Snapshot:
         with prepared.cursor(db) as cursor:
             cursor.execute(_trials_sql(), [session.pk])
             rows = cursor.fetchall()
-        return cls._build(session, [_trial_of(row, db, start=0) for row in rows])
+        return cls._build(session, rows, db, start=0)
 
     @classmethod
     def by_code(cls, code: uuid.UUID) -> Snapshot | None:
@@ -83,21 +84,26 @@ class Snapshot:
             return None
         session = _session_with_study(rows[0], db)
         start = _SESSION.width + _STUDY.width
-        trials = [_trial_of(row, db, start=start) for row in rows if row[start] is not None]
-        return cls._build(session, trials)
+        return cls._build(session, [row for row in rows if row[start] is not None], db, start=start)
 
     @classmethod
-    def _build(cls, session: Session, trials: list[Trial]) -> Snapshot:
+    def _build(
+        cls, session: Session, rows: list[Any], db: BaseDatabaseWrapper, *, start: int
+    ) -> Snapshot:
+        """The trials in ``rows`` (from column ``start``), with their items from the
+        catalog; their judgments are made from the same rows when first asked for."""
         snap = cls(session)
+        trials = [_trial_of(row, db, start=start) for row in rows]
         items = catalog.items_of(session.study, {t.item_id for t in trials})
-        for trial in trials:
+        judged = start + _TRIAL.width + _JUDGMENT.pk_index
+        for trial, row in zip(trials, rows, strict=True):
             trial.session = session  # one session object, however many rows
             _trial_item.set_cached_value(trial, items[trial.item_id])
             snap.trials[trial.position] = trial
-            try:
-                snap.answers[trial.position] = trial.judgment  # joined: no query
-            except Judgment.DoesNotExist:
-                pass
+            if row[judged] is None:
+                _trial_judgment.set_cached_value(trial, None)  # trial.judgment: no query
+            else:
+                snap.answers.later(trial.position, row, trial, db, start + _TRIAL.width)
         return snap
 
     def judgment(self, trial: Trial) -> Judgment | None:
@@ -188,15 +194,58 @@ def _trials_sql() -> str:
 
 
 def _trial_of(row: tuple[object, ...], db: BaseDatabaseWrapper, *, start: int) -> Trial:
-    """The trial in ``row`` from ``start``, its judgment (or its absence) cached on it as
-    ``select_related("judgment")`` would."""
+    """The trial in ``row`` from ``start``."""
     trial = _TRIAL.build(row, connection=db, start=start)
     assert trial is not None
-    judgment = _JUDGMENT.build(row, connection=db, start=start + _TRIAL.width)
-    _trial_judgment.set_cached_value(trial, judgment)
-    if judgment is not None:
-        _trial_judgment.field.set_cached_value(judgment, trial)
     return trial
+
+
+class Answers(MutableMapping[int, Judgment]):
+    """A snapshot's judgments by position. Each is made from its row the first time it is
+    asked for (and then cached on its trial both ways, as ``select_related("judgment")``
+    would): a judgment POST needs the current trial's judgment and which positions are
+    answered, not the other nineteen judgments' keys, dates and JSON, whose conversion
+    was a tenth of a judgment's CPU. Membership, ``len`` and iteration make nothing."""
+
+    def __init__(self) -> None:
+        self._made: dict[int, Judgment] = {}
+        self._rows: dict[int, tuple[Any, Trial, BaseDatabaseWrapper, int]] = {}
+
+    def later(
+        self, position: int, row: Any, trial: Trial, db: BaseDatabaseWrapper, start: int
+    ) -> None:
+        """The judgment of ``trial`` at ``position`` is in ``row`` from column ``start``."""
+        self._made.pop(position, None)
+        self._rows[position] = (row, trial, db, start)
+
+    def __getitem__(self, position: int) -> Judgment:
+        made = self._made.get(position)
+        if made is not None:
+            return made
+        row, trial, db, start = self._rows.pop(position)  # KeyError: not answered
+        judgment = _JUDGMENT.build(row, connection=db, start=start)
+        assert judgment is not None
+        _trial_judgment.set_cached_value(trial, judgment)
+        _trial_judgment.field.set_cached_value(judgment, trial)
+        self._made[position] = judgment
+        return judgment
+
+    def __contains__(self, position: object) -> bool:
+        return position in self._made or position in self._rows
+
+    def __setitem__(self, position: int, judgment: Judgment) -> None:
+        self._rows.pop(position, None)
+        self._made[position] = judgment
+
+    def __delitem__(self, position: int) -> None:
+        if self._rows.pop(position, None) is None:
+            del self._made[position]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter([*self._made, *self._rows])
+
+    def __len__(self) -> int:
+        return len(self._made) + len(self._rows)
 
 
 def make_schedule(*, study: Study, rng: random.Random | None = None) -> list[str]:

@@ -246,3 +246,41 @@ def test_the_snapshot_builds_the_instances_the_orm_would(client: Client) -> None
                 name = field.attname
                 assert getattr(judgment, name) == getattr(stored, name), field.name
     assert any(snap.judgment(t) is not None for t in snap.trials.values())
+
+
+@pytest.mark.django_db
+def test_the_snapshot_makes_a_judgment_only_when_it_is_asked_for(client: Client) -> None:
+    """Which positions are answered, and how many, come without making a judgment; the one
+    asked for is made once, equals the ORM's and is cached on its trial both ways."""
+    from unittest import mock
+
+    from perceptlab.studies import assignment
+    from perceptlab.studies.assignment import Snapshot
+
+    session = _rating(client, "acr")
+    for _ in range(3):
+        state = client.get(reverse("studies:state", args=[session.code])).json()
+        assert _answer(client, session, state).json()["ok"]
+    with mock.patch.object(assignment._JUDGMENT, "build", wraps=assignment._JUDGMENT.build) as made:
+        snap = Snapshot.by_code(session.code)
+        assert snap is not None
+        answered = sorted(snap.answers)
+        assert len(snap.answers) == 3 and len(answered) == 3
+        assert all(p in snap.answers for p in answered) and 999 not in snap.answers
+        assert len(snap.answered()) == 3 and snap.open_positions()[0] not in snap.answers
+        assert made.call_count == 0
+        trial = snap.trials[answered[1]]
+        judgment = snap.judgment(trial)
+        assert judgment is not None and snap.judgment(trial) is judgment
+        assert made.call_count == 1
+        assert trial.judgment is judgment and judgment.trial is trial  # no query
+        unanswered = snap.trials[snap.open_positions()[0]]
+        assert snap.judgment(unanswered) is None and made.call_count == 1
+    stored = Judgment.objects.get(trial_id=trial.pk)
+    for field in Judgment._meta.concrete_fields:
+        assert getattr(judgment, field.attname) == getattr(stored, field.attname), field.name
+    replaced = Judgment(pk=judgment.pk)
+    snap.answers[answered[1]] = replaced  # recording a judgment replaces the row's
+    assert snap.judgment(trial) is replaced
+    del snap.answers[answered[0]]
+    assert answered[0] not in snap.answers and len(snap.answers) == 2
