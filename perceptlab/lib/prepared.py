@@ -35,6 +35,7 @@ from typing import Any, Generic, TypeVar
 
 from django.conf import settings
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.backends.sqlite3.base import FORMAT_QMARK_REGEX, SQLiteCursorWrapper
 from django.db.backends.utils import CursorDebugWrapper
 from django.db.models import JSONField, Model
 from django.db.models.base import ModelState
@@ -53,10 +54,21 @@ PREPARE_OPTION = "prepare_threshold"
 def cursor(connection: BaseDatabaseWrapper) -> Iterator[Any]:
     """A cursor for the hot statements of this module's callers: on PostgreSQL (psycopg 3,
     with ``prepare_threshold`` in the connection's OPTIONS) one that binds parameters on
-    the server, so each statement is planned once per connection and then only run;
-    elsewhere, or with preparation off (a transaction-pooling PgBouncer before 1.21),
-    Django's own cursor. Either way Django wraps it: errors become ``django.db`` errors,
-    and tests see (and count) its queries."""
+    the server, so each statement is planned once per connection and then only run; on
+    SQLite Django's cursor with each statement's placeholder rewrite done once per text
+    (:class:`_QmarkCachedCursor`); elsewhere, or with preparation off (a
+    transaction-pooling PgBouncer before 1.21), Django's own cursor. Either way Django
+    wraps it: errors become ``django.db`` errors, and tests see (and count) its queries."""
+    if connection.vendor == "sqlite":
+        connection.validate_thread_sharing()
+        connection.ensure_connection()
+        with connection.wrap_database_errors:
+            raw = connection.connection.cursor(factory=_QmarkCachedCursor)
+        logged = connection.queries_logged
+        wrapped = connection.make_debug_cursor(raw) if logged else connection.make_cursor(raw)
+        with wrapped:
+            yield wrapped
+        return
     if connection.vendor != "postgresql" or not _prepares(connection):
         with connection.cursor() as plain:
             yield plain
@@ -89,6 +101,21 @@ class _PreparedDebugCursor(CursorDebugWrapper):
     ) -> Iterator[None]:
         with super().debug_sql(sql, params, use_last_executed_query=False, many=many):
             yield
+
+
+class _QmarkCachedCursor(SQLiteCursorWrapper):
+    """Django's SQLite cursor with each statement's ``%s`` → ``?`` rewrite done once per
+    text; Django's runs a regular expression through a lazy proxy on every execution."""
+
+    def convert_query(self, query: str, *, param_names: list[str] | None = None) -> str:
+        if param_names is None:
+            return _qmark(query)
+        return str(super().convert_query(query, param_names=param_names))
+
+
+@functools.lru_cache(maxsize=256)
+def _qmark(query: str) -> str:
+    return str(FORMAT_QMARK_REGEX.sub("?", query).replace("%%", "%"))
 
 
 def _prepares(connection: BaseDatabaseWrapper) -> bool:

@@ -93,3 +93,27 @@ def test_other_converters_are_djangos_own() -> None:
                 assert convert != original, field.name
             else:
                 assert convert == original, field.name
+
+
+@pytest.mark.django_db
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's placeholder rewrite")
+def test_the_sqlite_cursor_rewrites_placeholders_as_djangos() -> None:
+    """The hot statements' cursor gives SQLite the text Django's would, logged and counted
+    as Django's queries are, and runs it."""
+    from django.db.backends.sqlite3.base import SQLiteCursorWrapper
+    from django.test.utils import CaptureQueriesContext
+
+    from perceptlab.lib import prepared
+
+    texts = ["SELECT %s, '%%s', 100 %% 7", "SELECT %s || '%%'", "SELECT 1"]
+    plain = connection.connection.cursor(factory=SQLiteCursorWrapper)
+    with CaptureQueriesContext(connection) as seen:
+        for text in texts:
+            params = [5] if "%s," in text or "||" in text else []
+            with prepared.cursor(connection) as cursor:
+                cursor.execute(text, params)
+                ours = cursor.fetchone()
+            assert ours == tuple(plain.execute(text, params).fetchone()), text
+            assert prepared._qmark(text) == plain.convert_query(text)
+    assert [q["sql"] for q in seen.captured_queries][0].startswith("SELECT 5")
+    assert len(seen.captured_queries) == len(texts)
