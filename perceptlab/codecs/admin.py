@@ -404,14 +404,16 @@ class ImportReconstructionsForm(forms.Form):
     def run(self) -> ImportResult:
         """The import; raises :class:`ImportRefused` with one line per problem."""
         data = self.cleaned_data
+        # The uploads are read in place (Django spools large ones to temporary files),
+        # one file at a time.
         if data["images_zip"]:
             upload = data["images_zip"]
-            files = files_from_zip(_read_upload(upload), name=upload.name)
+            files = files_from_zip(upload, name=upload.name)
         else:
-            files = [ImportFile(u.name, _read_upload(u)) for u in data["images"]]
+            files = [ImportFile.of_upload(u) for u in data["images"]]
         if data["bitstreams_zip"]:
             upload = data["bitstreams_zip"]
-            rates = Rates(bitstreams=files_from_zip(_read_upload(upload), name=upload.name))
+            rates = Rates(bitstreams=files_from_zip(upload, name=upload.name))
         else:
             rates = Rates(csv_name=data["bpp_csv"].name, csv_data=_read_upload(data["bpp_csv"]))
         return import_reconstructions(

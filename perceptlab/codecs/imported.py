@@ -31,9 +31,10 @@ import io
 import math
 import re
 import zipfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import IO, Any
 
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
@@ -78,10 +79,30 @@ class ImportRefused(Exception):
 
 @dataclass(frozen=True)
 class ImportFile:
-    """One file as the researcher named it (``q1/kodim01.png``, relative, with ``/``)."""
+    """One file as the researcher named it (``q1/kodim01.png``, relative, with ``/``): its
+    size, and its bytes read only when :meth:`read` asks (from the folder, the zip or the
+    upload, each time), so an import holds one file at a time, not the whole folder."""
 
     path: str
-    data: bytes
+    size: int
+    opener: Callable[[], bytes] = field(repr=False, compare=False)
+
+    def read(self) -> bytes:
+        return self.opener()
+
+    @classmethod
+    def of_bytes(cls, path: str, data: bytes) -> ImportFile:
+        return cls(path, len(data), lambda: data)
+
+    @classmethod
+    def of_upload(cls, upload: Any) -> ImportFile:
+        """An uploaded file (Django's, in memory or spooled to a temporary file)."""
+
+        def read() -> bytes:
+            upload.seek(0)
+            return bytes(upload.read())
+
+        return cls(str(upload.name), int(upload.size), read)
 
 
 @dataclass(frozen=True)
@@ -115,14 +136,21 @@ def files_from_directory(directory: Path) -> list[ImportFile]:
     paths = sorted(p for p in directory.rglob("*") if p.is_file() and not _hidden(p.parts))
     if len(paths) > MAX_FILES:
         raise ImportRefused([f"{directory}: {len(paths)} files, more than {MAX_FILES}"])
-    return [ImportFile(p.relative_to(directory).as_posix(), p.read_bytes()) for p in paths]
+    return [
+        ImportFile(p.relative_to(directory).as_posix(), p.stat().st_size, p.read_bytes)
+        for p in paths
+    ]
 
 
-def files_from_zip(data: bytes, *, name: str) -> list[ImportFile]:
+def files_from_zip(archive_file: bytes | IO[bytes], *, name: str) -> list[ImportFile]:
     """The files of a zip (folders, hidden files and macOS ``__MACOSX`` left out); a single
-    top folder holding the point folders is stripped."""
+    top folder holding the point folders is stripped. ``archive_file``: the zip's bytes, or
+    a file open for reading (an upload spooled to disk is read in place); each file is
+    unpacked when it is read, the zip kept open until the last of them is gone."""
+    source = io.BytesIO(archive_file) if isinstance(archive_file, bytes) else archive_file
     try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
+        source.seek(0)
+        archive = zipfile.ZipFile(source)
         infos = [i for i in archive.infolist() if not i.is_dir() and not _hidden(i.filename)]
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
         raise ImportRefused([f"{name}: not a readable zip file ({exc}); upload a .zip"]) from exc
@@ -134,12 +162,18 @@ def files_from_zip(data: bytes, *, name: str) -> list[ImportFile]:
     too_big = [i.filename for i in infos if i.file_size > limit]
     if too_big:
         raise ImportRefused([f"{name}: {n} is over {limit:,} bytes unpacked" for n in too_big])
-    with archive:
-        try:
-            files = [ImportFile(i.filename, archive.read(i)) for i in infos]
-        except (zipfile.BadZipFile, OSError, RuntimeError, ValueError) as exc:
-            raise ImportRefused([f"{name}: cannot unpack ({exc})"]) from exc
+    files = [ImportFile(i.filename, i.file_size, _unpacker(archive, i, name)) for i in infos]
     return _strip_top_folder(files)
+
+
+def _unpacker(archive: zipfile.ZipFile, info: zipfile.ZipInfo, name: str) -> Callable[[], bytes]:
+    def unpack() -> bytes:
+        try:
+            return archive.read(info)
+        except (zipfile.BadZipFile, OSError, RuntimeError, ValueError) as exc:
+            raise ImportRefused([f"{name}: cannot unpack {info.filename} ({exc})"]) from exc
+
+    return unpack
 
 
 def _hidden(parts: str | Sequence[str]) -> bool:
@@ -152,7 +186,9 @@ def _strip_top_folder(files: list[ImportFile]) -> list[ImportFile]:
     tops = {p[0] for p in parts if len(p) > 1}
     if len(tops) != 1 or any(len(p) < 2 for p in parts) or all(len(p) < 3 for p in parts):
         return files
-    return [ImportFile("/".join(p[1:]), f.data) for f, p in zip(files, parts, strict=True)]
+    return [
+        ImportFile("/".join(p[1:]), f.size, f.opener) for f, p in zip(files, parts, strict=True)
+    ]
 
 
 # -- layout: (point, image) of each file -------------------------------------------------------
@@ -230,7 +266,7 @@ def _match_source(
 def decoded_png(file: ImportFile, source: SourceImage) -> bytes:
     """The decoded image as the platform's lossless PNG, or :class:`ImageRejected` naming
     the file, what is wrong and how to fix it."""
-    loaded = load_image(file.data, name=file.path, limits=limits_from_settings())
+    loaded = load_image(file.read(), name=file.path, limits=limits_from_settings())
     if loaded.source_format not in LOSSLESS_FORMATS:
         raise ImageRejected(
             file.path,
@@ -281,10 +317,10 @@ def _measured(
                 f"{images[key].path}: no bitstream {key[0]}/{key[1]}.* in the bitstreams; add "
                 "it (same layout as the images), or give the bpp in a CSV instead"
             )
-        elif not bitstream.data:
+        elif not bitstream.size:
             problems.append(f"{bitstream.path}: the bitstream is empty (0 bytes)")
         else:
-            bpp = bits_per_pixel(len(bitstream.data), source.height, source.width)
+            bpp = bits_per_pixel(bitstream.size, source.height, source.width)
             rates[key] = _Rate(bpp, bitstream=bitstream)
     for key in sorted(set(found) - set(images)):
         problems.append(
@@ -380,7 +416,7 @@ class _Planned:
     source: SourceImage
     point: str
     file: ImportFile
-    png: bytes
+    png: tuple[str, str] | None  # the decoded image, stored: (name, SHA-256); None: refused
     rate: _Rate
 
 
@@ -440,17 +476,17 @@ def import_reconstructions(
         for what, text in (("the version", version), ("the label", label))
         if len(text) > 200
     ]
-    planned = _plan(image_set, files, rates, point=point, problems=problems)
-    if not problems and not planned:
-        problems.append(f"no decoded images found; expected {LAYOUT}")
-    points = sorted({p.point for p in planned})
-    known = ImportedCodec.objects.filter(slug=codec).first()
-    if known is not None and not replace:
-        problems.extend(_already_there(known, image_set, points))
-    if problems:
-        raise ImportRefused(problems)
-    created: list[str] = []
+    created: list[str] = []  # files this import wrote: deleted again unless it succeeds
     try:
+        planned = _plan(image_set, files, rates, point=point, problems=problems, created=created)
+        if not problems and not planned:
+            problems.append(f"no decoded images found; expected {LAYOUT}")
+        points = sorted({p.point for p in planned})
+        known = ImportedCodec.objects.filter(slug=codec).first()
+        if known is not None and not replace:
+            problems.extend(_already_there(known, image_set, points))
+        if problems:
+            raise ImportRefused(problems)
         rows = [_stored_row(p, rates.source, version or UNVERSIONED, created) for p in planned]
         return _save(image_set, codec, label, rows, points, replace=replace)
     except BaseException:
@@ -466,7 +502,11 @@ def _plan(
     *,
     point: str,
     problems: list[str],
+    created: list[str],
 ) -> list[_Planned]:
+    """Each decoded image matched, checked and (while nothing is wrong yet) stored as its
+    lossless PNG at once, so no more than one image is held; ``created`` names what was
+    written, for the caller to delete if the import is refused after all."""
     images = _layout(files, point=point, what="decoded images", problems=problems)
     by_stem = _sources_by_stem(image_set)
     sources: dict[tuple[str, str], SourceImage] = {}
@@ -486,7 +526,10 @@ def _plan(
             problems.append(str(exc))
             continue
         if key in found:
-            planned.append(_Planned(source, key[0], images[key], png, found[key]))
+            stored = None
+            if not problems:  # once refused, the rest are only checked
+                stored = _store(png, folder="reconstructions", extension="png", created=created)
+            planned.append(_Planned(source, key[0], images[key], stored, found[key]))
     return planned
 
 
@@ -508,9 +551,8 @@ def _stored_row(
     planned: _Planned, bpp_source: BppSource, version: str, created: list[str]
 ) -> Reconstruction:
     source, rate = planned.source, planned.rate
-    png_name, png_sha = _store(
-        planned.png, folder="reconstructions", extension="png", created=created
-    )
+    assert planned.png is not None  # stored by _plan whenever nothing was refused
+    png_name, png_sha = planned.png
     record: dict[str, object] = {
         "mode": "imported",
         "point": planned.point,
@@ -518,7 +560,7 @@ def _stored_row(
     }
     bitstream_name, bitstream_sha, num_bytes = "", "", None
     if rate.bitstream is not None:
-        data = rate.bitstream.data
+        data = rate.bitstream.read()
         bitstream_name, bitstream_sha = _store(
             data, folder="bitstreams", extension=_extension(rate.bitstream.path), created=created
         )

@@ -115,5 +115,5 @@ def test_the_sqlite_cursor_rewrites_placeholders_as_djangos() -> None:
                 ours = cursor.fetchone()
             assert ours == tuple(plain.execute(text, params).fetchone()), text
             assert prepared._qmark(text) == plain.convert_query(text)
-    assert [q["sql"] for q in seen.captured_queries][0].startswith("SELECT 5")
+    assert seen.captured_queries[0]["sql"].startswith("SELECT 5")
     assert len(seen.captured_queries) == len(texts)
