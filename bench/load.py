@@ -609,7 +609,8 @@ async def benchmark(rig: Rig) -> bool:
     ceiling = float("nan")
     if args.max_duration:
         ceiling = await max_phase(rig)
-        print(*(await asyncio.to_thread(reconcile_lines, rig)), sep="\n")
+        if args.raters:  # the crowd's follows; without one, the closing check is this phase's
+            print(*(await asyncio.to_thread(reconcile_lines, rig)), sep="\n")
     crowd_rate, judge_ms = await crowd_phase(rig) if args.raters else (float("nan"), [])
     lines = await asyncio.to_thread(reconcile_lines, rig)
     print(

@@ -14,5 +14,8 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     .venv/bin/python -m pip install --quiet --upgrade pip
     # torch and torchvision are resolved together from the registry (never a local wheel).
     .venv/bin/python -m pip install --quiet -e ".[dev,neural,cvvdp]"
+    # gunicorn's C HTTP parser needs a C compiler; without it gunicorn parses in Python.
+    .venv/bin/python -m pip install --quiet -e ".[fast]" \
+        || echo "note: gunicorn_h1c did not build (no C compiler?); gunicorn uses its Python parser"
     echo "$want" > "$stamp"
 fi

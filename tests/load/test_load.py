@@ -68,7 +68,6 @@ def server(settings, tmp_path: Path) -> Iterator[Gunicorn]:  # type: ignore[no-u
     web.stop()
 
 
-@pytest.mark.slow
 def _run_catching(coroutine: Coroutine[Any, Any, Any], failure: list[BaseException]) -> None:
     try:
         asyncio.run(coroutine)
@@ -76,6 +75,7 @@ def _run_catching(coroutine: Coroutine[Any, Any, Any], failure: list[BaseExcepti
         failure.append(exc)
 
 
+@pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_acknowledged_judgments_survive_a_killed_web_server(server: Gunicorn) -> None:
     study = make_study("2afc", images=4, judgments_per_item=200, trials_per_session=10)

@@ -221,7 +221,12 @@ def gunicorn_conf(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """``load(**env)``: perceptlab/gunicorn_conf.py as gunicorn reads it under ``env``."""
 
     def load(**env: str) -> ModuleType:
-        for name in ("PERCEPTLAB_WEB_WORKERS", "PERCEPTLAB_WEB_THREADS", "PERCEPTLAB_BIND"):
+        for name in (
+            "PERCEPTLAB_WEB_WORKERS",
+            "PERCEPTLAB_WEB_THREADS",
+            "PERCEPTLAB_BIND",
+            "PERCEPTLAB_HTTP_PARSER",
+        ):
             monkeypatch.delenv(name, raising=False)
         for name, value in env.items():
             monkeypatch.setenv(name, value)
@@ -238,6 +243,7 @@ def test_gunicorn_runs_cores_plus_one_threaded_workers_by_default(gunicorn_conf:
     assert conf.preload_app and conf.max_requests and conf.max_requests_jitter
     assert conf.graceful_timeout < conf.timeout
     assert (conf.limit_request_line, conf.limit_request_fields) == (4094, 100)
+    assert conf.http_parser == "auto"  # gunicorn's C parser where gunicorn_h1c is installed
 
 
 def test_gunicorn_reads_its_numbers_from_the_environment(gunicorn_conf: Any) -> None:
@@ -247,6 +253,9 @@ def test_gunicorn_reads_its_numbers_from_the_environment(gunicorn_conf: Any) -> 
     assert (conf.workers, conf.threads, conf.bind) == (9, 2, ["0.0.0.0:80"])
     with pytest.raises(ImproperlyConfigured, match="PERCEPTLAB_WEB_WORKERS='two'"):
         gunicorn_conf(PERCEPTLAB_WEB_WORKERS="two")
+    assert gunicorn_conf(PERCEPTLAB_HTTP_PARSER="python").http_parser == "python"
+    with pytest.raises(ImproperlyConfigured, match="PERCEPTLAB_HTTP_PARSER='c'"):
+        gunicorn_conf(PERCEPTLAB_HTTP_PARSER="c")
 
 
 def test_gunicorn_refuses_to_start_with_the_development_key(
