@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,9 @@ def kodak(index: int = 1) -> np.ndarray:
         return np.asarray(image.convert("RGB"))
 
 
-def save_tiny(family: str, name: str, folder: Path, config: dict[str, Any], seed: int = 0) -> Path:
+def save_tiny(
+    family: str, name: str, folder: Path, config: Mapping[str, Any], seed: int = 0
+) -> Path:
     """A seeded, untrained checkpoint of ``family`` (coding tables built) in ``folder``."""
     import torch
 
@@ -57,11 +60,14 @@ def save_tiny(family: str, name: str, folder: Path, config: dict[str, Any], seed
     from perceptlab.codecs.neural.family import family as family_module
 
     torch.manual_seed(seed)
-    model = family_module(family).build(config).eval()
+    module = family_module(family)
+    typed = module.Config.of(config)  # as a checkpoint's dict is read back
+    model = module.build(typed).eval()
     model.update(force=True)
     path = folder / f"{name}{checkpoints.SUFFIX}"
+    stored = typed.to_dict()
     checkpoints.save(
-        path, family=family, name=name, version="1", config=config, state_dict=model.state_dict()
+        path, family=family, name=name, version="1", config=stored, state_dict=model.state_dict()
     )
     return path
 

@@ -90,7 +90,7 @@ def test_a_shipped_checkpoint_decodes_kodak_at_its_cards_numbers(
 def test_the_tunability_curve_is_drawn_and_fitted(neural_dir: Path) -> None:
     from perceptlab.codecs.neural import tunable
 
-    path = save_tiny("tunable", "tiny-tunable", neural_dir, dict(tunable.CONFIGS["small"]))
+    path = save_tiny("tunable", "tiny-tunable", neural_dir, tunable.CONFIGS["small"].to_dict())
     call_command(
         "model_card", "tiny-tunable", "--codec", "tunable", "--limit", "1",
         "--params", '{"offset": 0}', "--tunability",

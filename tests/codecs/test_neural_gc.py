@@ -16,7 +16,7 @@ from perceptlab.codecs.neural.codec import pad_to, to_tensor
 @pytest.fixture(scope="module")
 def model() -> gc.GC:
     torch.manual_seed(0)
-    return gc.build({**TINY_GC, "channels": 8}).eval()
+    return gc.build(gc.Config.of({**TINY_GC, "channels": 8})).eval()
 
 
 def test_the_quantiser_is_hard_forward_and_soft_backward() -> None:
@@ -55,7 +55,7 @@ def test_symbols_are_centre_indices(model) -> None:  # type: ignore[no-untyped-d
 
 def test_selective_mode_codes_only_the_preserved_region_and_the_label_map() -> None:
     torch.manual_seed(0)
-    sc = gc.build({**TINY_GC, "semantic_classes": 3}).eval()
+    sc = gc.build(gc.Config.of({**TINY_GC, "semantic_classes": 3})).eval()
     x = torch.rand(1, 3, 64, 96)
     labels = torch.nn.functional.one_hot(torch.randint(0, 3, (64, 96)), 3).permute(2, 0, 1)[None]
     mask = torch.zeros(1, 1, 64, 96)
@@ -74,7 +74,7 @@ def test_selective_mode_codes_only_the_preserved_region_and_the_label_map() -> N
 
 def test_one_training_step_gives_finite_losses_and_gradients() -> None:
     torch.manual_seed(1)
-    system = gc.training_system(dict(TINY_GC))
+    system = gc.training_system(gc.Config.of(TINY_GC))
     x = torch.rand(2, 3, 64, 64)
     loss, logs, cache = system.generator_loss(x, step=3)
     loss.backward()
@@ -106,7 +106,7 @@ def test_selective_mode_trains_on_label_maps(tmp_path) -> None:  # type: ignore[
         progress=False, labels=labels, overrides={**sc, "semantic_classes": 3},
     )  # fmt: skip
     path = train(options, echo=lambda _: None)
-    model = gc.build(checkpoints.load(path).config)
+    model = gc.build(gc.Config.of(checkpoints.load(path).config))
     assert model.semantic_classes == 3 and model.label_encoder is not None
     log = (tmp_path / "out" / "gc-c4-small.log.jsonl").read_text()
     assert '"preserved"' in log

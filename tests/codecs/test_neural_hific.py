@@ -14,7 +14,7 @@ from perceptlab.codecs.neural.layers import ChannelNorm
 @pytest.fixture(scope="module")
 def model() -> hific.HiFiC:
     torch.manual_seed(0)
-    net = hific.build(dict(TINY_HIFIC)).eval()
+    net = hific.build(hific.Config.of(TINY_HIFIC)).eval()
     net.update(force=True)
     return net
 
@@ -67,7 +67,9 @@ def test_a_bitstream_with_missing_sections_is_refused(model, image) -> None:  # 
 
 
 def test_rate_weight_follows_the_official_rate_target_schedule() -> None:
-    system = hific.HiFiCSystem({**TINY_HIFIC, "warmup_steps": 10, "rate_target": 0.3})
+    system = hific.HiFiCSystem(
+        hific.Config.of({**TINY_HIFIC, "warmup_steps": 10, "rate_target": 0.3})
+    )
     assert system.rate_weight(0.5, step=100) == pytest.approx(2.0)  # C/λ_a above the target
     assert system.rate_weight(0.1, step=100) == pytest.approx(2**-6)  # C/λ_b below it
     # warm-up: target ×0.20/0.14 (0.4286) and both λ doubled (rate weight halved)
@@ -85,7 +87,7 @@ def test_the_sparsity_penalty_counts_values_away_from_zero() -> None:
 @pytest.mark.parametrize("sparsity", [0.0, 0.5])
 def test_one_training_step_gives_finite_losses_and_gradients(sparsity: float) -> None:
     torch.manual_seed(1)
-    system = hific.training_system({**TINY_HIFIC, "sparsity_weight": sparsity})
+    system = hific.training_system(hific.Config.of({**TINY_HIFIC, "sparsity_weight": sparsity}))
     x = torch.rand(2, 3, 64, 64)
     loss, logs, cache = system.generator_loss(x, step=5)
     loss.backward()
@@ -100,7 +102,7 @@ def test_one_training_step_gives_finite_losses_and_gradients(sparsity: float) ->
 
 
 def test_the_first_stage_trains_without_the_discriminator() -> None:
-    system = hific.training_system({**TINY_HIFIC, "gan_start_step": 100})
+    system = hific.training_system(hific.Config.of({**TINY_HIFIC, "gan_start_step": 100}))
     _, logs, _ = system.generator_loss(torch.rand(1, 3, 64, 64), step=0)
     assert not system.gan_active(0) and system.gan_active(100) and "g_adv" not in logs
 

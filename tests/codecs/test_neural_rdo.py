@@ -57,8 +57,9 @@ def test_configs_keep_hific_sizes_and_add_the_seed_distortion() -> None:
     for name in ("small", "paper"):
         config = rdo.CONFIGS[name]
         for key in ("encoder_channels", "latent_channels", "hyper_channels", "generator_blocks"):
-            assert config[key] == hific.CONFIGS[name][key]
-        assert config["perceptual"] == "dists" and config["ms_ssim_weight"] > 0
+            assert getattr(config, key) == getattr(hific.CONFIGS[name], key)
+        assert config.perceptual == "dists" and config.ms_ssim_weight > 0
+        assert config.sparsity_weight == 0
 
 
 def test_the_hyper_synthesis_gives_30_parameters_per_latent_channel(
@@ -129,7 +130,7 @@ def test_one_generator_and_discriminator_step_is_finite_with_gradients(
 ) -> None:
     torch.set_num_threads(1)
     torch.manual_seed(1)
-    system = rdo.training_system({**rdo.CONFIGS["small"], "gan_start_step": 0})
+    system = rdo.training_system(rdo.CONFIGS["small"].with_overrides({"gan_start_step": 0}))
     system.train()
     x = torch.cat([to_tensor(kodim23[0:64, 0:64]), to_tensor(kodim23[300:364, 400:464])])
     assert system.gan_active(0)

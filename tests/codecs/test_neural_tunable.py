@@ -34,7 +34,7 @@ OFFSETS = (-2.0, -1.0, 0.0, 1.0, 2.0)
 def model() -> tunable.TunableNet:
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    return tunable.build(dict(tunable.CONFIGS["small"])).eval()
+    return tunable.build(tunable.CONFIGS["small"]).eval()
 
 
 @pytest.fixture(scope="module")
@@ -215,9 +215,9 @@ def test_wrong_section_count_is_refused(model: tunable.TunableNet) -> None:
 
 def test_training_losses_are_finite_and_reach_every_part() -> None:
     torch.manual_seed(0)
-    system = tunable.training_system(dict(tunable.CONFIGS["small"]))
+    system = tunable.training_system(tunable.CONFIGS["small"])
     x = torch.rand(2, 3, 64, 64)
-    start = int(tunable.CONFIGS["small"]["gan_start_step"])
+    start = tunable.CONFIGS["small"].gan_start_step
     assert not system.gan_active(start - 1) and system.gan_active(start)
     warm_up, warm_logs, _ = system.generator_loss(x, start - 1)
     assert torch.isfinite(warm_up) and "g_adv" not in warm_logs

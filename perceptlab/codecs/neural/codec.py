@@ -154,7 +154,8 @@ def load_model(family: str, name: str, device: str) -> tuple[Any, checkpoints.Ch
             if threads is not None and torch.get_num_threads() != threads:
                 torch.set_num_threads(threads)
             checkpoint = checkpoints.load(checkpoints.require(name), family=family)
-            model = neural_family(family).build(checkpoint.config)
+            module = neural_family(family)
+            model = module.build(module.Config.of(checkpoint.config))
             model.load_state_dict(checkpoint.state_dict)
             model.to(device).eval()
             _MODELS[key] = (model, checkpoint)

@@ -35,8 +35,9 @@ from __future__ import annotations
 
 import math
 import zlib
+from dataclasses import dataclass
 from itertools import pairwise
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -47,6 +48,7 @@ from compressai.models import CompressionModel
 from torch import nn
 
 from perceptlab.codecs.neural import losses
+from perceptlab.codecs.neural.family import FamilyConfig
 from perceptlab.codecs.neural.layers import (
     MultiScaleDiscriminator,
     ResidualBlock,
@@ -60,39 +62,39 @@ CENTERS = (-2.0, -1.0, 0.0, 1.0, 2.0)
 LEVELS = len(CENTERS)
 CHANNEL_COUNTS = GC_CHANNEL_COUNTS
 
-CONFIGS: dict[str, dict[str, Any]] = {
-    "small": {
-        "channels": 8,
-        "encoder_channels": [32, 64, 128, 128, 128],
-        "generator_channels": 128,
-        "generator_blocks": 6,
-        "upsample_channels": [128, 64, 64, 32],
-        "discriminator_channels": [32, 64, 128, 256],
-        "norm": "instance",
-        "mse_weight": 10.0,
-        "feature_matching_weight": 10.0,
-        "perceptual": "lpips",
-        "perceptual_weight": 10.0,
-        "gan_start_step": 2000,
-        "soft_sigma": 1.0,
-        "semantic_classes": 0,
-    },
-    "paper": {
-        "channels": 8,
-        "encoder_channels": [60, 120, 240, 480, 960],
-        "generator_channels": 960,
-        "generator_blocks": 9,
-        "upsample_channels": [480, 240, 120, 60],
-        "discriminator_channels": [64, 128, 256, 512],
-        "norm": "instance",
-        "mse_weight": 10.0,
-        "feature_matching_weight": 10.0,
-        "perceptual": "lpips",
-        "perceptual_weight": 10.0,
-        "gan_start_step": 0,
-        "soft_sigma": 1.0,
-        "semantic_classes": 0,
-    },
+
+@dataclass(frozen=True)
+class Config(FamilyConfig):
+    """GC's settings; the defaults are the CPU-sized ``small`` configuration."""
+
+    FAMILY: ClassVar[str] = "gc"
+
+    channels: int = 8
+    encoder_channels: tuple[int, ...] = (32, 64, 128, 128, 128)
+    generator_channels: int = 128
+    generator_blocks: int = 6
+    upsample_channels: tuple[int, ...] = (128, 64, 64, 32)
+    discriminator_channels: tuple[int, ...] = (32, 64, 128, 256)
+    norm: str = "instance"
+    mse_weight: float = 10.0
+    feature_matching_weight: float = 10.0
+    perceptual: str = "lpips"
+    perceptual_weight: float = 10.0
+    gan_start_step: int = 2000
+    soft_sigma: float = 1.0
+    semantic_classes: int = 0
+
+
+CONFIGS: dict[str, Config] = {
+    "small": Config(),
+    "paper": Config(
+        encoder_channels=(60, 120, 240, 480, 960),
+        generator_channels=960,
+        generator_blocks=9,
+        upsample_channels=(480, 240, 120, 60),
+        discriminator_channels=(64, 128, 256, 512),
+        gan_start_step=0,
+    ),
 }
 
 
@@ -140,31 +142,31 @@ class GC(CompressionModel):
 
     stride = 16
 
-    def __init__(self, config: dict[str, Any]) -> None:
+    def __init__(self, config: Config) -> None:
         super().__init__()
-        self.channels = int(config["channels"])
-        self.sigma = float(config["soft_sigma"])
-        self.semantic_classes = int(config["semantic_classes"])
-        norm = str(config["norm"])
+        self.channels = config.channels
+        self.sigma = config.soft_sigma
+        self.semantic_classes = config.semantic_classes
+        norm = config.norm
         self.encoder = self._encoder(3, config, norm, self.channels)
         self.label_encoder = (
             self._encoder(self.semantic_classes, config, norm, self.channels)
             if self.semantic_classes
             else None
         )
-        g = int(config["generator_channels"])
-        ups = list(config["upsample_channels"])
+        g = config.generator_channels
+        ups = list(config.upsample_channels)
         inputs = self.channels * (2 if self.semantic_classes else 1)
         layers: list[nn.Module] = [*conv_norm_relu(inputs, g, 3, 1, norm)]
-        layers += [ResidualBlock(g, norm) for _ in range(int(config["generator_blocks"]))]
+        layers += [ResidualBlock(g, norm) for _ in range(config.generator_blocks)]
         for previous, width in zip([g, *ups[:-1]], ups, strict=True):
             layers += up_norm_relu(previous, width, norm)
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(ups[-1], 3, 7), nn.Tanh()]
         self.generator = nn.Sequential(*layers)
 
     @staticmethod
-    def _encoder(inputs: int, config: dict[str, Any], norm: str, channels: int) -> nn.Sequential:
-        widths = list(config["encoder_channels"])
+    def _encoder(inputs: int, config: Config, norm: str, channels: int) -> nn.Sequential:
+        widths = list(config.encoder_channels)
         layers: list[nn.Module] = conv_norm_relu(inputs, widths[0], 7, 1, norm)
         for previous, width in pairwise(widths):
             layers += conv_norm_relu(previous, width, 3, 2, norm)
@@ -284,26 +286,26 @@ def random_boxes(
     return masks
 
 
-def build(config: dict[str, Any]) -> GC:
+def build(config: Config) -> GC:
     return GC(config)
 
 
 class GCSystem(TrainingSystem):
-    def __init__(self, config: dict[str, Any]) -> None:
+    config: Config
+
+    def __init__(self, config: Config) -> None:
         super().__init__()
-        if int(config["channels"]) < 1:
+        if config.channels < 1:
             raise ValueError("channels must be at least 1")
         self.config = config
         self.codec = GC(config)
-        classes = int(config["semantic_classes"])
+        classes = config.semantic_classes
         # SC's D is conditioned on the label map: it sees [image, one-hot s]
-        self.discriminator = MultiScaleDiscriminator(
-            3 + classes, tuple(config["discriminator_channels"])
-        )
-        self.perceptual = losses.PerceptualTerm(str(config["perceptual"]))
+        self.discriminator = MultiScaleDiscriminator(3 + classes, config.discriminator_channels)
+        self.perceptual = losses.PerceptualTerm(config.perceptual)
 
     def gan_active(self, step: int) -> bool:
-        return step >= int(self.config["gan_start_step"])
+        return step >= self.config.gan_start_step
 
     def _condition(self, x: torch.Tensor, onehot: torch.Tensor | None) -> torch.Tensor:
         return x if onehot is None else torch.cat([x, onehot], dim=1)
@@ -321,10 +323,7 @@ class GCSystem(TrainingSystem):
         x_hat = out["x_hat"]
         mse = F.mse_loss(x_hat * 2.0 - 1.0, x * 2.0 - 1.0)  # images in [−1, 1]
         perceptual = self.perceptual(x_hat, x)
-        loss = (
-            float(self.config["mse_weight"]) * mse
-            + float(self.config["perceptual_weight"]) * perceptual
-        )
+        loss = self.config.mse_weight * mse + self.config.perceptual_weight * perceptual
         logs = {"mse": float(mse.detach()), "perceptual": float(perceptual.detach())}
         if mask is not None:
             logs["preserved"] = float(mask.mean())
@@ -334,7 +333,7 @@ class GCSystem(TrainingSystem):
                 real = self.discriminator(self._condition(x, onehot))
             adversarial = losses.lsgan_generator_loss(fake)
             matching = losses.feature_matching_loss(real, fake)
-            loss = loss + adversarial + float(self.config["feature_matching_weight"]) * matching
+            loss = loss + adversarial + self.config.feature_matching_weight * matching
             logs.update({"g_adv": float(adversarial.detach()), "fm": float(matching.detach())})
         logs["loss"] = float(loss.detach())
         cache = {"x_hat": x_hat.detach()}
@@ -357,18 +356,18 @@ class GCSystem(TrainingSystem):
         return {
             "loss_terms": [
                 "LSGAN (multi-scale D, 3 scales)"
-                + (f" from step {c['gan_start_step']}" if int(c["gan_start_step"]) else ""),
-                f"{c['mse_weight']}·MSE (images in [−1, 1])",
-                f"{c['feature_matching_weight']}·feature matching",
-                f"{c['perceptual_weight']}·{self.perceptual.kind} (the paper: VGG19)",
+                + (f" from step {c.gan_start_step}" if c.gan_start_step else ""),
+                f"{c.mse_weight}·MSE (images in [−1, 1])",
+                f"{c.feature_matching_weight}·feature matching",
+                f"{c.perceptual_weight}·{self.perceptual.kind} (the paper: VGG19)",
             ],
             "perceptual": self.perceptual.kind,
             "perceptual_note": self.perceptual.reason,
-            "channels": int(c["channels"]),
-            "bound_bpp": bound_bpp(int(c["channels"])),
+            "channels": c.channels,
+            "bound_bpp": bound_bpp(c.channels),
             "parameters": sum(p.numel() for p in self.codec.parameters()),
         }
 
 
-def training_system(config: dict[str, Any]) -> GCSystem:
+def training_system(config: Config) -> GCSystem:
     return GCSystem(config)

@@ -42,8 +42,9 @@ point; larger Δ spends fewer bits.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from itertools import pairwise
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -53,6 +54,7 @@ from compressai.ops import quantize_ste
 from torch import nn
 
 from perceptlab.codecs.neural import losses
+from perceptlab.codecs.neural.family import FamilyConfig
 from perceptlab.codecs.neural.layers import (
     ChannelNorm,
     ConditionalDiscriminator,
@@ -62,39 +64,43 @@ from perceptlab.codecs.neural.layers import (
     up_norm_relu,
 )
 
-CONFIGS: dict[str, dict[str, Any]] = {
-    "small": {
-        "encoder_channels": [64, 128, 128, 128, 128],
-        "latent_channels": 64,
-        "hyper_channels": 128,
-        "generator_channels": 128,
-        "generator_blocks": 4,
-        "upsample_channels": [128, 128, 64, 64],
-        "discriminator_channels": [32, 64, 128, 256],
-        "rate_target": 0.30,
-        "perceptual": "lpips",
-        "perceptual_weight": 1.0,
-        "gan_weight": 0.15,
-        "warmup_steps": 1000,
-        "gan_start_step": 3000,
-        "sparsity_weight": 0.0,
-    },
-    "paper": {
-        "encoder_channels": [60, 120, 240, 480, 960],
-        "latent_channels": 220,
-        "hyper_channels": 320,
-        "generator_channels": 960,
-        "generator_blocks": 9,
-        "upsample_channels": [480, 240, 120, 60],
-        "discriminator_channels": [64, 128, 256, 512],
-        "rate_target": 0.14,
-        "perceptual": "lpips",
-        "perceptual_weight": 1.0,
-        "gan_weight": 0.15,
-        "warmup_steps": 50_000,
-        "gan_start_step": 1_000_000,
-        "sparsity_weight": 0.0,
-    },
+
+@dataclass(frozen=True)
+class Config(FamilyConfig):
+    """HiFiC's settings; the defaults are the CPU-sized ``small`` configuration."""
+
+    FAMILY: ClassVar[str] = "hific"
+
+    encoder_channels: tuple[int, ...] = (64, 128, 128, 128, 128)
+    latent_channels: int = 64
+    hyper_channels: int = 128
+    generator_channels: int = 128
+    generator_blocks: int = 4
+    upsample_channels: tuple[int, ...] = (128, 128, 64, 64)
+    discriminator_channels: tuple[int, ...] = (32, 64, 128, 256)
+    rate_target: float = 0.30
+    perceptual: str = "lpips"
+    perceptual_weight: float = 1.0
+    gan_weight: float = 0.15
+    warmup_steps: int = 1000
+    gan_start_step: int = 3000
+    sparsity_weight: float = 0.0
+
+
+CONFIGS: dict[str, Config] = {
+    "small": Config(),
+    "paper": Config(
+        encoder_channels=(60, 120, 240, 480, 960),
+        latent_channels=220,
+        hyper_channels=320,
+        generator_channels=960,
+        generator_blocks=9,
+        upsample_channels=(480, 240, 120, 60),
+        discriminator_channels=(64, 128, 256, 512),
+        rate_target=0.14,
+        warmup_steps=50_000,
+        gan_start_step=1_000_000,
+    ),
 }
 
 RATE_SCALE = 0.1 * 2**-5  # C
@@ -110,11 +116,11 @@ class HiFiC(CompressionModel):
 
     stride = 64
 
-    def __init__(self, config: dict[str, Any]) -> None:
+    def __init__(self, config: Config) -> None:
         super().__init__()
-        widths = list(config["encoder_channels"])
-        latent = int(config["latent_channels"])
-        hyper = int(config["hyper_channels"])
+        widths = list(config.encoder_channels)
+        latent = config.latent_channels
+        hyper = config.hyper_channels
         encoder: list[nn.Module] = conv_norm_relu(3, widths[0], 7, 1, "channel")
         for previous, width in pairwise(widths):
             encoder += conv_norm_relu(previous, width, 3, 2, "channel")
@@ -131,8 +137,8 @@ class HiFiC(CompressionModel):
         self.hyper_scales = self._hyper_synthesis(hyper, latent)
         self.entropy_bottleneck = EntropyBottleneck(hyper)
         self.gaussian_conditional = GaussianConditional(None)
-        g = int(config["generator_channels"])
-        ups = list(config["upsample_channels"])
+        g = config.generator_channels
+        ups = list(config.upsample_channels)
         generator: list[nn.Module] = [
             ChannelNorm(latent),
             nn.Conv2d(latent, g, 3, padding=1),
@@ -140,7 +146,7 @@ class HiFiC(CompressionModel):
         ]
         self.generator_head = nn.Sequential(*generator)
         self.generator_blocks = nn.Sequential(
-            *(ResidualBlock(g, "channel") for _ in range(int(config["generator_blocks"])))
+            *(ResidualBlock(g, "channel") for _ in range(config.generator_blocks))
         )
         tail: list[nn.Module] = []
         for previous, width in zip([g, *ups[:-1]], ups, strict=True):
@@ -228,7 +234,7 @@ class HiFiC(CompressionModel):
         return symbols_plus_mean * step  # Δ·(s + μ/Δ) = Δ·s + μ
 
 
-def build(config: dict[str, Any]) -> HiFiC:
+def build(config: Config) -> HiFiC:
     return HiFiC(config)
 
 
@@ -246,22 +252,24 @@ def sparsity_penalty(y_hat: torch.Tensor) -> torch.Tensor:
 class HiFiCSystem(TrainingSystem):
     """HiFiC with its discriminator and losses, for :mod:`.training`."""
 
-    def __init__(self, config: dict[str, Any]) -> None:
+    config: Config
+
+    def __init__(self, config: Config) -> None:
         super().__init__()
         self.config = config
         self.codec = HiFiC(config)
         self.discriminator = ConditionalDiscriminator(
-            int(config["latent_channels"]), 16, tuple(config["discriminator_channels"])
+            config.latent_channels, 16, config.discriminator_channels
         )
-        self.perceptual = losses.PerceptualTerm(str(config["perceptual"]))
+        self.perceptual = losses.PerceptualTerm(config.perceptual)
 
     def gan_active(self, step: int) -> bool:
-        return step >= int(self.config["gan_start_step"]) and float(self.config["gan_weight"]) > 0
+        return step >= self.config.gan_start_step and self.config.gan_weight > 0
 
     def rate_weight(self, hard_bpp: float, step: int) -> float:
         """C/λ′ of the rate-target schedule (official HiFiC ``configs.py``)."""
-        warm = step < int(self.config["warmup_steps"])
-        target = float(self.config["rate_target"]) * (WARMUP_TARGET_FACTOR if warm else 1.0)
+        warm = step < self.config.warmup_steps
+        target = self.config.rate_target * (WARMUP_TARGET_FACTOR if warm else 1.0)
         lam = LAMBDA_ABOVE if hard_bpp > target else LAMBDA_BELOW
         return RATE_SCALE / (lam * (2.0 if warm else 1.0))
 
@@ -278,7 +286,7 @@ class HiFiCSystem(TrainingSystem):
         loss = (
             self.rate_weight(hard_bpp, step) * bpp
             + RATE_SCALE * MSE_WEIGHT * mse
-            + float(self.config["perceptual_weight"]) * perceptual
+            + self.config.perceptual_weight * perceptual
         )
         logs = {
             "bpp": float(bpp.detach()),
@@ -287,7 +295,7 @@ class HiFiCSystem(TrainingSystem):
             "perceptual": float(perceptual.detach()),
             "zeros": float((out["y_hat"].detach().round() == 0).float().mean()),
         }
-        weight = float(self.config["sparsity_weight"])
+        weight = self.config.sparsity_weight
         if weight > 0:
             sparsity = sparsity_penalty(out["y_hat"])
             loss = loss + weight * sparsity
@@ -295,7 +303,7 @@ class HiFiCSystem(TrainingSystem):
         if self.gan_active(step):
             fake = self.discriminator(x_hat, out["y_hat"])
             adversarial = losses.ns_generator_loss(fake)
-            loss = loss + float(self.config["gan_weight"]) * adversarial
+            loss = loss + self.config.gan_weight * adversarial
             logs["g_adv"] = float(adversarial.detach())
         logs["loss"] = float(loss.detach())
         return loss, logs, {"x_hat": x_hat.detach(), "y_hat": out["y_hat"].detach()}
@@ -310,15 +318,15 @@ class HiFiCSystem(TrainingSystem):
 
     def description(self) -> dict[str, Any]:
         terms = [
-            f"rate (C/λ′ with target {self.config['rate_target']} bpp, warm-up "
-            f"{self.config['warmup_steps']} steps)",
+            f"rate (C/λ′ with target {self.config.rate_target} bpp, warm-up "
+            f"{self.config.warmup_steps} steps)",
             f"{RATE_SCALE * MSE_WEIGHT:.3g}·MSE (0–255)",
-            f"{self.config['perceptual_weight']}·{self.perceptual.kind}",
+            f"{self.config.perceptual_weight}·{self.perceptual.kind}",
         ]
-        if float(self.config["sparsity_weight"]) > 0:
-            terms.append(f"{self.config['sparsity_weight']}·sparsity φ(ŷ) (σ={SPARSITY_SIGMA})")
-        gan = f"{self.config['gan_weight']}·non-saturating GAN"
-        terms.append(f"{gan} from step {self.config['gan_start_step']}")
+        if self.config.sparsity_weight > 0:
+            terms.append(f"{self.config.sparsity_weight}·sparsity φ(ŷ) (σ={SPARSITY_SIGMA})")
+        gan = f"{self.config.gan_weight}·non-saturating GAN"
+        terms.append(f"{gan} from step {self.config.gan_start_step}")
         return {
             "loss_terms": terms,
             "perceptual": self.perceptual.kind,
@@ -327,5 +335,5 @@ class HiFiCSystem(TrainingSystem):
         }
 
 
-def training_system(config: dict[str, Any]) -> HiFiCSystem:
+def training_system(config: Config) -> HiFiCSystem:
     return HiFiCSystem(config)

@@ -14,12 +14,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
+
+if TYPE_CHECKING:
+    from perceptlab.codecs.neural.family import FamilyConfig
 
 
 class ChannelNorm(nn.Module):
@@ -165,7 +168,7 @@ class TrainingSystem(nn.Module):
     (a CompressAI ``CompressionModel``: its ``aux_loss`` and ``update`` are called), its
     discriminator, and the two losses of a GAN step."""
 
-    config: dict[str, Any]
+    config: FamilyConfig  # the family's Config
     codec: Any  # the family's CompressionModel subclass
     discriminator: nn.Module
 

@@ -37,7 +37,8 @@ ICCV 2019): symbols round(y/Δ) coded with the mixture of y/Δ (every mean and s
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -52,27 +53,27 @@ from perceptlab.codecs.neural.gllmm import (
 )
 from perceptlab.codecs.neural.layers import ConditionalDiscriminator
 
-_SHARED_KEYS = (
-    "encoder_channels",
-    "latent_channels",
-    "hyper_channels",
-    "generator_channels",
-    "generator_blocks",
-    "upsample_channels",
-    "discriminator_channels",
-    "rate_target",
-    "gan_weight",
-    "warmup_steps",
-    "gan_start_step",
-)
-_RDO_LOSS = {"perceptual": "dists", "perceptual_weight": 1.0, "ms_ssim_weight": 1.0}
 
-CONFIGS: dict[str, dict[str, Any]] = {
-    name: {**{key: hific.CONFIGS[name][key] for key in _SHARED_KEYS}, **_RDO_LOSS}
+@dataclass(frozen=True)
+class Config(hific.Config):
+    """HiFiC's sizes and schedules (``small`` as hific-small, ``paper`` as the HiFiC paper),
+    with k_D (``perceptual_weight``, DISTS) and k_S (``ms_ssim_weight``); no sparsity term."""
+
+    FAMILY: ClassVar[str] = "rdo"
+
+    perceptual: str = "dists"
+    ms_ssim_weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.sparsity_weight:
+            raise ValueError("rdo setting sparsity_weight: the RDO loss has no sparsity term")
+
+
+_LOSS = {"perceptual": "dists", "perceptual_weight": 1.0, "ms_ssim_weight": 1.0}
+CONFIGS: dict[str, Config] = {
+    name: Config().with_overrides({**hific.CONFIGS[name].to_dict(), **_LOSS})
     for name in ("small", "paper")
 }
-"""HiFiC's sizes and schedules (``small`` as hific-small, ``paper`` as the HiFiC paper), with
-k_D (``perceptual_weight``, DISTS) and k_S (``ms_ssim_weight``)."""
 
 LOCATION_CHANNELS = COMPONENTS  # per latent channel: μ_0..μ_8
 SHAPE_CHANNELS = PARAMS_PER_CHANNEL - COMPONENTS  # σ_0..σ_8, 9 weight logits, 3 family logits
@@ -81,10 +82,10 @@ SHAPE_CHANNELS = PARAMS_PER_CHANNEL - COMPONENTS  # σ_0..σ_8, 9 weight logits,
 class RDOGAN(hific.HiFiC):
     """HiFiC's E, G and hyperprior with the GLLMM conditional for y (what ships)."""
 
-    def __init__(self, config: dict[str, Any]) -> None:
+    def __init__(self, config: hific.Config) -> None:
         super().__init__(config)
-        latent = int(config["latent_channels"])
-        hyper = int(config["hyper_channels"])
+        latent = config.latent_channels
+        hyper = config.hyper_channels
         # HiFiC's single-Gaussian mean/scale branches and conditional are replaced.
         del self.hyper_means, self.hyper_scales, self.gaussian_conditional
         self.latent_channels = latent
@@ -177,7 +178,7 @@ class RDOGAN(hific.HiFiC):
         return self.generate(y_hat).clamp_(0.0, 1.0)
 
 
-def build(config: dict[str, Any]) -> RDOGAN:
+def build(config: Config) -> RDOGAN:
     return RDOGAN(config)
 
 
@@ -187,14 +188,16 @@ class RDOSystem(hific.HiFiCSystem):
     The rate-target schedule (:meth:`rate_weight`), :meth:`gan_active` and the discriminator
     loss are HiFiC's (inherited)."""
 
-    def __init__(self, config: dict[str, Any]) -> None:
+    config: Config
+
+    def __init__(self, config: Config) -> None:
         nn.Module.__init__(self)  # HiFiCSystem.__init__ would build a HiFiC codec as well
         self.config = config
         self.codec = RDOGAN(config)
         self.discriminator = ConditionalDiscriminator(
-            int(config["latent_channels"]), 16, tuple(config["discriminator_channels"])
+            config.latent_channels, 16, config.discriminator_channels
         )
-        self.perceptual = losses.PerceptualTerm(str(config["perceptual"]))
+        self.perceptual = losses.PerceptualTerm(config.perceptual)
 
     def generator_loss(
         self, x: torch.Tensor, step: int, labels: torch.Tensor | None = None
@@ -211,8 +214,8 @@ class RDOSystem(hific.HiFiCSystem):
         loss = (
             self.rate_weight(hard_bpp, step) * bpp
             + hific.RATE_SCALE * hific.MSE_WEIGHT * mse
-            + float(self.config["perceptual_weight"]) * dists
-            + float(self.config["ms_ssim_weight"]) * ms_ssim
+            + self.config.perceptual_weight * dists
+            + self.config.ms_ssim_weight * ms_ssim
         )
         logs = {
             "bpp": float(bpp.detach()),
@@ -225,7 +228,7 @@ class RDOSystem(hific.HiFiCSystem):
         if self.gan_active(step):
             fake = self.discriminator(x_hat, out["y_hat"])
             adversarial = losses.ns_generator_loss(fake)
-            loss = loss + float(self.config["gan_weight"]) * adversarial
+            loss = loss + self.config.gan_weight * adversarial
             logs["g_adv"] = float(adversarial.detach())
         logs["loss"] = float(loss.detach())
         return loss, logs, {"x_hat": x_hat.detach(), "y_hat": out["y_hat"].detach()}
@@ -237,13 +240,12 @@ class RDOSystem(hific.HiFiCSystem):
             else f"{self.perceptual.kind} (in place of DISTS)"
         )
         terms = [
-            f"rate (C/λ′ with target {self.config['rate_target']} bpp, warm-up "
-            f"{self.config['warmup_steps']} steps), GLLMM entropy model for y",
+            f"rate (C/λ′ with target {self.config.rate_target} bpp, warm-up "
+            f"{self.config.warmup_steps} steps), GLLMM entropy model for y",
             f"{hific.RATE_SCALE * hific.MSE_WEIGHT:.3g}·MSE (0–255)",
-            f"{self.config['perceptual_weight']}·{dists_slot}",
-            f"{self.config['ms_ssim_weight']}·(1 − MS-SSIM)",
-            f"{self.config['gan_weight']}·non-saturating GAN from step "
-            f"{self.config['gan_start_step']}",
+            f"{self.config.perceptual_weight}·{dists_slot}",
+            f"{self.config.ms_ssim_weight}·(1 − MS-SSIM)",
+            f"{self.config.gan_weight}·non-saturating GAN from step {self.config.gan_start_step}",
         ]
         return {
             "loss_terms": terms,
@@ -254,5 +256,5 @@ class RDOSystem(hific.HiFiCSystem):
         }
 
 
-def training_system(config: dict[str, Any]) -> RDOSystem:
+def training_system(config: Config) -> RDOSystem:
     return RDOSystem(config)

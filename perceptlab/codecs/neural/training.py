@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from perceptlab.codecs.neural.family import FamilyConfig
 from perceptlab.codecs.neural.family import family as neural_family
 from perceptlab.lib.images import IMAGE_SUFFIXES
 
@@ -84,15 +85,15 @@ class TrainOptions:
     """Start the codec from this checkpoint (name or path) — e.g. to continue training a
     shipped model on another machine; the discriminator and optimisers start afresh."""
 
-    def checkpoint_name(self, config: Mapping[str, Any]) -> str:
+    def checkpoint_name(self, config: FamilyConfig) -> str:
         """``--name``, else ``<codec>-<config>`` (``gc-c<C>-<config>`` for GC)."""
         if self.name:
             return self.name
-        channels = f"c{config['channels']}-" if self.codec == "gc" else ""
+        channels = f"c{getattr(config, 'channels', 0)}-" if self.codec == "gc" else ""
         return f"{self.codec}-{channels}{self.config}"
 
 
-def resolve_config(options: TrainOptions) -> tuple[str, dict[str, Any]]:
+def resolve_config(options: TrainOptions) -> tuple[str, FamilyConfig]:
     """(family, config) for the options: the family's preset, the recipe, then overrides."""
     if options.codec not in RECIPES:
         raise TrainingError(f"unknown codec {options.codec!r}; trainable: {', '.join(RECIPES)}")
@@ -102,11 +103,10 @@ def resolve_config(options: TrainOptions) -> tuple[str, dict[str, Any]]:
         raise TrainingError(
             f"{options.codec} has no config {options.config!r}; choose {sorted(module.CONFIGS)}"
         )
-    config = {**module.CONFIGS[options.config], **recipe}
-    unknown = sorted(set(options.overrides) - set(config))
-    if unknown:
-        raise TrainingError(f"unknown {family} setting(s) {unknown}; known: {sorted(config)}")
-    config.update(options.overrides)
+    try:
+        config = module.CONFIGS[options.config].with_overrides({**recipe, **options.overrides})
+    except ValueError as exc:  # an unknown setting, or a value of the wrong type
+        raise TrainingError(str(exc)) from None
     return family, config
 
 
@@ -260,7 +260,7 @@ class _Run:
 
     options: TrainOptions
     family: str
-    config: dict[str, Any]
+    config: FamilyConfig
     name: str
     system: TrainingSystem
     optimisers: dict[str, torch.optim.Optimizer]
@@ -289,7 +289,7 @@ class _Run:
         if options.threads:
             torch.set_num_threads(options.threads)
         family, config = resolve_config(options)
-        classes = int(config.get("semantic_classes", 0))
+        classes = int(getattr(config, "semantic_classes", 0))
         if options.labels is not None and not classes:
             raise TrainingError(
                 "--labels needs a model with semantic classes (--set semantic_classes=K)"
@@ -318,7 +318,7 @@ class _Run:
             state = torch.load(
                 self.state_path, map_location=self.options.device, weights_only=False
             )
-            if state["family"] != self.family or state["config"] != self.config:
+            if state["family"] != self.family or state["config"] != self.config.to_dict():
                 raise TrainingError(
                     f"{self.state_path} was trained with other settings; use another --name or "
                     "drop --resume"
@@ -345,7 +345,7 @@ class _Run:
         torch.save(
             {
                 "family": self.family,
-                "config": self.config,
+                "config": self.config.to_dict(),
                 "system": self.system.state_dict(),
                 "optimisers": {k: o.state_dict() for k, o in self.optimisers.items()},
                 "sampler": self.sampler.state(),
@@ -454,7 +454,7 @@ class _Run:
             family=self.family,
             name=self.name,
             version="1",
-            config=self.config,
+            config=self.config.to_dict(),
             state_dict=self.system.codec.state_dict(),
             card=card,
         )

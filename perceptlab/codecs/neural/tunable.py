@@ -75,7 +75,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -87,6 +87,7 @@ from perceptlab.codecs.base import bits_per_pixel
 from perceptlab.codecs.neural import huffman, losses
 from perceptlab.codecs.neural.codec import device_kind, pad_to, to_tensor
 from perceptlab.codecs.neural.container import Header, pack
+from perceptlab.codecs.neural.family import FamilyConfig
 from perceptlab.codecs.neural.layers import (
     MultiScaleDiscriminator,
     ResidualBlock,
@@ -100,51 +101,49 @@ from perceptlab.codecs.neural.registered import TUNABLE_OFFSET_RANGE
 OFFSET_RANGE = TUNABLE_OFFSET_RANGE
 """The tunable offset n of paper eq. (2): drawn from U[−2, 2] in training, the dial's range."""
 
-CONFIGS: dict[str, dict[str, Any]] = {
-    "small": {
-        "channels": 16,
-        "quantizer_levels": 4,
-        "importance_groups": 16,
-        "encoder_channels": [32, 64, 96, 128],
-        "encoder_kernel": 3,
-        "encoder_blocks": 0,
-        "pyramid_weights": [0.5, 0.25, 0.25],
-        "masker_channels": 48,
-        "masker_blocks": 2,
-        "generator_input_channels": 64,
-        "generator_channels": 128,
-        "generator_blocks": 6,
-        "upsample_channels": [128, 64, 32],
-        "discriminator_channels": [32, 64, 128, 256],
-        "discriminator_scale_weights": [0.5, 0.25, 0.25],
-        "norm": "channel",
-        "soft_sigma": 1.0,
-        "gan_weight": 1.0,
-        "mse_weight": 16.0,
-        "gan_start_step": 1000,
-    },
-    "paper": {
-        "channels": 16,
-        "quantizer_levels": 4,
-        "importance_groups": 16,
-        "encoder_channels": [64, 128, 256],
-        "encoder_kernel": 5,
-        "encoder_blocks": 2,
-        "pyramid_weights": [0.5, 0.25, 0.25],
-        "masker_channels": 256,
-        "masker_blocks": 2,
-        "generator_input_channels": 128,
-        "generator_channels": 256,
-        "generator_blocks": 15,
-        "upsample_channels": [128, 64],
-        "discriminator_channels": [64, 128, 256, 512],
-        "discriminator_scale_weights": [0.5, 0.25, 0.25],
-        "norm": "channel",
-        "soft_sigma": 1.0,
-        "gan_weight": 1.0,
-        "mse_weight": 16.0,
-        "gan_start_step": 0,
-    },
+
+@dataclass(frozen=True)
+class Config(FamilyConfig):
+    """The tunable codec's settings; the defaults are the CPU-sized ``small`` configuration."""
+
+    FAMILY: ClassVar[str] = "tunable"
+
+    channels: int = 16
+    quantizer_levels: int = 4
+    importance_groups: int = 16
+    encoder_channels: tuple[int, ...] = (32, 64, 96, 128)
+    encoder_kernel: int = 3
+    encoder_blocks: int = 0
+    pyramid_weights: tuple[float, ...] = (0.5, 0.25, 0.25)
+    masker_channels: int = 48
+    masker_blocks: int = 2
+    generator_input_channels: int = 64
+    generator_channels: int = 128
+    generator_blocks: int = 6
+    upsample_channels: tuple[int, ...] = (128, 64, 32)
+    discriminator_channels: tuple[int, ...] = (32, 64, 128, 256)
+    discriminator_scale_weights: tuple[float, ...] = (0.5, 0.25, 0.25)
+    norm: str = "channel"
+    soft_sigma: float = 1.0
+    gan_weight: float = 1.0
+    mse_weight: float = 16.0
+    gan_start_step: int = 1000
+
+
+CONFIGS: dict[str, Config] = {
+    "small": Config(),
+    "paper": Config(
+        encoder_channels=(64, 128, 256),
+        encoder_kernel=5,
+        encoder_blocks=2,
+        masker_channels=256,
+        generator_input_channels=128,
+        generator_channels=256,
+        generator_blocks=15,
+        upsample_channels=(128, 64),
+        discriminator_channels=(64, 128, 256, 512),
+        gan_start_step=0,
+    ),
 }
 
 
@@ -203,14 +202,14 @@ def spread_over_centres(norm: nn.Module, levels: int) -> None:
 class PyramidEncoder(nn.Module):
     """Three branches on x, x↓2, x↓4 to the same grid, weighted ½, ¼, ¼ (paper Fig. 3)."""
 
-    def __init__(self, config: dict[str, Any]) -> None:
+    def __init__(self, config: Config) -> None:
         super().__init__()
-        widths = [int(w) for w in config["encoder_channels"]]
+        widths = list(config.encoder_channels)
         if len(widths) < 3:
             raise ValueError("the pyramid encoder needs at least 3 stride-2 stages (stride ≥ 8)")
-        norm = str(config["norm"])
-        kernel = int(config["encoder_kernel"])
-        self.weights = [float(w) for w in config["pyramid_weights"]]
+        norm = config.norm
+        kernel = config.encoder_kernel
+        self.weights = list(config.pyramid_weights)
         if len(self.weights) != 3:
             raise ValueError("pyramid_weights needs one weight per scale (3)")
         branches = []
@@ -224,17 +223,17 @@ class PyramidEncoder(nn.Module):
         self.branches = nn.ModuleList(branches)
         top = widths[-1]
         self.body = nn.Sequential(
-            *[ResidualBlock(top, norm) for _ in range(int(config["encoder_blocks"]))],
+            *[ResidualBlock(top, norm) for _ in range(config.encoder_blocks)],
             *conv_norm_relu(top, top, 3, 1, norm),
         )
-        channels = int(config["channels"])
+        channels = config.channels
         self.head = nn.Sequential(
             nn.ReflectionPad2d(1),
             nn.Conv2d(top, channels, 3),
             norm_layer(norm, channels),
             nn.ReLU(),
         )
-        spread_over_centres(self.head[2], int(config["quantizer_levels"]))
+        spread_over_centres(self.head[2], config.quantizer_levels)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(code y before quantisation, features F for the masker)."""
@@ -251,15 +250,15 @@ class PyramidEncoder(nn.Module):
 class Masker(nn.Module):
     """Residual blocks and a 1-filter conv on the encoder's features (paper §3.1 "Masker")."""
 
-    def __init__(self, config: dict[str, Any]) -> None:
+    def __init__(self, config: Config) -> None:
         super().__init__()
-        norm = str(config["norm"])
-        top = int(config["encoder_channels"][-1])
-        width = int(config["masker_channels"])
+        norm = config.norm
+        top = config.encoder_channels[-1]
+        width = config.masker_channels
         layers: list[nn.Module] = []
         if width != top:
             layers += conv_norm_relu(top, width, 3, 1, norm)
-        layers += [ResidualBlock(width, norm) for _ in range(int(config["masker_blocks"]))]
+        layers += [ResidualBlock(width, norm) for _ in range(config.masker_blocks)]
         layers += [nn.ReflectionPad2d(1), nn.Conv2d(width, 1, 3)]
         self.body = nn.Sequential(*layers)
 
@@ -270,31 +269,31 @@ class Masker(nn.Module):
 class TunableNet(CompressionModel):
     """E, masker, quantiser and G: the part that ships (:func:`build`)."""
 
-    def __init__(self, config: dict[str, Any]) -> None:
+    def __init__(self, config: Config) -> None:
         super().__init__()
-        self.channels = int(config["channels"])
-        self.levels = int(config["quantizer_levels"])
-        self.groups = int(config["importance_groups"])
-        self.sigma = float(config["soft_sigma"])
+        self.channels = config.channels
+        self.levels = config.quantizer_levels
+        self.groups = config.importance_groups
+        self.sigma = config.soft_sigma
         if self.channels % self.groups:
             raise ValueError("channels must be a multiple of importance_groups")
-        self.stride = 2 ** len(config["encoder_channels"])
-        norm = str(config["norm"])
+        self.stride = 2 ** len(config.encoder_channels)
+        norm = config.norm
         self.encoder = PyramidEncoder(config)
         self.masker = Masker(config)
         self.register_buffer(
             "group_of", channel_groups(self.channels, self.groups), persistent=False
         )
-        g_in = int(config["generator_input_channels"])
-        width = int(config["generator_channels"])
-        ups = [int(u) for u in config["upsample_channels"]]
-        if len(ups) != len(config["encoder_channels"]) - 1:
+        g_in = config.generator_input_channels
+        width = config.generator_channels
+        ups = list(config.upsample_channels)
+        if len(ups) != len(config.encoder_channels) - 1:
             raise ValueError("upsample_channels needs one entry per encoder stage but the last")
         layers: list[nn.Module] = [
             *conv_norm_relu(self.channels, g_in, 3, 1, norm),
             *conv_norm_relu(g_in, width, 3, 1, norm),
         ]
-        layers += [ResidualBlock(width, norm) for _ in range(int(config["generator_blocks"]))]
+        layers += [ResidualBlock(width, norm) for _ in range(config.generator_blocks)]
         for previous, out in zip([width, *ups[:-1]], ups, strict=True):
             layers += up_norm_relu(previous, out, norm)
         # the last transposed conv makes the image (paper §3.1); 4×4 with stride 2 gives
@@ -397,24 +396,26 @@ class TunableNet(CompressionModel):
         return self.generate(tensor).clamp_(0.0, 1.0)
 
 
-def build(config: dict[str, Any]) -> TunableNet:
+def build(config: Config) -> TunableNet:
     return TunableNet(config)
 
 
 class TunableSystem(TrainingSystem):
     """Training: n ~ U[−2, 2] per batch, 1·GAN (3-scale D, ½/¼/¼) + 16·MSE on [−1, 1]."""
 
-    def __init__(self, config: dict[str, Any]) -> None:
+    config: Config
+
+    def __init__(self, config: Config) -> None:
         super().__init__()
         self.config = config
         self.codec = TunableNet(config)
-        self.discriminator = MultiScaleDiscriminator(3, tuple(config["discriminator_channels"]))
-        self.scale_weights = [float(w) for w in config["discriminator_scale_weights"]]
+        self.discriminator = MultiScaleDiscriminator(3, config.discriminator_channels)
+        self.scale_weights = list(config.discriminator_scale_weights)
         if len(self.scale_weights) != 3:
             raise ValueError("discriminator_scale_weights needs one weight per scale (3)")
 
     def gan_active(self, step: int) -> bool:
-        return step >= int(self.config["gan_start_step"])
+        return step >= self.config.gan_start_step
 
     def _adversarial(self, logits: list[list[torch.Tensor]]) -> torch.Tensor:
         terms = [
@@ -431,7 +432,7 @@ class TunableSystem(TrainingSystem):
         out = self.codec(x, offset)
         x_hat = out["x_hat"]
         mse = F.mse_loss(x_hat * 2.0 - 1.0, x * 2.0 - 1.0)  # images in [−1, 1]
-        loss = float(self.config["mse_weight"]) * mse
+        loss = self.config.mse_weight * mse
         kept = out["mask"].mean()
         stride = self.codec.stride
         logs = {
@@ -443,7 +444,7 @@ class TunableSystem(TrainingSystem):
         }
         if self.gan_active(step):
             adversarial = self._adversarial(self.discriminator(x_hat * 2.0 - 1.0))
-            loss = loss + float(self.config["gan_weight"]) * adversarial
+            loss = loss + self.config.gan_weight * adversarial
             logs["g_adv"] = float(adversarial.detach())
         logs["loss"] = float(loss.detach())
         return loss, logs, {"x_hat": x_hat.detach()}
@@ -464,17 +465,17 @@ class TunableSystem(TrainingSystem):
         c = self.config
         return {
             "loss_terms": [
-                f"{c['gan_weight']}·GAN (sigmoid cross-entropy, non-saturating G; 3-scale D "
-                f"weighted {c['discriminator_scale_weights']})"
-                + (f" from step {c['gan_start_step']}" if int(c["gan_start_step"]) else ""),
-                f"{c['mse_weight']}·MSE (images in [−1, 1], as the authors' code)",
+                f"{c.gan_weight}·GAN (sigmoid cross-entropy, non-saturating G; 3-scale D "
+                f"weighted {list(c.discriminator_scale_weights)})"
+                + (f" from step {c.gan_start_step}" if c.gan_start_step else ""),
+                f"{c.mse_weight}·MSE (images in [−1, 1], as the authors' code)",
             ],
             "rate": "no rate term (as the paper): the normalised importance map plus the "
             "offset n sets the share of kept channels",
             "offset_training": f"n ~ U{list(OFFSET_RANGE)} per batch (higher n, more bits)",
-            "channels": int(c["channels"]),
-            "quantizer_levels": int(c["quantizer_levels"]),
-            "importance_groups": int(c["importance_groups"]),
+            "channels": c.channels,
+            "quantizer_levels": c.quantizer_levels,
+            "importance_groups": c.importance_groups,
             "stride": self.codec.stride,
             "parameters": sum(p.numel() for p in self.codec.parameters()),
             "paper_optimiser_note": "the paper trains with Adam lr 2e-4 (β₁ 0.5 in the "
@@ -482,7 +483,7 @@ class TunableSystem(TrainingSystem):
         }
 
 
-def training_system(config: dict[str, Any]) -> TunableSystem:
+def training_system(config: Config) -> TunableSystem:
     return TunableSystem(config)
 
 
