@@ -80,6 +80,7 @@ def cursor(connection: BaseDatabaseWrapper) -> Iterator[Any]:
     binding: Any = ServerBindingCursor  # psycopg's Cursor (the stubs give Django's wrapper)
     with connection.wrap_database_errors:
         raw = binding(connection.connection)
+    _c_timestamptz(raw)
     logged = connection.queries_logged
     wrapped = _PreparedDebugCursor(raw, connection) if logged else connection.make_cursor(raw)
     with wrapped:
@@ -116,6 +117,33 @@ class _QmarkCachedCursor(SQLiteCursorWrapper):
 @functools.lru_cache(maxsize=256)
 def _qmark(query: str) -> str:
     return str(FORMAT_QMARK_REGEX.sub("?", query).replace("%%", "%"))
+
+
+TIMESTAMPTZ_OID = 1184
+
+
+def _c_timestamptz(raw: Any) -> None:
+    """Give ``raw`` (a psycopg cursor) psycopg's own C loader for ``timestamptz``.
+
+    Django registers a Python loader on each connection (``BaseTzLoader``: psycopg's
+    Python parser, then ``replace(tzinfo=…)`` with Django's zone), five times slower per
+    value than psycopg's C one (6.1 against 1.1 µs, 2,000 values), and the rater path
+    reads ~80 timestamps per judgment. When Django's zone is UTC and so is the session's
+    (Django sets it on every connection), the C loader gives the same values with the same
+    ``datetime.timezone.utc``; otherwise, or without psycopg's C module, Django's stays.
+    ``tests/lib/test_prepared.py`` holds the two to the same datetimes."""
+    from psycopg import _cmodule, pq
+
+    c_module = getattr(_cmodule, "_psycopg", None)
+    conn = raw.connection
+    django_loader = conn.adapters.get_loader(TIMESTAMPTZ_OID, pq.Format.TEXT)
+    if (
+        c_module is None
+        or getattr(django_loader, "timezone", None) is not datetime.UTC
+        or conn.pgconn.parameter_status(b"TimeZone") != b"UTC"
+    ):
+        return
+    raw.adapters.register_loader(TIMESTAMPTZ_OID, c_module.TimestamptzLoader)
 
 
 def _prepares(connection: BaseDatabaseWrapper) -> bool:

@@ -116,3 +116,37 @@ def test_the_sqlite_cursor_rewrites_placeholders_as_djangos() -> None:
             assert prepared._qmark(text) == plain.convert_query(text)
     assert seen.captured_queries[0]["sql"].startswith("SELECT 5")
     assert len(seen.captured_queries) == len(texts)
+
+
+@pytest.mark.django_db
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="psycopg's timestamptz loader")
+def test_postgresql_timestamps_read_as_djangos_loader_reads_them() -> None:
+    """The hot statements' cursor reads timestamptz with psycopg's C loader; every value,
+    and its tzinfo object, equals what Django's own loader gives."""
+    from psycopg import pq
+
+    from perceptlab.lib import prepared
+
+    texts = [
+        "2026-12-03 14:18:29.123456+00",
+        "2026-03-29 01:30:00+02",
+        "1999-12-31 23:59:59.999999-05:30",
+        "2000-02-29 00:00:00+14",
+        "1970-01-01 00:00:00+00",
+        "0001-01-01 00:00:00+00",
+    ]
+    sql = "SELECT " + ", ".join(["%s::timestamptz"] * len(texts)) + ", NULL::timestamptz"
+    with connection.cursor() as django_cursor:
+        django_cursor.execute(sql, texts)
+        theirs = django_cursor.fetchone()
+    with prepared.cursor(connection) as ours_cursor:
+        ours_cursor.execute(sql, texts)
+        ours = ours_cursor.fetchone()
+        loader = ours_cursor.cursor.adapters.get_loader(prepared.TIMESTAMPTZ_OID, pq.Format.TEXT)
+    assert loader.__module__.startswith("psycopg_binary") or loader.__module__.startswith(
+        "psycopg_c"
+    )
+    assert ours == theirs and ours[-1] is None
+    assert all(
+        a.tzinfo is b.tzinfo is datetime.UTC for a, b in zip(ours[:-1], theirs[:-1], strict=True)
+    )
