@@ -189,6 +189,10 @@ WORKER_MAINTENANCE_HOOKS = [
     "perceptlab.evaluation.stored.refresh_pass",
     "perceptlab.studies.ladders.extend_ladders",
 ]
+# A generation job that made its reconstruction is handed to these (dotted paths, called
+# with the job's id in the worker that ran it): a flicker ladder's new rate is built into
+# its study at once, not at the next maintenance pass.
+GENERATION_DONE_HOOKS = ["perceptlab.studies.ladders.job_done"]
 # Stored analyses (evaluation/stored.py): a study whose judgments keep coming in gets a new
 # analysis at most every ANALYSIS_DEBOUNCE_SECONDS; one running longer than
 # ANALYSIS_LOST_SECONDS lost its worker and is requested again.

@@ -13,6 +13,7 @@ every ``WORKER_MAINTENANCE_SECONDS`` (see ``perceptlab/codecs/management/command
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterable
 from contextlib import nullcontext
@@ -23,6 +24,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.module_loading import import_string
 from django_tasks import TaskResultStatus, task
 from django_tasks_db import DatabaseBackend
 from django_tasks_db.models import DBTaskResult
@@ -30,6 +32,7 @@ from django_tasks_db.models import DBTaskResult
 from perceptlab.codecs.generation import release_expired, requeue_mark, run_job
 from perceptlab.codecs.models import GenerationJob
 
+logger = logging.getLogger("perceptlab.worker")
 State = GenerationJob.State
 LOST = "perceptlab.codecs.tasks.WorkerLost"
 """``exception_class_path`` written on the task row of a worker that was lost."""
@@ -37,9 +40,19 @@ LOST = "perceptlab.codecs.tasks.WorkerLost"
 
 @task()
 def generate_reconstruction(job_id: int) -> int | None:
-    """Run one generation job; returns the reconstruction's id (None if not ours or failed)."""
+    """Run one generation job; returns the reconstruction's id (None if not ours or failed).
+    A job that made its reconstruction is then handed to the other layers' hooks
+    (``GENERATION_DONE_HOOKS``, e.g. a flicker ladder building its new rate at once); a
+    hook that fails is logged, and the job stays done."""
     reconstruction = run_job(job_id)
-    return reconstruction.pk if reconstruction is not None else None
+    if reconstruction is None:
+        return None
+    for path in settings.GENERATION_DONE_HOOKS:
+        try:
+            import_string(path)(job_id)
+        except Exception:
+            logger.exception("generation hook %s failed for job %s", path, job_id)
+    return reconstruction.pk
 
 
 def enqueue_job(job_id: int) -> str:

@@ -7,7 +7,8 @@ each (image, codec) at the level nearest its posterior mean threshold; with leve
 factor of 2 apart, the threshold falls between two of them and is pinned down only as far
 as the psychometric function's spread lets two far-apart levels tell. So on each worker
 maintenance pass (``WORKER_MAINTENANCE_HOOKS``) :func:`extend_ladders` looks at every live
-adaptive flicker study:
+adaptive flicker study (and when an added rate's job finishes, :func:`job_done` builds it
+into its study at once, in the worker that ran it):
 
 1. rates asked for earlier whose generation jobs are done are built into stimuli and items
    (``stimuli.build_stimuli``: the same crop, PNG and identical-pixel rules as every
@@ -74,6 +75,42 @@ def extend_ladders() -> int:
         except StudyNotReady as error:  # e.g. a job of the study still running: next pass
             logger.info("flicker ladders of %s wait: %s", study.name, error)
     return asked
+
+
+def job_done(job_id: int) -> int:
+    """The generation hook (``GENERATION_DONE_HOOKS``): a finished job that is a rate added
+    to a live adaptive flicker study's ladder is built into that study now, so QUEST can
+    ask the new level at once instead of after the next maintenance pass; nothing else is
+    done here (new rates are asked for by the pass). A study with other jobs still running
+    waits for the last of them (the build refuses before). Returns the studies built."""
+    job = (
+        GenerationJob.objects.filter(pk=job_id, state=GenerationJob.State.DONE)
+        .select_related("source")
+        .first()
+    )
+    if job is None or job.target_bpp is None:
+        return 0
+    built = 0
+    studies = Study.objects.filter(
+        state=Study.State.LIVE,
+        method=Method.FLICKER,
+        sampling=Study.Sampling.ADAPTIVE,
+        study_images__source=job.source,
+    ).distinct()
+    for study in studies:
+        study_image = study.study_images.filter(source=job.source).first()
+        if study_image is None:
+            continue
+        added = (study.ladder_levels or {}).get(ladder_key(study_image, job.codec), [])
+        if float(job.target_bpp) not in {float(b) for b in added}:
+            continue
+        try:
+            with transaction.atomic():  # one build of a study at a time (two jobs at once)
+                Study.objects.select_for_update().filter(pk=study.pk).first()
+                built += _build_finished(study)
+        except StudyNotReady as error:
+            logger.info("flicker ladder of %s waits for its build: %s", study.name, error)
+    return built
 
 
 def extend_study(study: Study) -> Extension:

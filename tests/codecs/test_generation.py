@@ -138,6 +138,39 @@ def test_enqueued_jobs_run_through_django_tasks() -> None:
     assert Reconstruction.objects.filter(codec="webp").count() == 1
 
 
+seen_by_hook: list[int] = []
+
+
+def _recording_hook(job_id: int) -> None:
+    seen_by_hook.append(job_id)
+
+
+def _failing_hook(job_id: int) -> None:
+    raise RuntimeError("a hook that fails")
+
+
+def test_a_finished_job_goes_to_the_generation_hooks_and_a_failing_one_changes_nothing(
+    settings, caplog: pytest.LogCaptureFixture
+) -> None:  # type: ignore[no-untyped-def]
+    settings.GENERATION_DONE_HOOKS = [
+        f"{__name__}._failing_hook",
+        f"{__name__}._recording_hook",
+    ]
+    seen_by_hook.clear()
+    image_set = make_set("kodim23")
+    jobs = plan_jobs(sources=image_set.images.all(), requests=[JobRequest("webp", 0.5)])
+    assert enqueue_jobs(jobs) == 1
+    (job,) = GenerationJob.objects.all()
+    assert job.state == GenerationJob.State.DONE and job.reconstruction is not None
+    assert seen_by_hook == [job.pk]  # the next hook still ran
+    assert "generation hook" in caplog.text and "a hook that fails" in caplog.text
+    settings.CODEC_BINARIES = {**settings.CODEC_BINARIES, "bpgenc": "no-such-bpgenc"}
+    failed = plan_jobs(sources=image_set.images.all(), requests=[JobRequest("bpg", 0.5)])
+    enqueue_jobs(failed)
+    assert GenerationJob.objects.get(codec="bpg").state == GenerationJob.State.FAILED
+    assert seen_by_hook == [job.pk]  # a job without a reconstruction is not handed on
+
+
 @pytest.mark.django_db(transaction=True)
 def test_two_workers_never_run_the_same_job_twice() -> None:
     if connection.vendor != "postgresql":
