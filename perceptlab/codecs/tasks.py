@@ -47,12 +47,19 @@ def generate_reconstruction(job_id: int) -> int | None:
     reconstruction = run_job(job_id)
     if reconstruction is None:
         return None
-    for path in settings.GENERATION_DONE_HOOKS:
-        try:
-            import_string(path)(job_id)
-        except Exception:
-            logger.exception("generation hook %s failed for job %s", path, job_id)
+    run_hooks(settings.GENERATION_DONE_HOOKS, job_id, failed="generation hook %s failed")
     return reconstruction.pk
+
+
+def run_hooks(paths: Iterable[str], *args: object, failed: str) -> None:
+    """Call each function named by a dotted path in ``paths`` with ``args``, in order (the
+    other layers' hooks: maintenance passes, finished jobs); one that raises is logged
+    with ``failed`` (``%s``: its path) and the next one still runs."""
+    for path in paths:
+        try:
+            import_string(path)(*args)
+        except Exception:
+            logger.exception(failed, path)
 
 
 def enqueue_job(job_id: int) -> str:

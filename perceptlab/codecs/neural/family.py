@@ -61,7 +61,7 @@ class FamilyConfig:
 
 
 def _checked(family: str, name: str, kind: Any, value: Any) -> Any:
-    """``value`` as the field's type (int, float, str, bool, tuple[int, ...]), or a
+    """``value`` as the field's type (int, float, str, bool, or a tuple of int or float), or a
     ValueError that names the setting and what it takes."""
     wrong = ValueError(f"{family} setting {name} takes {_describe(kind)}, not {value!r}")
     if kind is bool:

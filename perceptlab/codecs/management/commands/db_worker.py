@@ -19,10 +19,9 @@ from typing import Any
 from django.conf import settings
 from django.db import connection
 from django.utils.autoreload import DJANGO_AUTORELOAD_ENV
-from django.utils.module_loading import import_string
 from django_tasks_db.management.commands.db_worker import Command as DatabaseWorkerCommand
 
-from perceptlab.codecs.tasks import reclaim_jobs
+from perceptlab.codecs.tasks import reclaim_jobs, run_hooks
 
 logger = logging.getLogger("perceptlab.worker")
 
@@ -39,11 +38,10 @@ def maintain() -> None:
             reclaimed.orphaned,
             reclaimed.failed,
         )
-    for path in settings.WORKER_MAINTENANCE_HOOKS:
-        try:
-            import_string(path)()
-        except Exception:
-            logger.exception("worker maintenance %s failed; trying again in the next pass", path)
+    run_hooks(
+        settings.WORKER_MAINTENANCE_HOOKS,
+        failed="worker maintenance %s failed; trying again in the next pass",
+    )
 
 
 def _maintain_safely() -> None:
