@@ -14,4 +14,5 @@ urlpatterns = [
     path("r/<uuid:code>/state", views.state, name="state"),
     path("r/<uuid:code>/judge", views.judge, name="judge"),
     path("r/<uuid:code>/img/<str:token>", views.stimulus, name="stimulus"),
+    path("r/<uuid:code>/imgs/<str:tokens>", views.stimuli, name="stimuli"),
 ]

@@ -402,6 +402,9 @@ def _app_config(
             "state": reverse("studies:state", args=[session.code]),
             "judge": reverse("studies:judge", args=[session.code]),
             "session": reverse("studies:session", args=[session.code]),
+            # A trial's images, one by one and several at once (viewer.js, images.py).
+            "image": reverse("studies:stimulus", args=[session.code, "-"]).removesuffix("-"),
+            "images": reverse("studies:stimuli", args=[session.code, "-"]).removesuffix("-"),
         },
         "csrfToken": get_token(request),
         "initial": state,
@@ -651,4 +654,16 @@ def stimulus(request: HttpRequest, code: uuid.UUID, token: str) -> HttpResponseB
     response = None if missing else images.image_response(request, code, token)
     if response is None:
         raise Http404("no such image")
+    return response
+
+
+@require_safe
+def stimuli(request: HttpRequest, code: uuid.UUID, tokens: str) -> HttpResponseBase:
+    """Several crop PNGs in one ``multipart/form-data`` response (:mod:`images`: the rater
+    page asks for a trial's images at once); answered by the middleware as
+    :func:`stimulus` is, and here whatever it leaves."""
+    missing = getattr(request, images.LOOKED_UP, False)
+    response = None if missing else images.bundle_response(request, code, tokens)
+    if response is None:
+        raise Http404("no such images")
     return response

@@ -16,11 +16,11 @@ from typing import Any
 import numpy as np
 import pytest
 from PIL import Image
-from raterbot import READY_OR_FEEDBACK, enter, rate
+from raterbot import READY_OR_FEEDBACK, acknowledged, enter, rate
 from studykit import make_study
 
 from perceptlab.codecs.files import read_bytes
-from perceptlab.studies.models import Stimulus, Study
+from perceptlab.studies.models import Session, Stimulus, Study, Trial
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -173,6 +173,39 @@ def test_no_frame_shows_a_blank_pane_between_trials(page: Any, live_server: Any)
     assert not blank, f"{len(blank)} of {len(frames)} frames showed a blank pane"
     shown = {pane["src"] for frame in frames for pane in frame}
     assert len(shown) >= 6  # the samples span the swaps: several trials' images were on screen
+
+
+def test_each_trials_images_come_in_one_request_each_image_once(
+    page: Any, live_server: Any
+) -> None:
+    """The page asks for the images of a trial it lacks in one request (the server's
+    multipart bundle), never for an image twice, and shows them exactly."""
+    study = _study("2afc", trials_per_session=5)
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url) if "/img" in r.url else None)
+    enter(page, live_server, study)
+    _assert_exact(page, study)
+    rate(page, ["a"], limit=2)
+    _assert_exact(page, study)  # a trial that came in a bundle while the first was shown
+    rate(page, ["a"], limit=2)  # the last trial on screen: every trial's images asked for
+    page.wait_for_selector(READY_OR_FEEDBACK)
+    acknowledged(page)
+    session = Session.objects.get(study=study)
+    trials = Trial.objects.filter(session=session).order_by("position")
+    held: set[str] = set()
+    requests = 0  # what the page should ask: per trial in order, one request for its new images
+    for trial in trials.select_related("item__a", "item__b"):
+        original = Stimulus.objects.get(
+            study_image=trial.item.a.study_image, role=Stimulus.Role.ORIGINAL
+        )
+        new = {trial.item.a.token, trial.item.b.token, original.token} - held
+        requests += bool(new)
+        held |= new
+    tokens = [token for url in asked for token in url.rsplit("/", 1)[1].split(".")]
+    assert sorted(tokens) == sorted(held)  # each image once, every one shown
+    assert len(asked) == requests
+    assert all(("/imgs/" in url) == ("." in url.rsplit("/", 1)[1]) for url in asked)
+    assert any("/imgs/" in url for url in asked)
 
 
 def test_an_emulated_fractional_ratio_asks_to_reset_the_zoom(

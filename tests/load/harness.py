@@ -4,7 +4,8 @@ what the raters were told with what the database holds.
 A virtual rater plays the rater flow over HTTP the way the browser does, with its own
 cookie jar and connections: the invitation link (a fresh ``PROLIFIC_PID``), consent,
 the screen check (1920×1080 at devicePixelRatio 1), the rating page, ``state``, each
-image once (the server marks them cacheable), then one judgment per trial after a think
+image once, a trial's together in one request as the page asks for them (the server marks
+them cacheable), then one judgment per trial after a think
 time, with an occasional reload (page and ``state`` again, which must show the same
 trial) and an occasional deliberate second send of an answer. A judgment that meets a
 timeout, a connection error, a 5xx, 408 or 429 is sent again with the **same** idempotency
@@ -283,23 +284,30 @@ class VirtualRater:
         return reply.location.split("/")[2]
 
     async def _load_images(self, state: dict[str, Any]) -> None:
-        """The trial's images and the next trial's (the app preloads it), each once."""
-        urls = {
-            url
-            for trial in (state["trial"], state["next"])
-            if trial is not None
-            for url in trial["images"].values()
-            if url is not None and url not in self.cached
-        }
+        """The trial's images and the next trial's (the app preloads it), each once; as
+        the page's viewer does, a trial's images it lacks in one request when there are
+        several (``/r/<code>/imgs/<t1>.<t2>…``), else one by one."""
+        calls = []
+        for trial in (state["trial"], state["next"]):
+            if trial is None:
+                continue
+            urls = list(dict.fromkeys(u for u in trial["images"].values() if u is not None))
+            missing = [url for url in urls if url not in self.cached]
+            self.cached |= set(missing)  # asked for once, even if the next trial repeats it
+            if len(missing) > 1:
+                base, tokens = (
+                    missing[0].rsplit("/img/", 1)[0],
+                    [u.rsplit("/", 1)[1] for u in missing],
+                )
+                calls.append(self._call("image", "GET", f"{base}/imgs/{'.'.join(tokens)}"))
+            else:
+                calls += [self._call("image", "GET", url) for url in missing]
         # All of them finish (or fail) before a failure ends the participant: none may
         # be left running on a connection the rater is about to close.
-        done = await asyncio.gather(
-            *(self._call("image", "GET", url) for url in urls), return_exceptions=True
-        )
+        done = await asyncio.gather(*calls, return_exceptions=True)
         for outcome in done:
             if isinstance(outcome, BaseException):
                 raise outcome
-        self.cached |= urls
 
     async def _reload(self, page: str, position: int) -> None:
         self.ledger.reloads += 1

@@ -120,6 +120,14 @@ class Ref:
 
 
 @dataclass(frozen=True)
+class Joined:
+    """A path segment of several values joined by "." (a bundle's tokens), each a
+    :class:`Ref` or text."""
+
+    parts: tuple[str | Ref, ...]
+
+
+@dataclass(frozen=True)
 class JsonBody:
     value: Any  # JSON-able, but for Ref("position")
 
@@ -137,9 +145,9 @@ Body = bytes | str | JsonBody | FormBody
 class Hostile:
     """One request: ``segments`` of its path may be :class:`Ref`; ``api``: state or judge."""
 
-    kind: str  # join, session, state, judge or image
+    kind: str  # join, session, state, judge, image or images
     method: str
-    segments: list[str | Ref]
+    segments: list[str | Ref | Joined]
     query: str = ""
     body: Body = b""
     content_type: str = ""
@@ -356,7 +364,7 @@ VALID_FORMS: st.SearchStrategy[tuple[Body, str]] = st.sampled_from(
 
 @st.composite
 def hostile_request(draw: st.DrawFn) -> Hostile:
-    kind = draw(st.sampled_from(["join", "session", "state", "judge", "image"]))
+    kind = draw(st.sampled_from(["join", "session", "state", "judge", "image", "images"]))
     method = draw(st.sampled_from(METHODS)) if draw(st.integers(0, 9)) == 0 else ""
     request = Hostile(
         kind=kind,
@@ -371,7 +379,8 @@ def hostile_request(draw: st.DrawFn) -> Hostile:
         request.segments = ["study", draw(segment(("live", "live", "draft", "unknown"))), ""]
         request.method = method or "GET"
         return request
-    code = draw(segment(("rating", "rating", *CODES) if kind == "image" else CODES))
+    images = kind in ("image", "images")
+    code = draw(segment(("rating", "rating", *CODES) if images else CODES))
     request.segments = [
         "r",
         code,
@@ -380,6 +389,10 @@ def hostile_request(draw: st.DrawFn) -> Hostile:
     if kind == "image":
         token = st.integers(0, 9).map(lambda i: Ref("token", i))  # the first are shown
         request.segments = ["r", code, "img", draw(st.one_of(token, segment(())))]
+    if kind == "images":
+        token = st.integers(0, 9).map(lambda i: Ref("token", i))
+        tokens = st.lists(weighted((4, token), (1, segment(()))), min_size=1, max_size=8)
+        request.segments = ["r", code, "imgs", Joined(tuple(draw(tokens)))]
     request.method = method or {"session": "GET|POST", "judge": "POST"}.get(kind, "GET")
     if request.method == "GET|POST":
         request.method = draw(st.sampled_from(["GET", "POST"]))
@@ -416,6 +429,8 @@ def resolve(request: Hostile, world: World) -> tuple[str, bytes | str]:
     """The request's URL and body, its :class:`Ref` values replaced by the world's."""
 
     def value(item: Any) -> Any:
+        if isinstance(item, Joined):
+            return ".".join(str(value(part)) for part in item.parts)
         if not isinstance(item, Ref):
             return item
         if item.name == "token":

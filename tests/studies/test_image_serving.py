@@ -1,7 +1,10 @@
-"""Rater images (``/r/<code>/img/<token>``) and the staff-only media view (``/media/…``)."""
+"""Rater images (``/r/<code>/img/<token>``, several at once under ``/r/<code>/imgs/…``) and
+the staff-only media view (``/media/…``)."""
 
 from __future__ import annotations
 
+import email.parser
+import email.policy
 import hashlib
 import uuid
 from pathlib import Path
@@ -36,6 +39,28 @@ def served(session: Session) -> Session:
 
 def image_url(session: Session, stimulus: Stimulus) -> str:
     return reverse("studies:stimulus", args=[session.code, stimulus.token])
+
+
+def bundle_url(session: Session, *stimuli: Stimulus | str) -> str:
+    tokens = [s if isinstance(s, str) else s.token for s in stimuli]
+    return reverse("studies:stimuli", args=[session.code, ".".join(tokens)])
+
+
+def parts_of(response: Any) -> list[tuple[str | None, str | None, str, bytes]]:
+    """A multipart/form-data response's parts as (name, filename, type, bytes), parsed by
+    the standard library's MIME parser (not by our writer's rules)."""
+    head = f"Content-Type: {response['Content-Type']}\r\n\r\n".encode()
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + response.content)
+    assert message.is_multipart() and not message.defects
+    return [
+        (
+            part.get_param("name", header="content-disposition"),
+            part.get_filename(),
+            part.get_content_type(),
+            part.get_payload(decode=True),
+        )
+        for part in message.iter_parts()
+    ]
 
 
 def shown(session: Session) -> list[Stimulus]:
@@ -135,6 +160,73 @@ def test_a_malformed_token_is_404_without_a_query(
     assert response.status_code == (400 if "\x00" in token else 404)
 
 
+def test_a_trials_images_come_in_one_response_in_one_query(
+    client: Client, session: Session, django_assert_max_num_queries: Any
+) -> None:
+    """The bundle holds each PNG byte for byte, named by its token, in the order asked; its
+    ETag is the SHA-256 of the parts' SHA-256s, and the same bundle is the same bytes."""
+    a, b = shown(session)
+    original = Stimulus.objects.get(study_image=a.study_image, role=Stimulus.Role.ORIGINAL)
+    asked = [b, original, a]
+    with django_assert_max_num_queries(1):
+        response = client.get(bundle_url(session, *asked))
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("multipart/form-data; boundary=")
+    assert response["Content-Length"] == str(len(response.content))
+    assert response["Cache-Control"] == "private, max-age=86400, immutable"
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert response["Referrer-Policy"] == "no-referrer"
+    for header in ("Content-Disposition", "Last-Modified", "Expires"):
+        assert header not in response
+    expected = [
+        (s.token, f"{s.token}.png", "image/png", default_storage.open(s.png.name).read())
+        for s in asked
+    ]
+    assert parts_of(response) == expected
+    digest = hashlib.sha256("\n".join(s.png_sha256 for s in asked).encode()).hexdigest()
+    assert response["ETag"] == f'"{digest}"'
+    assert client.get(bundle_url(session, *asked)).content == response.content
+    with django_assert_max_num_queries(1):
+        again = client.get(bundle_url(session, *asked), headers={"If-None-Match": f'"{digest}"'})
+    assert again.status_code == 304 and again.content == b""
+    assert again["ETag"] == f'"{digest}"'
+    other_order = client.get(bundle_url(session, a, original, b))
+    assert [p[0] for p in parts_of(other_order)] == [a.token, original.token, b.token]
+    assert other_order["ETag"] != response["ETag"]
+
+
+def test_a_bundle_with_an_image_the_session_may_not_see_is_404(
+    client: Client, session: Session, django_assert_num_queries: Any
+) -> None:
+    a, b = shown(session)
+    unshown = Stimulus.objects.create(
+        study=session.study,
+        study_image=a.study_image,
+        role=Stimulus.Role.GOLD,
+        png=a.png.name,
+        png_sha256=a.png_sha256,
+    )
+    other = Session.objects.create(study=session.study)
+    with django_assert_num_queries(1):
+        assert client.get(bundle_url(session, a, unshown)).status_code == 404
+    assert client.get(bundle_url(other, a, b)).status_code == 404
+    for malformed in ([a, a], [a, "nope"], [a, "A" * 21 + "!"], [a, b] * 3 + [a], [a, ""]):
+        with django_assert_num_queries(0):
+            assert client.get(bundle_url(session, *malformed)).status_code == 404, malformed
+    assert client.get(bundle_url(session, a, b).replace(".", "..")).status_code == 404
+
+
+def test_the_multipart_boundary_never_occurs_in_a_part() -> None:
+    from perceptlab.studies.images import form_data
+
+    body, boundary = form_data([("x", b"abc")], seed="s")
+    clash = f"--{boundary}".encode()
+    body2, boundary2 = form_data([("x", b"ab" + clash + b"c"), ("y", b"")], seed="s")
+    assert boundary2 != boundary and f"--{boundary2}".encode() not in b"ab" + clash + b"c"
+    assert body2.count(f"--{boundary2}".encode()) == 3  # two parts and the close
+    assert body.endswith(f"--{boundary}--\r\n".encode())
+
+
 @pytest.mark.parametrize("mode", ["x-accel-redirect", "x-sendfile"])
 def test_the_front_server_sends_the_file_when_configured(
     client: Client, session: Session, settings: Any, mode: str
@@ -152,6 +244,12 @@ def test_the_front_server_sends_the_file_when_configured(
     else:
         assert response["X-Sendfile"] == str(Path(settings.MEDIA_ROOT) / stimulus.png.name)
     assert "Content-Disposition" not in response
+
+
+def client_etag(path: str) -> str:
+    response = Client().get(path)
+    assert response.status_code == 200
+    return str(response["ETag"])
 
 
 def _without_fast_path(settings: Any) -> None:
@@ -175,6 +273,8 @@ def test_the_image_middleware_answers_as_the_view_behind_the_whole_stack(
     original = Stimulus.objects.get(study_image=stimulus.study_image, role=Stimulus.Role.ORIGINAL)
     url = image_url(session, stimulus)
     etag = f'"{stimulus.png_sha256}"'
+    bundle = bundle_url(session, stimulus, other_side)
+    bundle_etag = client_etag(bundle)
     requests: list[tuple[str, str, dict[str, str], int, int]] = [
         # (method, path, headers, status, image_response calls with the middleware)
         ("get", url, {}, 200, 1),
@@ -193,6 +293,14 @@ def test_the_image_middleware_answers_as_the_view_behind_the_whole_stack(
         ("get", url, {"X-Odd": "a\x00b"}, 400, 0),
         ("get", url + "?q=%00", {}, 400, 0),
         ("get", url, {"Host": "evil.example"}, 400, 0),
+        ("get", bundle_url(session, stimulus, other_side, original), {}, 200, 1),
+        ("head", bundle_url(session, other_side, stimulus), {}, 200, 1),
+        ("get", bundle, {"If-None-Match": bundle_etag}, 304, 1),
+        ("get", bundle_url(session, stimulus, "A" * 22), {}, 404, 1),
+        ("get", bundle_url(session, stimulus, stimulus), {}, 404, 1),
+        ("get", bundle + "/", {}, 404, 0),
+        ("post", bundle, {}, 405, 0),
+        ("get", bundle + "?q=%00", {}, 400, 0),
     ]
 
     def answer(client: Client, method: str, path: str, headers: dict[str, str], status: int) -> Any:
@@ -202,11 +310,15 @@ def test_the_image_middleware_answers_as_the_view_behind_the_whole_stack(
         return response.status_code, dict(response.headers), content
 
     fast = []
-    with mock.patch.object(images, "image_response", wraps=images.image_response) as counted:
+    with (
+        mock.patch.object(images, "image_response", wraps=images.image_response) as one,
+        mock.patch.object(images, "bundle_response", wraps=images.bundle_response) as several,
+    ):
         for method, path, headers, status, calls in requests:
-            before = counted.call_count
+            before = one.call_count + several.call_count
             fast.append(answer(Client(), method, path, headers, status))
-            assert counted.call_count - before == calls, (method, path, headers)
+            after = one.call_count + several.call_count
+            assert after - before == calls, (method, path, headers)
     _without_fast_path(settings)
     slow = [answer(Client(), *request[:4]) for request in requests]
     assert len(fast) == len(slow) == len(requests)

@@ -11,7 +11,8 @@
  *   (single, sequential), canvas-reference and canvas-test (side_by_side, pair),
  *   canvas-left, canvas-reference and canvas-right (triplet: the pivot in the middle).
  * config: the page's JSON config; the viewer reads crop {width, height} (device pixels of
- *   each pane at 1×) and gapDevicePx (device pixels between panes).
+ *   each pane at 1×), gapDevicePx (device pixels between panes) and urls.image and
+ *   urls.images (see prepare).
  * onFitChange(fits): called when a resize, scroll or browser zoom cuts a pane off at the
  *   window's edge (false) or makes every pane whole again (true).
  *
@@ -19,7 +20,9 @@
  *   prepare(trial) -> Promise<void>  fetch and decode every non-null URL of trial.images into
  *     ImageBitmaps (cached by URL, at most 24); resolves when all are decoded, rejects when
  *     one fails (a failed URL is not cached, so a later prepare() retries it). Cheap when
- *     called again for the same trial.
+ *     called again for the same trial. The images it lacks come in one request when there
+ *     are several and config.urls has "image" (the prefix of one image's URL) and "images"
+ *     (the bundle's: the tokens joined by "."), one request each otherwise.
  *   isPrepared(trial) -> boolean      every image of the trial is decoded.
  *   show(trial, slots)                synchronous: draws the trial in this frame. Resets the
  *     view to 1× with each image's top-left pixel on the pane's top-left device pixel (at 1×
@@ -109,11 +112,60 @@ export function createViewer({ root, config, onFitChange }) {
     }
   }
 
-  async function decode(url) {
+  // A trial's images the viewer lacks come in one request when there are several (the
+  // server's /imgs/ bundle: a multipart/form-data body of the PNGs, parsed by the browser),
+  // one by one otherwise or when the page has no bundle URL.
+  const imageUrl = (config.urls && config.urls.image) || "";
+  const bundleUrl = (config.urls && config.urls.images) || "";
+  const MAX_BUNDLE = 6; // images.MAX_BUNDLE
+
+  function tokenOf(url) {
+    if (!imageUrl || !url.startsWith(imageUrl)) return null;
+    const token = url.slice(imageUrl.length);
+    return /^[A-Za-z0-9_-]+$/.test(token) ? token : null;
+  }
+
+  async function fetchOne(url) {
     const response = await fetch(url, { credentials: "same-origin" });
     if (!response.ok) throw new Error("image " + url + ": HTTP " + response.status);
-    const blob = await response.blob();
-    return createImageBitmap(blob, DECODE_OPTIONS);
+    return response.blob();
+  }
+
+  // One request for several images: a promise of each one's Blob, in the order of urls.
+  function fetchTogether(urls) {
+    const tokens = urls.map(tokenOf);
+    const url = bundleUrl + tokens.join(".");
+    const form = fetch(url, { credentials: "same-origin" }).then((response) => {
+      if (!response.ok) throw new Error("images " + url + ": HTTP " + response.status);
+      return response.formData();
+    });
+    return tokens.map((token) =>
+      form.then((parts) => {
+        const part = parts.get(token);
+        if (!(part instanceof Blob)) throw new Error("images " + url + ": no part " + token);
+        return part;
+      }),
+    );
+  }
+
+  // Cache an entry for url whose bitmap is decoded from the Blob `blob` promises.
+  function remember(url, blob) {
+    const entry = { promise: null, bitmap: null };
+    entry.promise = blob
+      .then((data) => createImageBitmap(data, DECODE_OPTIONS))
+      .then(
+        (bitmap) => {
+          if (destroyed) bitmap.close();
+          else entry.bitmap = bitmap;
+        },
+        (error) => {
+          if (cache.get(url) === entry) cache.delete(url); // let a later prepare() retry
+          throw error;
+        },
+      );
+    cache.set(url, entry);
+    evict();
+    return entry;
   }
 
   function load(url) {
@@ -122,24 +174,17 @@ export function createViewer({ root, config, onFitChange }) {
       touch(url, known);
       return known.promise;
     }
-    const entry = { promise: null, bitmap: null };
-    entry.promise = decode(url).then(
-      (bitmap) => {
-        if (destroyed) bitmap.close();
-        else entry.bitmap = bitmap;
-      },
-      (error) => {
-        if (cache.get(url) === entry) cache.delete(url); // let a later prepare() retry
-        throw error;
-      },
-    );
-    cache.set(url, entry);
-    evict();
-    return entry.promise;
+    return remember(url, fetchOne(url)).promise;
   }
 
   function prepare(t) {
-    return Promise.all(urlsOf(t).map(load)).then(() => undefined);
+    const wanted = Array.from(new Set(urlsOf(t)));
+    const missing = wanted.filter((url) => !cache.has(url));
+    if (bundleUrl && missing.length > 1 && missing.length <= MAX_BUNDLE && missing.every(tokenOf)) {
+      const blobs = fetchTogether(missing);
+      missing.forEach((url, index) => remember(url, blobs[index]));
+    }
+    return Promise.all(wanted.map(load)).then(() => undefined);
   }
 
   function isPrepared(t) {
