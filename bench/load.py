@@ -20,7 +20,7 @@ phases, one client:
    and starts another.
 
 Phases 2 and 3 count ``--max-duration`` / ``--duration`` seconds from the moment every
-rater had its first trial (seven requests each: a thousand arriving at once take a while,
+rater had its first trial (six requests each: a thousand arriving at once take a while,
 printed as the join time); their judgments/s and judge p99 are measured over that window.
 
 Printed per phase: judgments/s (acknowledged, unique keys), latencies (judge, state,

@@ -25,6 +25,7 @@ from perceptlab.studies.models import Session, Stimulus, Study, Trial
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 RATIOS = [1, 1.5, 2, 3]
+READY = '[data-testid="rater"][data-status="ready"]'
 BLANK_FRAMES = """() => {
   // Every animation frame: is any pane invisible or one flat colour (cleared, or not drawn)?
   window.perceptlabFrames = [];
@@ -186,6 +187,7 @@ def test_each_trials_images_come_in_one_request_each_image_once(
     enter(page, live_server, study)
     _assert_exact(page, study)
     rate(page, ["a"], limit=2)
+    page.wait_for_selector(READY)
     _assert_exact(page, study)  # a trial that came in a bundle while the first was shown
     rate(page, ["a"], limit=2)  # the last trial on screen: every trial's images asked for
     page.wait_for_selector(READY_OR_FEEDBACK)

@@ -3,10 +3,10 @@ what the raters were told with what the database holds.
 
 A virtual rater plays the rater flow over HTTP the way the browser does, with its own
 cookie jar and connections: the invitation link (a fresh ``PROLIFIC_PID``), consent,
-the screen check (1920×1080 at devicePixelRatio 1), the rating page, ``state``, each
-image once, a trial's together in one request as the page asks for them (the server marks
-them cacheable), then one judgment per trial after a think
-time, with an occasional reload (page and ``state`` again, which must show the same
+the screen check (1920×1080 at devicePixelRatio 1), the rating page (whose embedded state
+the app starts from), each image once, a trial's together in one request as the page asks
+for them (the server marks them cacheable), then one judgment per trial after a think
+time, with an occasional reload (the page again, whose state must show the same
 trial) and an occasional deliberate second send of an answer. A judgment that meets a
 timeout, a connection error, a 5xx, 408 or 429 is sent again with the **same** idempotency
 key after ``queue.js``'s waits, until the server answers or ``RaterPlan.retry_for_s`` runs
@@ -29,6 +29,7 @@ import asyncio
 import json
 import os
 import random
+import re
 import secrets
 import signal
 import socket
@@ -166,6 +167,21 @@ class Reply:
 
 # -- one virtual rater ---------------------------------------------------------------------
 
+RATER_CONFIG = re.compile(
+    rb'<script id="rater-config" type="application/json">(.*?)</script>', re.S
+)
+
+
+def initial_state(page: Reply) -> dict[str, Any] | None:
+    """The state the rating page carries for its app (``config.initial``, which app.js
+    starts from without asking ``state``); None for another page."""
+    found = RATER_CONFIG.search(page.body) if page.status == 200 else None
+    if found is None:
+        return None
+    initial = json.loads(found[1])["initial"]
+    assert isinstance(initial, dict)
+    return initial
+
 
 @dataclass
 class Clock:
@@ -257,8 +273,9 @@ class VirtualRater:
         await self._call("consent", "POST", page, data={"decision": "agree"})
         await self._call("page", "GET", page)
         await self._call("instructions", "POST", page, data=SCREEN)
-        await self._call("page", "GET", page)
-        state = (await self._call("state", "GET", f"{page}state")).json()
+        state = initial_state(await self._call("page", "GET", page))
+        if state is None:  # not the rating page (finished meanwhile): as the app, ask
+            state = (await self._call("state", "GET", f"{page}state")).json()
         if not self.joined:
             self.joined = True
             self.clock.rater_joined()
@@ -311,9 +328,8 @@ class VirtualRater:
 
     async def _reload(self, page: str, position: int) -> None:
         self.ledger.reloads += 1
-        await self._call("page", "GET", page)
-        again = (await self._call("state", "GET", f"{page}state")).json()
-        if again["trial"] is None or again["trial"]["position"] != position:
+        again = initial_state(await self._call("page", "GET", page))
+        if again is None or again["trial"] is None or again["trial"]["position"] != position:
             self.ledger.reload_mismatches += 1
 
     async def _judge(self, page: str, trial: dict[str, Any], *, view_ms: int) -> dict[str, Any]:
