@@ -63,6 +63,17 @@ def parts_of(response: Any) -> list[tuple[str | None, str | None, str, bytes]]:
     ]
 
 
+def unshown_copy(stimulus: Stimulus) -> Stimulus:
+    """A gold stimulus with ``stimulus``'s PNG that no trial shows."""
+    return Stimulus.objects.create(
+        study=stimulus.study,
+        study_image=stimulus.study_image,
+        role=Stimulus.Role.GOLD,
+        png=stimulus.png.name,
+        png_sha256=stimulus.png_sha256,
+    )
+
+
 def shown(session: Session) -> list[Stimulus]:
     trial = Trial.objects.filter(session=session).select_related("item__a", "item__b").first()
     assert trial is not None and trial.item.b is not None
@@ -122,13 +133,7 @@ def test_images_no_trial_of_the_session_shows_are_404_in_one_query(
     client: Client, session: Session, django_assert_max_num_queries: Any
 ) -> None:
     stimulus = shown(session)[0]
-    unshown = Stimulus.objects.create(
-        study=session.study,
-        study_image=stimulus.study_image,
-        role=Stimulus.Role.GOLD,
-        png=stimulus.png.name,
-        png_sha256=stimulus.png_sha256,
-    )
+    unshown = unshown_copy(stimulus)
     other = Session.objects.create(study=session.study)  # no trials yet
     for url in (
         image_url(session, unshown),
@@ -199,13 +204,7 @@ def test_a_bundle_with_an_image_the_session_may_not_see_is_404(
     client: Client, session: Session, django_assert_num_queries: Any
 ) -> None:
     a, b = shown(session)
-    unshown = Stimulus.objects.create(
-        study=session.study,
-        study_image=a.study_image,
-        role=Stimulus.Role.GOLD,
-        png=a.png.name,
-        png_sha256=a.png_sha256,
-    )
+    unshown = unshown_copy(a)
     other = Session.objects.create(study=session.study)
     with django_assert_num_queries(1):
         assert client.get(bundle_url(session, a, unshown)).status_code == 404
