@@ -136,6 +136,9 @@ def _check_json_text(text: str) -> list[str]:
     an integer no float can hold (``float()`` of it raises OverflowError, which forms and
     ``math.isfinite`` let through); returns its strings (none if it is not JSON)."""
     _check_depth(text)
+    start = text.lstrip(" \t\n\r")[:1]
+    if not start or start not in _JSON_STARTS:
+        return []  # not JSON: json.loads would refuse it at its first character
     try:
         data = json.loads(text)
     except ValueError:
@@ -151,26 +154,27 @@ def _check_json_text(text: str) -> list[str]:
 def json_depth(text: str) -> int:
     """How deeply ``[``/``{`` nest in ``text`` read as JSON (brackets in strings ignored).
 
-    One pass, no recursion and no backtracking, whatever the text.
+    No recursion and no backtracking, whatever the text: the strings (an unterminated one
+    runs to the end) are cut out by one regular expression in C, then only the brackets
+    left are walked. ``tests/studies/test_hostile_input.py`` holds it to a plain
+    character-by-character reading.
     """
     depth = deepest = 0
-    in_string = escaped = False
-    for char in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char in "[{":
+    for bracket in _BRACKETS.findall(_JSON_STRING.sub("", text)):
+        if bracket in "[{":
             depth += 1
             deepest = max(deepest, depth)
-        elif char in "]}":
+        else:
             depth -= 1
     return deepest
+
+
+# A JSON string as a reader skips it: from a quote to the next unescaped quote, or to the
+# end of the text (a trailing lone backslash included) when none closes it.
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*(?:"|\\?\Z)', re.DOTALL)
+_BRACKETS = re.compile(r"[\[\]{}]")
+# The first character (after JSON's whitespace) of any text json.loads accepts.
+_JSON_STARTS = frozenset('{["-0123456789tfnNI')
 
 
 def _check_depth(text: str) -> None:

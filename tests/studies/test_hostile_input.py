@@ -19,6 +19,8 @@ from django.db import DataError, connection
 from django.http import QueryDict
 from django.test import Client
 from django.urls import reverse
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from perceptlab.studies.guard import MAX_BODY_BYTES, MAX_JSON_DEPTH, json_depth
 from perceptlab.studies.models import Session, Study
@@ -132,6 +134,36 @@ def test_json_as_deep_as_the_limit_reaches_the_view(client: Client, rating: Sess
 def test_brackets_inside_json_strings_do_not_count_as_nesting() -> None:
     assert json_depth('{"a": "[[[[[[[[[[[[", "b": [1, {"c": "\\"]]]"}]}') == 3
     assert json_depth('"\\\\" [[') == 2
+    assert json_depth('[["unterminated [[[[') == 2
+    assert json_depth('[["ends in a backslash [[\\') == 2
+
+
+def _depth_char_by_char(text: str) -> int:
+    """The reading json_depth must agree with: one character at a time."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.text(alphabet='[]{}"\\ a\n', max_size=40) | st.text(max_size=40))
+def test_json_depth_agrees_with_a_reading_char_by_char(text: str) -> None:
+    assert json_depth(text) == _depth_char_by_char(text)
 
 
 @pytest.mark.parametrize(

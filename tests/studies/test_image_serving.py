@@ -365,3 +365,20 @@ def test_media_refuse_odd_names_and_download_what_is_not_an_image(
     assert response["Content-Type"] == "application/octet-stream"
     assert response["Content-Disposition"] == "attachment"
     assert response["X-Content-Type-Options"] == "nosniff"
+
+
+def test_the_image_url_prefix_equals_reverse_for_any_code_and_script_prefix() -> None:
+    from django.urls import get_script_prefix, set_script_prefix
+
+    from perceptlab.studies.views import images_prefix
+
+    before = get_script_prefix()
+    try:
+        for prefix in ("/", "/perceptlab/", "/a/b/"):
+            set_script_prefix(prefix)
+            for code in (uuid.uuid4(), uuid.UUID(int=0), uuid.UUID(int=2**128 - 1)):
+                expected = reverse("studies:stimulus", args=[code, "-"]).removesuffix("-")
+                assert images_prefix(code) == expected
+                assert expected.startswith(prefix)
+    finally:
+        set_script_prefix(before)
