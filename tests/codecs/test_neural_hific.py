@@ -6,7 +6,7 @@ import pytest
 import torch
 from neuralkit import TINY_HIFIC, kodak
 
-from perceptlab.codecs.neural import hific
+from perceptlab.codecs.neural import hific, losses
 from perceptlab.codecs.neural.codec import pad_to, to_tensor
 from perceptlab.codecs.neural.layers import ChannelNorm
 
@@ -112,3 +112,47 @@ def test_channel_norm_normalises_over_channels_per_pixel() -> None:
     y = ChannelNorm(16)(x)
     assert torch.allclose(y.mean(dim=1), torch.zeros(2, 5, 7), atol=1e-5)
     assert torch.allclose(y.var(dim=1), torch.ones(2, 5, 7), atol=1e-3)
+
+
+def test_chroma_mse_ignores_luma_and_counts_colour() -> None:
+    torch.manual_seed(2)
+    x = torch.rand(2, 3, 16, 16) * 0.8 + 0.1
+    brighter = x + 0.1  # the same change on R, G and B: luma only
+    assert float(losses.chroma_mse(brighter, x)) == pytest.approx(0.0, abs=1e-6)
+    grey = x.mean(dim=1, keepdim=True).expand_as(x)  # the colours taken out
+    assert float(losses.chroma_mse(grey, x)) > 10.0
+    tinted = x + torch.tensor([0.1, 0.0, -0.1]).view(1, 3, 1, 1)  # warmer, 25.5 levels on R, B
+    assert float(losses.chroma_mse(tinted, x)) == pytest.approx(
+        (25.5 * 0.5 + 25.5 * 0.168736) ** 2 / 2 + (25.5 * 0.5 + 25.5 * 0.081312) ** 2 / 2, rel=1e-4
+    )
+
+
+def test_the_chroma_weight_adds_its_term_and_pulls_a_grey_decoder_towards_the_colours() -> None:
+    """hific-small, trained without it, decoded every image in one tint (issue 14): its loss
+    must be able to weigh the chroma of x̂, and that term's gradient must push the output
+    layer towards the colours when the reconstruction lacks them."""
+    x = torch.zeros(1, 3, 64, 64)
+    x[:, 0, :, :32] = 0.8  # a red half and a blue half: strong, opposite chroma
+    x[:, 2, :, 32:] = 0.8
+    results = {}
+    for weight in (0.0, 4.0):
+        torch.manual_seed(3)
+        system = hific.training_system(
+            hific.Config.of({**TINY_HIFIC, "gan_weight": 0.0, "chroma_weight": weight})
+        )
+        loss, logs, cache = system.generator_loss(x, step=5)
+        loss.backward()
+        results[weight] = (loss, logs, cache, system.codec.generator_tail[-1].bias.grad)
+    loss0, logs0, cache, grad0 = results[0.0]
+    loss4, logs4, _, grad4 = results[4.0]
+    chroma = losses.chroma_mse(cache["x_hat"], x)
+    assert "chroma255" not in logs0 and logs4["chroma255"] == pytest.approx(float(chroma))
+    expected = hific.RATE_SCALE * hific.MSE_WEIGHT * 4.0 * float(chroma)
+    assert float((loss4 - loss0).detach()) == pytest.approx(expected, rel=1e-4)
+    assert grad0 is not None and grad4 is not None
+    # the chroma term's own gradient on G's output bias is −(∂/∂b) of a colour shift towards
+    # x's mean chroma: descending it moves the output's mean (Cb, Cr) towards x's
+    rows = torch.tensor([[-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
+    step_direction = -(grad4 - grad0)
+    mean_error = (x - cache["x_hat"]).mean(dim=(0, 2, 3))
+    assert float((rows @ step_direction) @ (rows @ mean_error)) > 0

@@ -9,6 +9,9 @@
   al. 2017) averaged over discriminator scales, as in GC (Agustsson et al. 2019).
 - :func:`feature_matching_loss` — L1 between D's intermediate features on x and x̂
   (pix2pixHD, Wang et al. 2018), averaged over layers and scales.
+- :func:`chroma_mse` — the mean squared error of the chroma (Cb, Cr of BT.601 YCbCr) on the
+  0–255 scale: an extra weight on it keeps colour from being left out (see ``chroma_weight``
+  in :mod:`.hific`).
 - :class:`PerceptualTerm` — LPIPS or DISTS when their ImageNet weights are in the weights
   folder (loaded by :func:`perceptlab.lib.networks.load_network`), otherwise a stated
   fallback (MS-SSIM); :attr:`PerceptualTerm.kind` says which, for the model card.
@@ -35,6 +38,18 @@ def ms_ssim_loss(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """1 − MS-SSIM(x̂, x) on images in [0, 1] (data range 1)."""
     win = ms_ssim_win(min(x.shape[-2:]))
     return 1.0 - ms_ssim(x_hat.clamp(0, 1), x, data_range=1.0, win_size=win, size_average=True)
+
+
+# BT.601 RGB → (Cb, Cr) rows of the YCbCr matrix (full range, no offset).
+_CHROMA = ((-0.168736, -0.331264, 0.5), (0.5, -0.418688, -0.081312))
+
+
+def chroma_mse(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Mean squared (Cb, Cr) error on the 0–255 scale of images in [0, 1]: zero for any
+    luma-only difference (equal on R, G, B), ≈ the RGB MSE for a pure chroma shift."""
+    rows = x.new_tensor(_CHROMA)
+    diff = torch.einsum("kc,bchw->bkhw", rows, (x_hat - x) * 255.0)
+    return (diff**2).mean()
 
 
 def ns_generator_loss(fake_logits: torch.Tensor) -> torch.Tensor:

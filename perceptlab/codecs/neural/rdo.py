@@ -223,6 +223,7 @@ class RDOSystem(hific.HiFiCSystem):
             "mse255": float(mse.detach()),
             "ms_ssim_loss": float(ms_ssim.detach()),
         }
+        loss = loss + self.chroma_term(x_hat, x, logs)
         if dists is not ms_ssim:
             logs[self.perceptual.kind] = float(dists.detach())
         if self.gan_active(step):
