@@ -39,11 +39,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.core.files.storage import default_storage
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseNotModified
 from django.utils.http import parse_etags, quote_etag
 
+from perceptlab.codecs.files import read_bytes
 from perceptlab.lib import prepared
 from perceptlab.serving import stored_file
 from perceptlab.studies.guard import InputRejected, check_request
@@ -136,10 +136,11 @@ def bundle_response(request: HttpRequest, code: uuid.UUID, tokens: str) -> HttpR
     etag = quote_etag(digest)
     if _holds(request, etag):
         return _finished(HttpResponseNotModified(), etag)
-    parts = [(name, _read(s.png_name)) for name, s in zip(names, shown, strict=True)]
-    if any(data is None for _, data in parts):
+    try:
+        parts = [(name, read_bytes(s.png_name)) for name, s in zip(names, shown, strict=True)]
+    except FileNotFoundError:
         return None  # a file gone from the storage: as a missing image, 404
-    body, boundary = form_data([(name, data or b"") for name, data in parts], seed=digest)
+    body, boundary = form_data(parts, seed=digest)
     response = HttpResponse(body, content_type=f"multipart/form-data; boundary={boundary}")
     return _finished(response, etag)
 
@@ -163,15 +164,6 @@ def form_data(parts: list[tuple[str, bytes]], *, seed: str) -> tuple[bytes, str]
         chunks += [delimiter, b"\r\n", head.encode(), data, b"\r\n"]
     chunks += [delimiter, b"--\r\n"]
     return b"".join(chunks), boundary
-
-
-def _read(name: str) -> bytes | None:
-    try:
-        with default_storage.open(name, "rb") as handle:
-            data: bytes = handle.read()
-    except FileNotFoundError:
-        return None
-    return data
 
 
 def _holds(request: HttpRequest, etag: str) -> bool:
