@@ -191,31 +191,49 @@ class Columns(Generic[M]):
         return ", ".join(f'{self.alias}."{field.column}"' for field in self.fields)
 
     def build(
-        self, row: Sequence[Any], *, connection: BaseDatabaseWrapper, start: int = 0
+        self,
+        row: Sequence[Any],
+        *,
+        connection: BaseDatabaseWrapper,
+        start: int = 0,
+        defer: frozenset[str] = frozenset(),
     ) -> M | None:
         """The instance in ``row[start:start + width]``; None where its primary key is
-        NULL (the missing side of a LEFT JOIN)."""
+        NULL (the missing side of a LEFT JOIN). The fields named in ``defer`` (attnames)
+        are neither converted nor set: the instance holds them deferred, as after
+        ``QuerySet.defer()`` (read from the database if ever asked for)."""
         values = list(row[start : start + self.width])
         if values[self.pk_index] is None:
             return None
         for index, converters, expression in self._converters_for(connection):
+            if defer and self.attnames[index] in defer:
+                continue
             value = values[index]
             for convert in converters:
                 value = convert(value, expression, connection)
             values[index] = value
-        return self._instance(values, connection.alias)
+        return self._instance(values, connection.alias, defer)
 
-    def _instance(self, values: list[Any], alias: str) -> M:
+    def _instance(self, values: list[Any], alias: str, defer: frozenset[str] = frozenset()) -> M:
         """What ``Model.from_db`` makes of a full row, without ``Model.__init__``: a model
         with ``pre_init``/``post_init`` receivers (an ImageField's dimensions, a generic
         relation) goes through ``from_db`` as it would in the ORM. ``__init__`` spends
         ~10 µs per instance on keyword handling, descriptors and those signals; the rater
         path builds two instances per trial of a session on every request."""
         model = self.model
-        if self._has_init_receivers:
+        if defer:
+            pairs = zip(self.attnames, values, strict=True)
+            kept = [(name, value) for name, value in pairs if name not in defer]
+            if self._has_init_receivers:
+                names, row = zip(*kept, strict=True)
+                return model.from_db(alias, list(names), list(row))
+            obj = model.__new__(model)
+            obj.__dict__.update(kept)
+        elif self._has_init_receivers:
             return model.from_db(alias, self.attnames, values)
-        obj = model.__new__(model)
-        obj.__dict__.update(zip(self.attnames, values, strict=True))
+        else:
+            obj = model.__new__(model)
+            obj.__dict__.update(zip(self.attnames, values, strict=True))
         state = ModelState()
         state.adding = False
         state.db = alias

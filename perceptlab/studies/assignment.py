@@ -49,6 +49,7 @@ SKIP = "skip"  # a schedule position left empty because no item was available
 REFERENCE = "reference"  # ACR-HR: a test trial rating the hidden reference (no slot)
 ITEM_RELATED = ("a", "b")
 _trial_item = Trial._meta.get_field("item")
+_trial_session = Trial._meta.get_field("session")
 
 
 @dataclass
@@ -78,13 +79,15 @@ class Snapshot:
         statement: a consistent view of the session); None if there is no such session."""
         db = connections[DEFAULT_DB_ALIAS]
         with prepared.cursor(db) as cursor:
-            cursor.execute(_session_sql(), [_session_code.get_db_prep_value(code, db)])
+            value = _session_code.get_db_prep_value(code, db)
+            cursor.execute(_session_sql(), [value, value])
             rows = cursor.fetchall()
-        if not rows:
+        head = [row for row in rows if row[0] is not None]
+        if not head:
             return None
-        session = _session_with_study(rows[0], db)
+        session = _session_with_study(head[0], db)
         start = _SESSION.width + _STUDY.width
-        return cls._build(session, [row for row in rows if row[start] is not None], db, start=start)
+        return cls._build(session, [row for row in rows if row[0] is None], db, start=start)
 
     @classmethod
     def _build(
@@ -93,11 +96,12 @@ class Snapshot:
         """The trials in ``rows`` (from column ``start``), with their items from the
         catalog; their judgments are made from the same rows when first asked for."""
         snap = cls(session)
-        trials = [_trial_of(row, db, start=start) for row in rows]
-        items = catalog.items_of(session.study, {t.item_id for t in trials})
         judged = start + _TRIAL.width + _JUDGMENT.pk_index
+        trials = [_trial_of(row, db, start=start, answered=row[judged] is not None) for row in rows]
+        items = catalog.items_of(session.study, {t.item_id for t in trials})
         for trial, row in zip(trials, rows, strict=True):
-            trial.session = session  # one session object, however many rows
+            # One session object, however many rows (trial.session_id is the row's).
+            _trial_session.set_cached_value(trial, session)
             _trial_item.set_cached_value(trial, items[trial.item_id])
             snap.trials[trial.position] = trial
             if row[judged] is None:
@@ -174,11 +178,20 @@ def _session_only_sql() -> str:
 
 @functools.cache
 def _session_sql() -> str:
-    """The session by code with its study, and one row per trial (with its judgment)."""
+    """The session by code with its study (one row: the trials' columns NULL), and one
+    row per trial with its judgment (the session's and study's columns NULL), in one
+    statement (one consistent view of the session). A join would repeat the session's
+    and study's 72 columns, the consent and instructions texts among them, on every
+    trial's row: a session 100 trials long spent more CPU fetching them than on
+    anything else of a judgment."""
+    head = ", ".join(["NULL"] * (_TRIAL.width + _JUDGMENT.width))
+    nobody = ", ".join(["NULL"] * (_SESSION.width + _STUDY.width))
     return (
-        f"SELECT {_SESSION.sql}, {_STUDY.sql}, {_TRIAL.sql}, {_JUDGMENT.sql} "
+        f"SELECT {_SESSION.sql}, {_STUDY.sql}, {head} "
         f"FROM {_SESSION.table} se JOIN {_STUDY.table} st ON st.id = se.study_id "
-        f"LEFT JOIN {_TRIAL.table} t ON t.session_id = se.id "
+        f"WHERE se.code = %s "
+        f"UNION ALL SELECT {nobody}, {_TRIAL.sql}, {_JUDGMENT.sql} "
+        f"FROM {_SESSION.table} se JOIN {_TRIAL.table} t ON t.session_id = se.id "
         f"LEFT JOIN {_JUDGMENT.table} j ON j.trial_id = t.id "
         f"WHERE se.code = %s"
     )
@@ -193,9 +206,18 @@ def _trials_sql() -> str:
     )
 
 
-def _trial_of(row: tuple[object, ...], db: BaseDatabaseWrapper, *, start: int) -> Trial:
+# An answered trial's clock (when it was bound and first sent) is read by nothing on the
+# rater path, and parsing the two dates of every answered trial of a long session was a
+# twentieth of a judgment's CPU: such a trial holds them deferred (read if asked for).
+_ANSWERED_DEFER = frozenset({"assigned", "shown"})
+
+
+def _trial_of(
+    row: tuple[object, ...], db: BaseDatabaseWrapper, *, start: int, answered: bool = False
+) -> Trial:
     """The trial in ``row`` from ``start``."""
-    trial = _TRIAL.build(row, connection=db, start=start)
+    defer = _ANSWERED_DEFER if answered else frozenset()
+    trial = _TRIAL.build(row, connection=db, start=start, defer=defer)
     assert trial is not None
     return trial
 

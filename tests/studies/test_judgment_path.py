@@ -284,3 +284,47 @@ def test_the_snapshot_makes_a_judgment_only_when_it_is_asked_for(client: Client)
     assert snap.judgment(trial) is replaced
     del snap.answers[answered[0]]
     assert answered[0] not in snap.answers and len(snap.answers) == 2
+
+
+@pytest.mark.django_db
+def test_the_snapshot_reads_the_session_once_and_defers_answered_trials_clocks(
+    client: Client,
+) -> None:
+    """One statement brings the session with its study in one row and each trial in a row
+    of its own (the session's columns are not repeated per trial); an answered trial's
+    ``assigned`` and ``shown`` are deferred, not dropped: asked for, they read back as
+    stored, while the trials still to be answered hold theirs."""
+    from perceptlab.studies import assignment
+    from perceptlab.studies.assignment import Snapshot
+
+    session = _rating(client, "acr")
+    for _ in range(3):
+        state = client.get(reverse("studies:state", args=[session.code])).json()
+        assert _answer(client, session, state).json()["ok"]
+    with CaptureQueriesContext(connection) as queries:
+        snap = Snapshot.by_code(session.code)
+    assert snap is not None and len(queries.captured_queries) == 1
+    with connection.cursor() as cursor:
+        cursor.execute(assignment._session_sql(), [session.code.hex] * 2)
+        rows = cursor.fetchall()
+    heads = [row for row in rows if row[0] is not None]
+    assert len(heads) == 1 and len(rows) == 1 + len(snap.trials)
+    width = assignment._SESSION.width + assignment._STUDY.width
+    assert all(value is None for row in rows if row[0] is None for value in row[:width])
+    assert all(value is None for value in heads[0][width:])
+    answered = [t for t in snap.trials.values() if t.position in snap.answers]
+    waiting = [t for t in snap.trials.values() if t.position not in snap.answers]
+    assert len(answered) == 3 and waiting
+    with CaptureQueriesContext(connection) as queries:
+        for trial in waiting:
+            assert trial.get_deferred_fields() == set()
+            assert trial.assigned is not None
+    assert len(queries.captured_queries) == 0
+    for trial in answered:
+        assert trial.get_deferred_fields() == {"assigned", "shown"}
+        stored = Trial.objects.get(pk=trial.pk)
+        assert stored.assigned is not None and stored.shown is not None
+        assert (trial.assigned, trial.shown) == (stored.assigned, stored.shown)  # read now
+        assert trial.get_deferred_fields() == set()
+    # a session that does not exist: no row at all
+    assert Snapshot.by_code(uuid.uuid4()) is None
