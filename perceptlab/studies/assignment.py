@@ -28,7 +28,7 @@ from __future__ import annotations
 import functools
 import random
 import uuid
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -42,7 +42,7 @@ from perceptlab.lib import prepared
 from perceptlab.lib.prepared import columns
 from perceptlab.studies import catalog
 from perceptlab.studies.models import Item, Judgment, Session, Stimulus, Study, Trial
-from perceptlab.studies.planners import planner_for
+from perceptlab.studies.planners import Planner, least_served, planner_for
 
 LOOKAHEAD = 2  # the trial on screen and the next one, which the browser preloads
 SKIP = "skip"  # a schedule position left empty because no item was available
@@ -406,18 +406,33 @@ def _bind_test(snap: Snapshot, position: int) -> Trial | None:
         items = catalog.items_of(study, [pk for pk in every if pk not in seen]).values()
         pool = [item for item in items if eligible(item)]
         return _create(snap, position, Trial.Kind.TEST, random.choice(pool)) if pool else None
+    planner = planner_for(study)
     for attempt in range(2):
         open_slots = {pk: n for pk, n in _open_slots(study) if pk not in seen}
-        items = catalog.items_of(study, open_slots).values()
-        open_items = [item for item in items if eligible(item)]
-        planner = planner_for(study)
-        for item in planner.rank(session=session, candidates=open_items, assigned=open_slots):
+        if type(planner).rank is Planner.rank:  # least-served first: no item made untried
+            ranked: Iterable[Item] = _least_served_items(study, open_slots, eligible)
+        else:
+            items = catalog.items_of(study, open_slots).values()
+            open_items = [item for item in items if eligible(item)]
+            ranked = planner.rank(session=session, candidates=open_items, assigned=open_slots)
+        for item in ranked:
             trial = _create(snap, position, Trial.Kind.TEST, item, slot=study.judgments_per_item)
             if trial is not None:
                 return trial
         if attempt == 0 and release_stale(study=study) == 0:
             break
     return None
+
+
+def _least_served_items(
+    study: Study, open_slots: dict[int, int], eligible: Callable[[Item], bool]
+) -> Iterator[Item]:
+    """:meth:`Planner.rank`'s order (least-served first, ties at random), item by item as
+    the caller asks: binding usually takes the first."""
+    for pk in least_served(open_slots):
+        item = catalog.item_of(study, pk)
+        if item is not None and eligible(item):
+            yield item
 
 
 def _open_slots(study: Study) -> list[tuple[int, int]]:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, ClassVar
 
 from perceptlab.studies import adaptive, guidance
@@ -45,9 +45,21 @@ class Planner:
         ``assigned`` holds each candidate's slots taken, as the database has them now
         (the candidates are a process's shared copies; their own ``assigned`` is stale).
         """
-        shuffled = list(candidates)
-        random.shuffle(shuffled)
-        return sorted(shuffled, key=lambda item: assigned[item.pk])
+        by_id = {item.pk: item for item in candidates}
+        return [by_id[pk] for pk in least_served({pk: assigned[pk] for pk in by_id})]
+
+
+def least_served(assigned: Mapping[int, int]) -> Iterator[int]:
+    """The ids of ``assigned`` (id → slots taken) least-served first, ties in random
+    order; lazily: a caller that stops at the first id it can use shuffles only the
+    least-served ids, and sorts nothing but the distinct counts."""
+    buckets: dict[int, list[int]] = {}
+    for pk, taken in assigned.items():
+        buckets.setdefault(taken, []).append(pk)
+    for taken in sorted(buckets):
+        ids = buckets[taken]
+        random.shuffle(ids)
+        yield from ids
 
 
 def _ordered(a: Stimulus, b: Stimulus) -> tuple[Stimulus, Stimulus]:

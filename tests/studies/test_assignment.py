@@ -165,3 +165,33 @@ def test_concurrent_raters_never_take_a_slot_beyond_the_target() -> None:
     for session in sessions:
         mine = list(session.trials.filter(kind=Trial.Kind.TEST).values_list("item_id", flat=True))
         assert len(mine) == len(set(mine))
+
+
+def test_least_served_orders_by_slots_taken_with_ties_uniformly_at_random(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from itertools import islice
+
+    from perceptlab.studies.planners import least_served
+
+    assigned = {10: 2, 11: 0, 12: 1, 13: 0, 14: 0, 15: 2}
+    random.seed(7)
+    orders = [list(least_served(assigned)) for _ in range(3000)]
+    for order in orders:
+        assert sorted(order) == sorted(assigned)
+        assert [assigned[pk] for pk in order] == sorted(assigned.values())
+    firsts = Counter(order[0] for order in orders)
+    assert set(firsts) == {11, 13, 14}
+    assert all(abs(n / 3000 - 1 / 3) < 0.04 for n in firsts.values()), firsts
+    # lazy: taking the first id shuffles only the least-served bucket
+    shuffled: list[int] = []
+    real_shuffle = random.shuffle
+
+    def counting(ids: list[int]) -> None:
+        shuffled.append(len(ids))
+        real_shuffle(ids)
+
+    monkeypatch.setattr(random, "shuffle", counting)
+    assert next(islice(least_served(assigned), 1)) in {11, 13, 14}
+    assert shuffled == [3]
+    assert list(least_served({})) == []
