@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import gc
 import os
+import sys
 from typing import Any
 
 from perceptlab.lib.env import envbool, envchoice, envint, envlist, envstr
@@ -119,3 +120,18 @@ def pre_fork(server: Any, worker: Any) -> None:
 
     connections.close_all()
     gc.freeze()
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    """Each worker hands the GIL between its threads every ``PERCEPTLAB_GIL_SWITCH_US``
+    microseconds (default 1,000; Python's own is 5,000). A thread answering a short rater
+    request (a judgment takes ~3 ms of CPU) otherwise waits up to 5 ms per hand-over for a
+    thread running a long one, in every queue it passes. With 500 raters (2–6 s think
+    time, ~120 judgments/s, half the ceiling), four runs alternating 5 ms and 1 ms gave
+    a judge p99 of 159, 151, 110, 44 ms and 121, 111, 65, 44 ms; the ceiling moved
+    within its noise (README "Reliability")."""
+    sys.setswitchinterval(gil_switch_us() / 1_000_000)
+
+
+def gil_switch_us() -> int:
+    return envint("PERCEPTLAB_GIL_SWITCH_US", 1000, min_value=100, max_value=100_000)

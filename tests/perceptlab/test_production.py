@@ -272,6 +272,21 @@ def test_gunicorn_freezes_what_the_master_holds_before_each_fork(gunicorn_conf: 
         gc.unfreeze()
 
 
+def test_gunicorn_workers_hand_the_gil_over_every_millisecond(gunicorn_conf: Any) -> None:
+    import sys
+
+    before = sys.getswitchinterval()
+    try:
+        gunicorn_conf().post_fork(server=None, worker=None)
+        assert sys.getswitchinterval() == pytest.approx(0.001)
+        gunicorn_conf(PERCEPTLAB_GIL_SWITCH_US="250").post_fork(server=None, worker=None)
+        assert sys.getswitchinterval() == pytest.approx(0.00025)
+        with pytest.raises(ImproperlyConfigured, match="PERCEPTLAB_GIL_SWITCH_US"):
+            gunicorn_conf(PERCEPTLAB_GIL_SWITCH_US="0").post_fork(server=None, worker=None)
+    finally:
+        sys.setswitchinterval(before)
+
+
 def test_gunicorn_refuses_to_start_with_the_development_key(
     gunicorn_conf: Any, settings: Any
 ) -> None:
