@@ -221,22 +221,19 @@ class Columns(Generic[M]):
         ~10 µs per instance on keyword handling, descriptors and those signals; the rater
         path builds two instances per trial of a session on every request."""
         model = self.model
-        if defer:
-            pairs = zip(self.attnames, values, strict=True)
-            kept = [(name, value) for name, value in pairs if name not in defer]
-            if self._has_init_receivers:
-                names, row = zip(*kept, strict=True)
-                return model.from_db(alias, list(names), list(row))
-            obj = model.__new__(model)
-            obj.__dict__.update(kept)
-        elif self._has_init_receivers:
-            return model.from_db(alias, self.attnames, values)
-        else:
-            obj = model.__new__(model)
-            obj.__dict__.update(zip(self.attnames, values, strict=True))
+        fields = dict(zip(self.attnames, values, strict=True))
+        for name in defer:
+            del fields[name]
+        if self._has_init_receivers:
+            return model.from_db(alias, list(fields), list(fields.values()))
+        obj = model.__new__(model)
+        obj.__dict__.update(fields)
         state = ModelState()
         state.adding = False
         state.db = alias
+        # What ModelState's descriptor makes at the first related object cached on the
+        # instance (every trial of a snapshot gets its session and item cached).
+        state.fields_cache = {}
         obj._state = state
         return obj
 

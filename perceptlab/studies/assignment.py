@@ -120,7 +120,7 @@ class Snapshot:
         return [t for t in self.trials.values() if t.kind in kinds]
 
     def open_positions(self) -> list[int]:
-        done = self.answers.keys()
+        done = set(self.answers)
         return [
             position
             for position, kind in enumerate(self.session.schedule)

@@ -133,7 +133,7 @@ def _build(snap: Snapshot, trial: Trial, answer: Answer) -> Judgment:
     shown_a, shown_b = trial.shown_as()
     chosen = None
     if study.is_pairwise:
-        if answer.choice not in Judgment.Choice.values:
+        if answer.choice not in _CHOICES:
             raise JudgmentRejected("bad_choice", _choices(study))
         if answer.choice == Judgment.Choice.UNDECIDED and not study.offers_undecided:
             raise JudgmentRejected("bad_choice", _choices(study))
@@ -179,6 +179,8 @@ def _choices(study: Study) -> str:
     return "Pick A, B or 'cannot decide'." if study.allow_undecided else "Please pick A or B."
 
 
+# Django's Choices.values makes a new list on every access.
+_CHOICES = frozenset(Judgment.Choice.values)
 CLOCK_SLACK_MS = 1000  # network and timer jitter between the two clocks
 
 
