@@ -192,7 +192,8 @@ def rank(
     not reached the target width; first, with probability ``explore``, the least asked
     (answers and pending slots), else the highest information gain per pending slot + 1;
     the rest in the same order. Candidates of stopped images are left out."""
-    rng = rng or random.Random()
+    # Drawn from the process's generator, so that a test's random.seed() fixes a run.
+    rng = rng or random.Random(random.getrandbits(64))
     explore = EXPLORE if explore is None else explore
     counts = item_counts(study)
     if study.is_flicker:
