@@ -157,6 +157,34 @@ def test_training_writes_a_checkpoint_a_log_and_resumes(tmp_path: Path) -> None:
         train(options, echo=lambda _: None)
 
 
+def test_a_run_started_from_a_checkpoint_resumes(tmp_path: Path, neural_dir: Path) -> None:
+    """A HiFiC run ``--init-from`` a checkpoint with built coding tables saves its state
+    with them; ``--resume`` reads that state into a fresh system (whose tables are empty)
+    and goes on from its step, ending with the same tables."""
+    start = save_tiny("hific", "tiny-start", neural_dir, TINY_HIFIC)
+    options = TrainOptions(
+        codec="hific",
+        data=training_images(tmp_path / "data"),
+        steps=1,
+        crop=64,
+        batch=2,
+        out=tmp_path / "out",
+        progress=False,
+        overrides={**TINY_HIFIC, "warmup_steps": 0},
+        name="tiny-more",
+        init_from=str(start),
+    )
+    train(options, echo=lambda _: None)
+    state = torch.load(tmp_path / "out" / "tiny-more.train.pt", weights_only=False)
+    tables = {k: v for k, v in state["system"].items() if k.endswith("_quantized_cdf")}
+    assert tables and all(v.numel() > 0 for v in tables.values())
+    options.steps, options.resume, options.init_from = 2, True, ""
+    messages: list[str] = []
+    path = train(options, echo=messages.append)
+    assert messages[0] == "resuming tiny-more at step 1"
+    assert checkpoints.load(path).card["steps"] == 2
+
+
 def test_training_refuses_bad_options(tmp_path: Path) -> None:
     with pytest.raises(TrainingError, match="not a folder"):
         train(TrainOptions(codec="gc", data=tmp_path / "none", steps=1, out=tmp_path))
