@@ -323,7 +323,15 @@ class _Run:
                     f"{self.state_path} was trained with other settings; use another --name or "
                     "drop --resume"
                 )
-            _fit_entropy_tables(self.system, state["system"])
+            # The codec first, through its own load_state_dict (CompressAI's sizes the
+            # entropy models' coding tables, built in a run started --init-from and
+            # empty in a fresh system), then everything with the discriminator.
+            codec = {
+                key.removeprefix("codec."): value
+                for key, value in state["system"].items()
+                if key.startswith("codec.")
+            }
+            self.system.codec.load_state_dict(codec)
             self.system.load_state_dict(state["system"])
             for key, optimiser in self.optimisers.items():
                 optimiser.load_state_dict(state["optimisers"][key])
@@ -470,22 +478,6 @@ def train(options: TrainOptions, *, echo: Any = print) -> Path:
     path = run.write_checkpoint()
     echo(f"wrote {path} after {run.step} steps in {run.seconds:.0f} s")
     return path
-
-
-ENTROPY_TABLES = ("_quantized_cdf", "_offset", "_cdf_length", "scale_table")
-
-
-def _fit_entropy_tables(system: Any, state: dict[str, Any]) -> None:
-    """Give the entropy models' coding tables (CompressAI's CDF buffers and scale table,
-    which grow when the tables are built) the sizes they have in ``state``, as CompressAI's own
-    ``CompressionModel.load_state_dict`` does for a codec: a run started ``--init-from`` a
-    checkpoint saves its state with built tables, and a fresh system's are empty, so
-    ``--resume`` failed with a size mismatch."""
-    for name, buffer in system.named_buffers():
-        saved = state.get(name)
-        if name.rsplit(".", 1)[-1] in ENTROPY_TABLES and saved is not None:
-            if buffer.shape != saved.shape:
-                buffer.resize_(saved.shape)
 
 
 def _initialise(system: Any, source: str, family: str) -> dict[str, Any]:
